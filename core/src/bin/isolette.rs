@@ -1,0 +1,170 @@
+//! `isolette`: the command-line front end of the isolette library.
+//!
+//! `isolette run` runs one command in a sandbox; `isolette check` says what this host
+//! supports. Setup errors print the error and exit 125, as `docker run` does.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use isolette::{HostReport, Image, MountSpec, Outcome, Output, Sandbox, Status, Stdin};
+
+#[derive(Parser)]
+#[command(
+    name = "isolette",
+    version,
+    about = "Run untrusted code in a fresh Linux sandbox and get an exact verdict"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a new sandbox made from an image.
+    Run(Box<RunArgs>),
+    /// Show what this host supports and what degrades.
+    Check,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Unpacked image directory (repeat for layers, lowest first).
+    #[arg(long, required = true)]
+    image: Vec<PathBuf>,
+    /// Wall-time limit, e.g. `3s`, `500ms` (a bare number is seconds).
+    #[arg(long, value_parser = duration)]
+    wall_time: Option<Duration>,
+    /// Cap on captured stdout + stderr, e.g. `1M`.
+    #[arg(long, value_parser = size)]
+    output_limit: Option<u64>,
+    /// Size of the writable layer, e.g. `64M`.
+    #[arg(long, value_parser = size)]
+    tmpfs_size: Option<u64>,
+    /// Bind mount `SRC:DST[:ro|:rw]` (read-only unless `:rw`).
+    #[arg(long = "mount", value_parser = mount)]
+    mounts: Vec<MountSpec>,
+    /// Environment variable `KEY=VALUE` for the program.
+    #[arg(long = "env", value_parser = env)]
+    envs: Vec<(String, String)>,
+    /// Working directory inside the sandbox.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// File to feed to the program's stdin (default: empty).
+    #[arg(long)]
+    stdin: Option<PathBuf>,
+    /// Hostname inside the sandbox.
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Use a user namespace even as root.
+    #[arg(long)]
+    userns: bool,
+    /// Print one JSON object with the outcome instead of passing the output through.
+    #[arg(long)]
+    json: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    cmd: Vec<String>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    isolette::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    isolette::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn mount(s: &str) -> Result<MountSpec, String> {
+    MountSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check => {
+            print!("{}", HostReport::probe());
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => match run(*args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("isolette: {e}");
+                ExitCode::from(125)
+            }
+        },
+    }
+}
+
+fn run(args: RunArgs) -> isolette::Result<u8> {
+    let image = Image::from_layers(&args.image)?;
+    let mut b = Sandbox::builder(&image);
+    if let Some(d) = args.wall_time {
+        b = b.wall_time(d);
+    }
+    if let Some(n) = args.output_limit {
+        b = b.output_limit(n);
+    }
+    if let Some(n) = args.tmpfs_size {
+        b = b.tmpfs_size(n);
+    }
+    for m in args.mounts {
+        b = b.mount(m);
+    }
+    for (k, v) in args.envs {
+        b = b.env(k, v);
+    }
+    if let Some(w) = args.workdir {
+        b = b.workdir(w);
+    }
+    if let Some(f) = args.stdin {
+        b = b.stdin_from(Stdin::File(f));
+    }
+    if let Some(h) = args.hostname {
+        b = b.hostname(h);
+    }
+    if args.userns {
+        b = b.user_namespace(true);
+    }
+    if !args.json {
+        b = b.stdout(Output::Inherit).stderr(Output::Inherit);
+    }
+    let out = b.run(args.cmd)?;
+    if args.json {
+        println!("{}", json(&out));
+        return Ok(0);
+    }
+    let _ = std::io::stdout().flush();
+    if !matches!(out.status, Status::Ok | Status::RuntimeError | Status::Signaled) {
+        eprintln!("isolette: {} after {:.3}s", out.status, out.wall_time.as_secs_f64());
+    }
+    Ok(match (out.exit_code, out.signal) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.saturating_add(sig as u8),
+        (None, None) => 0,
+    })
+}
+
+fn json(out: &Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "status": out.status.as_str(),
+        "exit_code": out.exit_code,
+        "signal": out.signal,
+        "cpu_time": out.cpu_time.as_secs_f64(),
+        "user_time": out.user_time.as_secs_f64(),
+        "system_time": out.system_time.as_secs_f64(),
+        "wall_time": out.wall_time.as_secs_f64(),
+        "memory_peak": out.memory_peak,
+        "approximate": out.approximate,
+        "stdout": String::from_utf8_lossy(&out.stdout),
+        "stderr": String::from_utf8_lossy(&out.stderr),
+    })
+}

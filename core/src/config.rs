@@ -1,0 +1,334 @@
+//! What the caller asked for: [`SandboxBuilder`], [`MountSpec`], [`Stdin`], [`Output`].
+//!
+//! Pure data on the caller's side. Nothing here is checked beyond parsing; `plan.rs`
+//! validates the whole config before anything is created.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::outcome::Outcome;
+
+/// Runs commands in sandboxes. See [`Sandbox::run`] and [`Sandbox::builder`].
+#[derive(Debug)]
+pub struct Sandbox {
+    _private: (),
+}
+
+impl Sandbox {
+    /// Runs `cmd` in a new sandbox made from `image`, with the default limits.
+    ///
+    /// ```no_run
+    /// use isolette::{Image, Sandbox, Status};
+    /// let image = Image::open("images/python")?;
+    /// let out = Sandbox::run(&image, ["python3", "-c", "print(6*7)"])?;
+    /// assert_eq!((out.status, &out.stdout[..]), (Status::Ok, &b"42\n"[..]));
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn run<I, S>(image: &Image, cmd: I) -> Result<Outcome>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Sandbox::builder(image).run(cmd)
+    }
+
+    /// Starts a builder to set limits, mounts, environment and I/O before running.
+    pub fn builder(image: &Image) -> SandboxBuilder {
+        SandboxBuilder {
+            image: image.clone(),
+            config: Config::default(),
+        }
+    }
+}
+
+/// Where the program's stdin comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// `/dev/null` (the default).
+    #[default]
+    Null,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+    /// A host file, opened by the caller's process.
+    File(PathBuf),
+}
+
+/// Where the program's stdout or stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Captured into the [`Outcome`], up to the output limit (the default).
+    #[default]
+    Capture,
+    /// Written to a host file (created or truncated by the caller's process).
+    File(PathBuf),
+    /// Discarded.
+    Null,
+    /// The caller's own stdout or stderr; not counted against the output limit.
+    Inherit,
+}
+
+/// A bind mount from the host into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: PathBuf,
+    /// Whether the program may write through it.
+    pub writable: bool,
+}
+
+impl MountSpec {
+    /// Parses `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw` (read-only unless `rw`).
+    ///
+    /// ```
+    /// let m = isolette::MountSpec::parse("/srv/tests/17:/data").unwrap();
+    /// assert_eq!((m.target.to_str(), m.writable), (Some("/data"), false));
+    /// assert!(isolette::MountSpec::parse("/srv:/out:rw").unwrap().writable);
+    /// ```
+    pub fn parse(spec: &str) -> Result<MountSpec> {
+        let bad = |why: &str| Error::config(format!("mount `{spec}`: {why}; expected SRC:DST[:ro|:rw]"));
+        let mut parts = spec.split(':');
+        let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
+            return Err(bad("missing `:`"));
+        };
+        let writable = match parts.next() {
+            None | Some("ro") => false,
+            Some("rw") => true,
+            Some(other) => return Err(bad(&format!("unknown mode `{other}`"))),
+        };
+        if parts.next().is_some() {
+            return Err(bad("too many `:`"));
+        }
+        if src.is_empty() || dst.is_empty() {
+            return Err(bad("empty path"));
+        }
+        Ok(MountSpec {
+            source: src.into(),
+            target: dst.into(),
+            writable,
+        })
+    }
+}
+
+/// Everything the caller set; validated by `plan.rs`.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub wall_time: Duration,
+    pub output_limit: u64,
+    pub tmpfs_size: u64,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    pub mounts: Vec<MountSpec>,
+    pub stdin: Stdin,
+    pub stdout: Output,
+    pub stderr: Output,
+    pub hostname: String,
+    pub user_namespace: Option<bool>,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Default wall-time limit.
+pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
+/// Default cap on captured stdout + stderr.
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
+/// Default size of the writable layer (the tmpfs that also holds /tmp and /dev/shm).
+pub const DEFAULT_TMPFS_SIZE: u64 = 256 << 20;
+/// Default uid and gid of the program inside the sandbox.
+pub const DEFAULT_SANDBOX_ID: u32 = 60000;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            wall_time: DEFAULT_WALL_TIME,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
+            tmpfs_size: DEFAULT_TMPFS_SIZE,
+            env: Vec::new(),
+            workdir: PathBuf::from("/"),
+            mounts: Vec::new(),
+            stdin: Stdin::Null,
+            stdout: Output::Capture,
+            stderr: Output::Capture,
+            hostname: "isolette".into(),
+            user_namespace: None,
+            uid: DEFAULT_SANDBOX_ID,
+            gid: DEFAULT_SANDBOX_ID,
+        }
+    }
+}
+
+/// Sets limits, mounts, environment and I/O of a run; made by [`Sandbox::builder`].
+///
+/// Every setter takes and returns the builder, so calls chain; nothing is checked until
+/// [`run`](SandboxBuilder::run), which refuses a bad config before creating anything.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SandboxBuilder {
+    image: Image,
+    config: Config,
+}
+
+impl SandboxBuilder {
+    /// Wall-clock limit, from exec to the end of the run (default 10 s); the whole sandbox is
+    /// killed when it passes, with status `wall_time_limit`.
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let out = isolette::Sandbox::builder(&image)
+    ///     .wall_time(std::time::Duration::from_millis(1500))
+    ///     .run(["/bin/sleep", "5"])?;
+    /// assert_eq!(out.status, isolette::Status::WallTimeLimit);
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn wall_time(mut self, limit: Duration) -> Self {
+        self.config.wall_time = limit;
+        self
+    }
+
+    /// Cap on captured stdout + stderr bytes (default 64 MiB); past it the run is killed
+    /// with status `output_limit` and the captured output is exactly this long.
+    pub fn output_limit(mut self, bytes: u64) -> Self {
+        self.config.output_limit = bytes;
+        self
+    }
+
+    /// Size of the per-run writable layer, shared with `/tmp` and `/dev/shm` (default
+    /// 256 MiB); writes past it fail with `ENOSPC` inside.
+    pub fn tmpfs_size(mut self, bytes: u64) -> Self {
+        self.config.tmpfs_size = bytes;
+        self
+    }
+
+    /// Adds an environment variable. The program sees only these, plus a default `PATH`
+    /// when none is given.
+    ///
+    /// ```
+    /// # fn f(image: &isolette::Image) {
+    /// let b = isolette::Sandbox::builder(image).env("LANG", "C.UTF-8");
+    /// # }
+    /// ```
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Working directory inside the sandbox (default `/`); it must exist in the image or be
+    /// a mount target.
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.workdir = dir.into();
+        self
+    }
+
+    /// Binds a host file or directory read-only at `target` inside the sandbox.
+    ///
+    /// ```
+    /// # fn f(image: &isolette::Image) {
+    /// let b = isolette::Sandbox::builder(image).mount_ro("/srv/tests/17", "/data");
+    /// # }
+    /// ```
+    pub fn mount_ro(self, source: impl AsRef<Path>, target: impl AsRef<Path>) -> Self {
+        self.mount(MountSpec {
+            source: source.as_ref().into(),
+            target: target.as_ref().into(),
+            writable: false,
+        })
+    }
+
+    /// Binds a host file or directory writable at `target` inside the sandbox.
+    pub fn mount_rw(self, source: impl AsRef<Path>, target: impl AsRef<Path>) -> Self {
+        self.mount(MountSpec {
+            source: source.as_ref().into(),
+            target: target.as_ref().into(),
+            writable: true,
+        })
+    }
+
+    /// Adds a bind mount (see [`MountSpec::parse`] for the `SRC:DST[:rw]` form).
+    pub fn mount(mut self, spec: MountSpec) -> Self {
+        self.config.mounts.push(spec);
+        self
+    }
+
+    /// Feeds these bytes to the program's stdin, then end of file.
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.config.stdin = Stdin::Bytes(input.into());
+        self
+    }
+
+    /// Sets where stdin comes from.
+    pub fn stdin_from(mut self, stdin: Stdin) -> Self {
+        self.config.stdin = stdin;
+        self
+    }
+
+    /// Sets where stdout goes (captured by default).
+    pub fn stdout(mut self, out: Output) -> Self {
+        self.config.stdout = out;
+        self
+    }
+
+    /// Sets where stderr goes (captured by default).
+    pub fn stderr(mut self, out: Output) -> Self {
+        self.config.stderr = out;
+        self
+    }
+
+    /// Hostname inside the sandbox (default `isolette`).
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.config.hostname = name.into();
+        self
+    }
+
+    /// Whether to use a user namespace. Callers that are not root always get one; for
+    /// root it is off by default and the program runs as a dedicated host uid instead.
+    pub fn user_namespace(mut self, on: bool) -> Self {
+        self.config.user_namespace = Some(on);
+        self
+    }
+
+    /// The program's uid and gid inside the sandbox (default 60000:60000); never 0.
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.config.uid = uid;
+        self.config.gid = gid;
+        self
+    }
+
+    /// Validates the config, runs `cmd` and returns its outcome.
+    ///
+    /// A bad config, an unusable image, a command missing from the image or a failed setup
+    /// step is an `Err`; whatever the program does is an [`Outcome`].
+    pub fn run<I, S>(&self, cmd: I) -> Result<Outcome>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let argv: Vec<String> = cmd.into_iter().map(Into::into).collect();
+        crate::run::run(&self.image, &self.config, &argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_specs() {
+        let m = MountSpec::parse("/a:/b").unwrap();
+        assert_eq!(
+            m,
+            MountSpec {
+                source: "/a".into(),
+                target: "/b".into(),
+                writable: false
+            }
+        );
+        assert!(MountSpec::parse("/a:/b:rw").unwrap().writable);
+        assert!(!MountSpec::parse("/a:/b:ro").unwrap().writable);
+        for bad in ["", "/a", ":/b", "/a:", "/a:/b:x", "/a:/b:rw:x"] {
+            assert!(matches!(MountSpec::parse(bad), Err(Error::Config(_))), "{bad}");
+        }
+    }
+}

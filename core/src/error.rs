@@ -1,0 +1,306 @@
+//! The whole error vocabulary of isolette.
+//!
+//! An [`Error`] means no verdict could be given: the caller's config was wrong, the image
+//! was unusable, the host lacks a feature, or a setup step failed. A program that
+//! misbehaved is never an error; it is an [`Outcome`](crate::Outcome).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+pub use nix::errno::Errno;
+
+/// Result type of every fallible isolette call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a sandbox could not be created or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's configuration is invalid; nothing was created.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// The image cannot be used as given.
+    #[error("image `{}`: {reason}", path.display())]
+    Image {
+        /// The image or layer directory at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The command does not exist in the image (looked up in the sandbox's `PATH`).
+    #[error("command `{command}` not found in the image (looked in {searched})")]
+    CommandNotFound {
+        /// The program name the caller gave.
+        command: String,
+        /// Where it was looked for, for the message.
+        searched: String,
+    },
+    /// The host lacks something isolette needs.
+    #[error("host lacks {feature}: {hint}")]
+    Host {
+        /// The missing feature.
+        feature: HostFeature,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A setup step failed; `path` names the object where the step had one.
+    #[error("{step}{}: {}{}", path_suffix(path), errno_text(*errno), hint_suffix(*step, *errno))]
+    Setup {
+        /// The step of the run lifecycle that failed.
+        step: Step,
+        /// The errno the kernel returned.
+        errno: Errno,
+        /// The file or mount point the step worked on, if any.
+        path: Option<PathBuf>,
+    },
+    /// An I/O operation of the supervisor failed.
+    #[error("{op} `{}`: {source}", path.display())]
+    Io {
+        /// The operation, e.g. `write uid_map`.
+        op: &'static str,
+        /// The file it worked on.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn config(msg: impl Into<String>) -> Self {
+        Error::Config(msg.into())
+    }
+
+    pub(crate) fn setup(step: Step, errno: Errno) -> Self {
+        Error::Setup {
+            step,
+            errno,
+            path: None,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn path_suffix(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!(" `{}`", p.display()),
+        None => String::new(),
+    }
+}
+
+fn errno_text(errno: Errno) -> String {
+    format!("{errno:?} ({})", errno.desc())
+}
+
+fn hint_suffix(step: Step, errno: Errno) -> &'static str {
+    match (step, errno) {
+        (Step::Clone, Errno::EPERM | Errno::ENOSPC) => {
+            "; namespaces are refused here (not root and user namespaces disabled, or inside a container without CAP_SYS_ADMIN); see `isolette check`"
+        }
+        (Step::Overlay, Errno::EINVAL | Errno::ENODEV) => {
+            "; overlayfs refused the layers (a layer on overlayfs itself, or no overlay support); see `isolette check`"
+        }
+        (Step::Overlay | Step::Mkdir, Errno::EOVERFLOW) => {
+            "; the image's files belong to a user that is not mapped in the user namespace (run as root without a user namespace, or own the image)"
+        }
+        (Step::Staging, Errno::EPERM) | (Step::MountPrivate, Errno::EPERM) => {
+            "; mounting is refused (a container needs CAP_SYS_ADMIN or user namespaces)"
+        }
+        _ => "",
+    }
+}
+
+/// A host feature isolette may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostFeature {
+    /// Unprivileged user namespaces (needed when the caller is not root).
+    UserNamespaces,
+    /// The overlay filesystem.
+    Overlayfs,
+    /// A mount point for the per-run staging tmpfs.
+    StagingDir,
+}
+
+impl fmt::Display for HostFeature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HostFeature::UserNamespaces => "user namespaces",
+            HostFeature::Overlayfs => "overlayfs",
+            HostFeature::StagingDir => "a staging directory",
+        })
+    }
+}
+
+/// One step of the run lifecycle; a failure inside the sandbox names the step it failed in.
+///
+/// The variants are the setup sequence, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum Step {
+    /// `clone3` of the sandbox's init.
+    Clone = 1,
+    /// Writing the user namespace's uid and gid maps.
+    IdMap,
+    /// Waiting for the supervisor's go-ahead.
+    Sync,
+    /// Closing file descriptors inherited from the caller.
+    CloseFds,
+    /// Becoming root of the user namespace.
+    InitIds,
+    /// Making every mount private to the sandbox.
+    MountPrivate,
+    /// Mounting the per-run staging tmpfs (writable layer, /tmp, /dev).
+    Staging,
+    /// Creating a directory.
+    Mkdir,
+    /// Creating a file or symlink.
+    CreateFile,
+    /// Changing directory during setup.
+    Chdir,
+    /// `pivot_root` into the staging or the new root.
+    PivotRoot,
+    /// Mounting the overlay root filesystem.
+    Overlay,
+    /// Mounting `/proc`.
+    Proc,
+    /// Populating `/dev`.
+    Dev,
+    /// A bind mount the caller asked for, or /tmp.
+    Bind,
+    /// Making a bind mount read-only.
+    Remount,
+    /// Detaching the old root.
+    DetachOldRoot,
+    /// Setting the hostname.
+    Hostname,
+    /// Setting resource limits.
+    Rlimits,
+    /// Forking the program from the init.
+    ForkProgram,
+    /// Starting a new session for the program.
+    Setsid,
+    /// Connecting stdin, stdout and stderr.
+    Stdio,
+    /// Changing to the working directory.
+    Workdir,
+    /// Setting the sandbox user and groups.
+    SetIds,
+    /// Dropping every capability.
+    DropCaps,
+    /// Setting `no_new_privs`.
+    NoNewPrivs,
+    /// `execve` of the program.
+    Exec,
+}
+
+impl Step {
+    const ALL: [Step; 27] = [
+        Step::Clone,
+        Step::IdMap,
+        Step::Sync,
+        Step::CloseFds,
+        Step::InitIds,
+        Step::MountPrivate,
+        Step::Staging,
+        Step::Mkdir,
+        Step::CreateFile,
+        Step::Chdir,
+        Step::PivotRoot,
+        Step::Overlay,
+        Step::Proc,
+        Step::Dev,
+        Step::Bind,
+        Step::Remount,
+        Step::DetachOldRoot,
+        Step::Hostname,
+        Step::Rlimits,
+        Step::ForkProgram,
+        Step::Setsid,
+        Step::Stdio,
+        Step::Workdir,
+        Step::SetIds,
+        Step::DropCaps,
+        Step::NoNewPrivs,
+        Step::Exec,
+    ];
+
+    /// The step's name as it reads in messages (`overlay`, `pivot_root`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Clone => "clone3",
+            Step::IdMap => "id map",
+            Step::Sync => "sync",
+            Step::CloseFds => "close fds",
+            Step::InitIds => "init ids",
+            Step::MountPrivate => "make mounts private",
+            Step::Staging => "staging tmpfs",
+            Step::Mkdir => "mkdir",
+            Step::CreateFile => "create",
+            Step::Chdir => "chdir",
+            Step::PivotRoot => "pivot_root",
+            Step::Overlay => "overlay",
+            Step::Proc => "proc",
+            Step::Dev => "dev",
+            Step::Bind => "bind mount",
+            Step::Remount => "read-only remount",
+            Step::DetachOldRoot => "detach old root",
+            Step::Hostname => "sethostname",
+            Step::Rlimits => "setrlimit",
+            Step::ForkProgram => "fork program",
+            Step::Setsid => "setsid",
+            Step::Stdio => "stdio",
+            Step::Workdir => "workdir",
+            Step::SetIds => "set ids",
+            Step::DropCaps => "drop capabilities",
+            Step::NoNewPrivs => "no_new_privs",
+            Step::Exec => "execve",
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> Option<Step> {
+        Step::ALL.iter().copied().find(|s| *s as u8 == v)
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_round_trips_through_u8() {
+        for s in Step::ALL {
+            assert_eq!(Step::from_u8(s as u8), Some(s));
+        }
+        assert_eq!(Step::from_u8(0), None);
+        assert_eq!(Step::from_u8(200), None);
+    }
+
+    #[test]
+    fn setup_error_names_step_path_and_errno() {
+        let e = Error::Setup {
+            step: Step::Overlay,
+            errno: Errno::EINVAL,
+            path: Some("/newroot".into()),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("overlay `/newroot`: EINVAL (Invalid argument)"),
+            "{msg}"
+        );
+    }
+}

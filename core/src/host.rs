@@ -1,0 +1,215 @@
+//! Probing what the host supports, for `isolette check` and for clear errors.
+//!
+//! Parent side, read-only: it reads `/proc` and never creates anything.
+
+use std::fmt;
+
+/// How cgroups are mounted on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CgroupLayout {
+    /// One unified v2 hierarchy; the controllers listed in its root.
+    V2 {
+        /// Controllers available at the root (`cgroup.controllers`).
+        controllers: Vec<String>,
+    },
+    /// v1 hierarchies, one per controller (possibly with an empty v2 beside them: "hybrid").
+    V1 {
+        /// Controllers that have a v1 hierarchy.
+        controllers: Vec<String>,
+        /// Whether a v2 hierarchy is mounted too (at `/sys/fs/cgroup/unified`).
+        hybrid: bool,
+    },
+    /// No cgroup filesystem is mounted.
+    None,
+}
+
+/// What this host supports, and what degrades without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostReport {
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Whether the caller is root (euid 0).
+    pub root: bool,
+    /// Whether user namespaces can be created by this caller.
+    pub user_namespaces: bool,
+    /// Whether overlayfs is available.
+    pub overlayfs: bool,
+    /// Whether seccomp filters are available.
+    pub seccomp: bool,
+    /// The cgroup layout.
+    pub cgroup: CgroupLayout,
+}
+
+impl HostReport {
+    /// Probes the host.
+    pub fn probe() -> HostReport {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let root = nix::unistd::geteuid().is_root();
+        let max_userns = read("/proc/sys/user/max_user_namespaces")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0);
+        // Debian's knob; absent on kernels without the patch, where unprivileged use is allowed.
+        let unpriv = read("/proc/sys/kernel/unprivileged_userns_clone").trim() != "0";
+        HostReport {
+            kernel: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            root,
+            user_namespaces: max_userns > 0 && (root || unpriv),
+            overlayfs: read("/proc/filesystems")
+                .lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+                || std::path::Path::new("/sys/module/overlay").exists(),
+            seccomp: read("/proc/self/status").lines().any(|l| l.starts_with("Seccomp:")),
+            cgroup: cgroup_layout(&read("/proc/self/mounts"), &read("/sys/fs/cgroup/cgroup.controllers")),
+        }
+    }
+
+    /// What will not work, or works with less isolation or precision, on this host.
+    pub fn degradations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.root && !self.user_namespaces {
+            out.push(
+                "not root and no user namespaces: sandboxes cannot be created (run as root, or enable user namespaces)"
+                    .into(),
+            );
+        }
+        if !self.overlayfs {
+            out.push("no overlayfs: sandboxes cannot be created (modprobe overlay)".into());
+        }
+        if !self.seccomp {
+            out.push("no seccomp: system calls cannot be filtered".into());
+        }
+        match &self.cgroup {
+            CgroupLayout::None => out.push("no cgroups: memory and cpu figures are approximate (rusage)".into()),
+            _ if !self.root => {
+                out.push("not root: cgroup limits need a delegated cgroup v2 subtree; figures are approximate".into())
+            }
+            _ => {}
+        }
+        out.push("cgroup limits (memory, pids, cpu) are not applied yet: cpu time and memory peak come from rusage and are approximate".into());
+        out
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+impl fmt::Display for HostReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "kernel           {}", self.kernel)?;
+        writeln!(f, "root             {}", yes(self.root))?;
+        writeln!(f, "user namespaces  {}", yes(self.user_namespaces))?;
+        writeln!(f, "overlayfs        {}", yes(self.overlayfs))?;
+        writeln!(f, "seccomp          {}", yes(self.seccomp))?;
+        match &self.cgroup {
+            CgroupLayout::V2 { controllers } => {
+                writeln!(f, "cgroup           v2 (unified): {}", controllers.join(" "))?
+            }
+            CgroupLayout::V1 { controllers, hybrid } => writeln!(
+                f,
+                "cgroup           v1{}: {}",
+                if *hybrid { " (hybrid)" } else { "" },
+                controllers.join(" ")
+            )?,
+            CgroupLayout::None => writeln!(f, "cgroup           none")?,
+        }
+        for d in self.degradations() {
+            writeln!(f, "degraded         {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the layout from `/proc/self/mounts` and the v2 root's `cgroup.controllers`.
+fn cgroup_layout(mounts: &str, v2_controllers: &str) -> CgroupLayout {
+    let mut v1 = Vec::new();
+    let mut v2_root = false;
+    let mut v2_any = false;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, dir, fstype, options, ..] = fields[..] else {
+            continue;
+        };
+        match fstype {
+            "cgroup2" => {
+                v2_any = true;
+                v2_root |= dir == "/sys/fs/cgroup";
+            }
+            "cgroup" => {
+                for opt in options.split(',') {
+                    if matches!(
+                        opt,
+                        "memory"
+                            | "pids"
+                            | "cpu"
+                            | "cpuacct"
+                            | "cpuset"
+                            | "blkio"
+                            | "devices"
+                            | "freezer"
+                            | "hugetlb"
+                            | "net_cls"
+                            | "net_prio"
+                            | "perf_event"
+                            | "rdma"
+                            | "misc"
+                    ) {
+                        v1.push(opt.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if v2_root {
+        CgroupLayout::V2 {
+            controllers: v2_controllers.split_whitespace().map(String::from).collect(),
+        }
+    } else if !v1.is_empty() {
+        v1.sort();
+        v1.dedup();
+        CgroupLayout::V1 {
+            controllers: v1,
+            hybrid: v2_any,
+        }
+    } else {
+        CgroupLayout::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_hybrid_v1() {
+        let mounts = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw,nosuid 0 0\n\
+                      cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,memory 0 0\n\
+                      cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
+                      cgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\n";
+        assert_eq!(
+            cgroup_layout(mounts, ""),
+            CgroupLayout::V1 {
+                controllers: vec!["cpu".into(), "cpuacct".into(), "memory".into(), "pids".into()],
+                hybrid: true
+            }
+        );
+    }
+
+    #[test]
+    fn detects_unified_v2_and_none() {
+        let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nsdelegate 0 0\n";
+        assert_eq!(
+            cgroup_layout(mounts, "cpuset cpu io memory pids\n"),
+            CgroupLayout::V2 {
+                controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec()
+            }
+        );
+        assert_eq!(cgroup_layout("proc /proc proc rw 0 0\n", ""), CgroupLayout::None);
+    }
+}

@@ -1,0 +1,136 @@
+//! [`Image`]: an ordered list of read-only layer directories.
+//!
+//! Parent side only. The image is checked once when it is opened and never written to:
+//! each run stacks its own writable layer on top of it with overlayfs.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An unpacked image: one root filesystem directory, or read-only layers stacked lowest first.
+///
+/// Opening checks that every layer exists and can be used by overlayfs; the directories are
+/// never written to. An `Image` is cheap to clone and can be shared by many concurrent runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    layers: Vec<PathBuf>,
+}
+
+impl Image {
+    /// Opens an image made of one unpacked root filesystem directory.
+    ///
+    /// ```no_run
+    /// let image = isolette::Image::open("images/python")?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Image> {
+        Image::from_layers([dir])
+    }
+
+    /// Opens an image made of read-only layers, given lowest first (as in an OCI manifest).
+    pub fn from_layers<I, P>(dirs: I) -> Result<Image>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        let layers = dirs
+            .into_iter()
+            .map(|d| check_layer(d.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        if layers.is_empty() {
+            return Err(Error::config("an image needs at least one layer directory"));
+        }
+        if layers.len() > MAX_LAYERS {
+            return Err(Error::Image {
+                path: layers[0].clone(),
+                reason: format!("{} layers; overlayfs takes at most {MAX_LAYERS}", layers.len()),
+            });
+        }
+        Ok(Image { layers })
+    }
+
+    /// The layer directories, lowest first, as absolute canonical paths.
+    pub fn layers(&self) -> &[PathBuf] {
+        &self.layers
+    }
+}
+
+/// Overlayfs's own limit on lower layers.
+const MAX_LAYERS: usize = 500;
+
+fn check_layer(dir: &Path) -> Result<PathBuf> {
+    let image_err = |reason: &str| Error::Image {
+        path: dir.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if dir.as_os_str().is_empty() {
+        return Err(Error::config("image path is empty"));
+    }
+    let canon = dir.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => image_err(
+            "does not exist; build it first (see scripts/build-test-images.sh) or pass an unpacked rootfs directory",
+        ),
+        std::io::ErrorKind::PermissionDenied => image_err("permission denied"),
+        _ => image_err(&e.to_string()),
+    })?;
+    if !canon.is_dir() {
+        return Err(image_err(
+            "is not a directory; pass an unpacked root filesystem directory",
+        ));
+    }
+    let text = canon.to_str().ok_or_else(|| image_err("path is not UTF-8"))?;
+    // Overlayfs's mount options separate layers with `:` and options with `,`.
+    if let Some(c) = text.chars().find(|c| matches!(c, ':' | ',' | '\\' | '\n' | '\0')) {
+        return Err(image_err(&format!(
+            "path contains {c:?}, which overlayfs mount options cannot carry; move or link the image elsewhere"
+        )));
+    }
+    if canon == Path::new("/") {
+        return Err(image_err("the host's root cannot be an image"));
+    }
+    Ok(canon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_a_directory_and_canonicalizes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let img = Image::open(tmp.path().join(".")).unwrap();
+        assert_eq!(img.layers(), &[tmp.path().canonicalize().unwrap()]);
+    }
+
+    #[test]
+    fn refuses_missing_file_and_bad_chars() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = Image::open(tmp.path().join("nope")).unwrap_err();
+        assert!(matches!(missing, Error::Image { .. }), "{missing}");
+        assert!(missing.to_string().contains("does not exist"));
+
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        assert!(Image::open(&file).unwrap_err().to_string().contains("not a directory"));
+
+        let colon = tmp.path().join("a:b");
+        std::fs::create_dir(&colon).unwrap();
+        assert!(Image::open(&colon).unwrap_err().to_string().contains("':'"));
+
+        assert!(matches!(
+            Image::from_layers(Vec::<PathBuf>::new()),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(Image::open(""), Err(Error::Config(_))));
+        assert!(Image::open("/").is_err());
+    }
+
+    #[test]
+    fn keeps_layer_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let img = Image::from_layers([a.path(), b.path()]).unwrap();
+        assert_eq!(img.layers()[0], a.path().canonicalize().unwrap());
+        assert_eq!(img.layers()[1], b.path().canonicalize().unwrap());
+    }
+}

@@ -1,0 +1,49 @@
+//! isolette: run untrusted code in a fresh Linux sandbox per request, and get back an exact
+//! verdict.
+//!
+//! An [`Image`] (one or more unpacked layer directories) is opened once; [`Sandbox::run`]
+//! or a [`SandboxBuilder`] then runs a command in a new sandbox made from it: an overlay
+//! root with a size-limited writable layer, new user (when not root), pid, mount,
+//! network, ipc, uts and cgroup namespaces, an unprivileged user with no capabilities and
+//! `no_new_privs`. Nothing of the sandbox outlives the run.
+//!
+//! ```no_run
+//! use isolette::{Image, Sandbox, Status};
+//! use std::time::Duration;
+//!
+//! let image = Image::open("images/python")?;
+//! let out = Sandbox::builder(&image)
+//!     .wall_time(Duration::from_secs(3))
+//!     .stdin("21\n")
+//!     .run(["python3", "-c", "print(int(input()) * 2)"])?;
+//! assert_eq!(out.status, Status::Ok);
+//! assert_eq!(out.stdout, b"42\n");
+//! # Ok::<(), isolette::Error>(())
+//! ```
+#![deny(unsafe_code, missing_docs)]
+
+mod config;
+mod error;
+mod host;
+mod image;
+mod limits;
+mod namespaces;
+mod outcome;
+mod plan;
+mod rootfs;
+mod run;
+#[allow(unsafe_code)]
+mod spawn;
+mod stdio;
+mod supervise;
+mod units;
+
+pub use config::{
+    DEFAULT_OUTPUT_LIMIT, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE, DEFAULT_WALL_TIME, MountSpec, Output, Sandbox,
+    SandboxBuilder, Stdin,
+};
+pub use error::{Errno, Error, HostFeature, Result, Step};
+pub use host::{CgroupLayout, HostReport};
+pub use image::Image;
+pub use outcome::{Outcome, Status};
+pub use units::{format_duration, format_size, parse_duration, parse_size};

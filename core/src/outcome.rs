@@ -1,0 +1,149 @@
+//! [`Outcome`] and [`Status`]: the verdict of a run, and the precedence that derives it.
+//!
+//! Parent side, pure. `derive` turns what the supervisor saw (the program's wait status
+//! and the limit it enforced, if any) into one status.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// Exited with code 0.
+    Ok,
+    /// Exited with a non-zero code.
+    RuntimeError,
+    /// Died on a signal it caused itself (for example `SIGSEGV`, or `SIGABRT` from `abort()`).
+    Signaled,
+    /// Used more cpu time than allowed.
+    CpuTimeLimit,
+    /// Ran longer than the wall-time limit; the sandbox was killed.
+    WallTimeLimit,
+    /// Hit the memory limit.
+    MemoryLimit,
+    /// Wrote more than the output limit; the sandbox was killed.
+    OutputLimit,
+    /// Made a system call the seccomp policy forbids.
+    SyscallBlocked,
+}
+
+impl Status {
+    /// The snake_case name used in JSON and by the bindings (`ok`, `wall_time_limit`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::RuntimeError => "runtime_error",
+            Status::Signaled => "signaled",
+            Status::CpuTimeLimit => "cpu_time_limit",
+            Status::WallTimeLimit => "wall_time_limit",
+            Status::MemoryLimit => "memory_limit",
+            Status::OutputLimit => "output_limit",
+            Status::SyscallBlocked => "syscall_blocked",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a run produced: the verdict and its measurements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The verdict.
+    pub status: Status,
+    /// Exit code, when the program exited.
+    pub exit_code: Option<i32>,
+    /// Signal number, when the program died on a signal (also when a limit killed it).
+    pub signal: Option<i32>,
+    /// User + system cpu time of the whole process tree.
+    pub cpu_time: Duration,
+    /// User cpu time of the whole process tree.
+    pub user_time: Duration,
+    /// System cpu time of the whole process tree.
+    pub system_time: Duration,
+    /// Monotonic time from exec to the end of the program.
+    pub wall_time: Duration,
+    /// Peak memory in bytes.
+    pub memory_peak: u64,
+    /// Whether `cpu_time` and `memory_peak` are approximate (no cgroup accounting: cpu from
+    /// rusage of reaped processes, memory the largest single process's peak RSS).
+    pub approximate: bool,
+    /// Captured stdout (empty when redirected).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (empty when redirected).
+    pub stderr: Vec<u8>,
+}
+
+/// A limit the supervisor enforced by killing the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enforced {
+    WallTime,
+    Output,
+}
+
+/// How the program ended, as its init saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Exited(i32),
+    Signaled(i32),
+    /// Killed before the program reported an ending (the sandbox was torn down).
+    Killed,
+}
+
+/// Precedence: a limit the supervisor enforced wins over the signal or exit code it caused;
+/// then the signal; then the exit code.
+pub(crate) fn derive(ending: Ending, enforced: Option<Enforced>) -> (Status, Option<i32>, Option<i32>) {
+    let (code, signal) = match ending {
+        Ending::Exited(c) => (Some(c), None),
+        Ending::Signaled(s) => (None, Some(s)),
+        Ending::Killed => (None, Some(libc::SIGKILL)),
+    };
+    let status = match (enforced, ending) {
+        (Some(Enforced::WallTime), _) => Status::WallTimeLimit,
+        (Some(Enforced::Output), _) => Status::OutputLimit,
+        (None, Ending::Signaled(_) | Ending::Killed) => Status::Signaled,
+        (None, Ending::Exited(0)) => Status::Ok,
+        (None, Ending::Exited(_)) => Status::RuntimeError,
+    };
+    (status, code, signal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_table() {
+        use Ending::*;
+        use Enforced::*;
+        type Row = (Ending, Option<Enforced>, Status, Option<i32>, Option<i32>);
+        let rows: &[Row] = &[
+            (Exited(0), None, Status::Ok, Some(0), None),
+            (Exited(3), None, Status::RuntimeError, Some(3), None),
+            (Signaled(6), None, Status::Signaled, None, Some(6)),
+            (Signaled(9), Some(WallTime), Status::WallTimeLimit, None, Some(9)),
+            (Killed, Some(WallTime), Status::WallTimeLimit, None, Some(9)),
+            (Exited(0), Some(WallTime), Status::WallTimeLimit, Some(0), None),
+            (Signaled(13), Some(Output), Status::OutputLimit, None, Some(13)),
+            (Killed, None, Status::Signaled, None, Some(9)),
+        ];
+        for &(ending, enforced, status, code, signal) in rows {
+            assert_eq!(
+                derive(ending, enforced),
+                (status, code, signal),
+                "{ending:?} {enforced:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_snake_case() {
+        assert_eq!(Status::WallTimeLimit.to_string(), "wall_time_limit");
+        assert_eq!(Status::Ok.as_str(), "ok");
+    }
+}

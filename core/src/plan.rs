@@ -1,0 +1,458 @@
+//! [`Plan`]: everything the child needs, validated and built on the caller's thread.
+//!
+//! After the clone the child must not allocate: every string is a `CString` here, every
+//! array of pointers is null-terminated here, every number is final here.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use libc::c_char;
+
+use crate::config::{Config, MountSpec};
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::limits::{self, Rlimit};
+use crate::namespaces::{self, IdMaps};
+use crate::rootfs::{self, MountOp, cstring, sandbox_path};
+
+/// `PATH` when the caller sets none.
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The validated, fully built description of one run.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub clone_flags: u64,
+    /// Written by the parent when the sandbox has a user namespace.
+    pub id_maps: Option<IdMaps>,
+    /// Root caller with a user namespace: the init becomes uid/gid 0 inside before mounting,
+    /// so what it creates is owned by a mapped id.
+    pub init_becomes_root: bool,
+    pub ops: Vec<MountOp>,
+    /// For each op, the path an error names.
+    pub labels: Vec<PathBuf>,
+    pub hostname: CString,
+    pub rlimits: Vec<Rlimit>,
+    /// The caller's argv and environment strings `(start, end)`: the init zeroes its copy so
+    /// the program cannot read them in `/proc/1/cmdline` (they may hold secrets).
+    pub caller_strings: [(usize, usize); 2],
+    pub program: Program,
+}
+
+/// The program's side of the plan.
+#[derive(Debug)]
+pub(crate) struct Program {
+    /// The command as given, for messages.
+    pub command: String,
+    /// Paths to try with execve, in order (the `PATH` search, done without allocating).
+    pub candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    /// Null-terminated pointers into `_argv` and `_envp`, which live as long as the plan.
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+    pub workdir: CString,
+    pub uid: u32,
+    pub gid: u32,
+    /// Whether `setgroups` is allowed (not after an unprivileged caller's "deny").
+    pub setgroups: bool,
+    /// Highest capability number of the running kernel.
+    pub cap_last_cap: u32,
+}
+
+impl Plan {
+    /// Validates `config` against `image` and builds the plan; nothing is created.
+    pub(crate) fn new(image: &Image, config: &Config, argv: &[String]) -> Result<Plan> {
+        validate_limits(config)?;
+        let caller_is_root = nix::unistd::geteuid().is_root();
+        let userns = match config.user_namespace {
+            Some(false) if !caller_is_root => {
+                return Err(Error::config(
+                    "a caller that is not root needs a user namespace; drop `user_namespace(false)`",
+                ));
+            }
+            Some(on) => on,
+            None => !caller_is_root,
+        };
+        if config.uid == 0 || config.gid == 0 {
+            return Err(Error::config(
+                "the sandbox user must not be root (uid and gid 0 are refused)",
+            ));
+        }
+        if userns
+            && caller_is_root
+            && (config.uid >= namespaces::HOST_ID_COUNT || config.gid >= namespaces::HOST_ID_COUNT)
+        {
+            return Err(Error::config(format!(
+                "with a user namespace, uid and gid must be below {}",
+                namespaces::HOST_ID_COUNT
+            )));
+        }
+        let id_maps = userns.then(|| {
+            if caller_is_root {
+                IdMaps::for_root()
+            } else {
+                IdMaps::for_caller(
+                    config.uid,
+                    config.gid,
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
+            }
+        });
+
+        let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
+        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns)?;
+        let workdir = sandbox_path("workdir", &config.workdir)?;
+
+        if config.hostname.is_empty() || config.hostname.len() > 64 || config.hostname.contains(['\0', '/']) {
+            return Err(Error::config(format!(
+                "hostname `{}` must be 1 to 64 bytes, without NUL or `/`",
+                config.hostname.escape_debug()
+            )));
+        }
+
+        let mut clone_flags = namespaces::BASE_FLAGS | namespaces::CLONE_PIDFD;
+        if userns {
+            clone_flags |= libc::CLONE_NEWUSER as u64;
+        }
+        Ok(Plan {
+            clone_flags,
+            id_maps,
+            init_becomes_root: userns && caller_is_root,
+            ops: rootfs.ops,
+            labels: rootfs.labels,
+            hostname: cstring(&config.hostname)?,
+            rlimits: limits::plan(),
+            caller_strings: caller_strings(),
+            program: Program::new(argv, config, workdir, !userns || caller_is_root)?,
+        })
+    }
+}
+
+impl Program {
+    fn new(argv: &[String], config: &Config, workdir: PathBuf, setgroups: bool) -> Result<Program> {
+        let Some(command) = argv.first() else {
+            return Err(Error::config("the command is empty; give at least the program to run"));
+        };
+        if command.is_empty() {
+            return Err(Error::config("the program name is empty"));
+        }
+        let c_argv = argv
+            .iter()
+            .map(|a| arg_cstring("argument", a))
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut env: Vec<(String, String)> = Vec::with_capacity(config.env.len() + 1);
+        for (k, v) in &config.env {
+            if k.is_empty() || k.contains('=') {
+                return Err(Error::config(format!(
+                    "environment name `{}` must be non-empty and without `=`",
+                    k.escape_debug()
+                )));
+            }
+            // A later value for the same name replaces the earlier one, as in a shell.
+            env.retain(|(old, _)| old != k);
+            env.push((k.clone(), v.clone()));
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let c_envp = env
+            .iter()
+            .map(|(k, v)| arg_cstring("environment entry", &format!("{k}={v}")))
+            .collect::<Result<Vec<_>>>()?;
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or(DEFAULT_PATH);
+
+        let candidates = if command.contains('/') {
+            vec![arg_cstring("command", command)?]
+        } else {
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| arg_cstring("command", &format!("{}/{command}", d.trim_end_matches('/'))))
+                .collect::<Result<Vec<_>>>()?
+        };
+        if candidates.is_empty() {
+            return Err(Error::config(format!(
+                "`PATH` is empty, so `{command}` cannot be found; give an absolute path"
+            )));
+        }
+
+        let argv_ptrs = c_argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        let envp_ptrs = c_envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        Ok(Program {
+            command: command.clone(),
+            candidates,
+            _argv: c_argv,
+            _envp: c_envp,
+            argv: argv_ptrs,
+            envp: envp_ptrs,
+            workdir: cstring(workdir.as_os_str().as_bytes())?,
+            uid: config.uid,
+            gid: config.gid,
+            setgroups,
+            cap_last_cap: cap_last_cap(),
+        })
+    }
+
+    /// Where the command was looked for, for a "not found" message.
+    pub(crate) fn searched(&self) -> String {
+        self.candidates
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn arg_cstring(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::config(format!("{what} `{}` contains a NUL byte", s.escape_debug())))
+}
+
+fn validate_limits(config: &Config) -> Result<()> {
+    if config.wall_time.is_zero() {
+        return Err(Error::config("wall_time must be more than zero"));
+    }
+    if config.output_limit == 0 {
+        return Err(Error::config("output_limit must be more than zero bytes"));
+    }
+    if config.tmpfs_size < 64 << 10 {
+        return Err(Error::config(format!(
+            "tmpfs_size must be at least 64K (got {} bytes)",
+            config.tmpfs_size
+        )));
+    }
+    Ok(())
+}
+
+fn check_mount(spec: &MountSpec) -> Result<rootfs::Bind> {
+    let target = sandbox_path("mount target", &spec.target)?;
+    if target == Path::new("/") {
+        return Err(Error::config("a mount target must not be `/`"));
+    }
+    for reserved in ["/proc", "/dev"] {
+        if target.starts_with(reserved) {
+            return Err(Error::config(format!(
+                "mount target `{}` is inside `{reserved}`, which the sandbox provides",
+                target.display()
+            )));
+        }
+    }
+    if spec.source.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::config(format!(
+            "mount source `{}` contains a NUL byte",
+            spec.source.display()
+        )));
+    }
+    let source = spec
+        .source
+        .canonicalize()
+        .map_err(|e| Error::config(format!("mount source `{}`: {e}", spec.source.display())))?;
+    Ok(rootfs::Bind {
+        is_dir: source.is_dir(),
+        source,
+        target,
+        writable: spec.writable,
+    })
+}
+
+/// `arg_start..arg_end` and `env_start..env_end` of this process (proc(5), `/proc/self/stat`
+/// fields 48 to 51); empty ranges when unreadable or implausible.
+fn caller_strings() -> [(usize, usize); 2] {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    parse_caller_strings(&stat).unwrap_or_default()
+}
+
+fn parse_caller_strings(stat: &str) -> Option<[(usize, usize); 2]> {
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<usize> = rest
+        .split_whitespace()
+        .skip(45)
+        .take(4)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let range = |a: usize, b: usize| {
+        if a < b && b - a <= 1 << 20 { (a, b) } else { (0, 0) }
+    };
+    match fields[..] {
+        [a0, a1, e0, e1] => Some([range(a0, a1), range(e0, e1)]),
+        _ => None,
+    }
+}
+
+/// `/proc/sys/kernel/cap_last_cap`, read once; 63 when unreadable, so every cap is dropped.
+fn cap_last_cap() -> u32 {
+    static LAST: OnceLock<u32> = OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn image() -> (tempfile::TempDir, Image) {
+        let dir = tempfile::tempdir().unwrap();
+        let img = Image::open(dir.path()).unwrap();
+        (dir, img)
+    }
+
+    fn plan(config: &Config, argv: &[&str]) -> Result<Plan> {
+        let (_d, img) = image();
+        Plan::new(&img, config, &argv.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    fn config_err(r: Result<Plan>) -> String {
+        match r {
+            Err(Error::Config(msg)) => msg,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_bad_configs() {
+        let base = Config::default();
+        assert!(config_err(plan(&base, &[])).contains("command is empty"));
+        assert!(config_err(plan(&base, &[""])).contains("empty"));
+        assert!(config_err(plan(&base, &["a\0b"])).contains("NUL"));
+        assert!(
+            config_err(plan(
+                &Config {
+                    env: vec![("A=B".into(), "1".into())],
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("`=`")
+        );
+        assert!(
+            config_err(plan(
+                &Config {
+                    env: vec![("A".into(), "\0".into())],
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("NUL")
+        );
+        assert!(
+            config_err(plan(
+                &Config {
+                    wall_time: Duration::ZERO,
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("wall_time")
+        );
+        assert!(
+            config_err(plan(
+                &Config {
+                    output_limit: 0,
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("output_limit")
+        );
+        assert!(
+            config_err(plan(
+                &Config {
+                    tmpfs_size: 0,
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("tmpfs_size")
+        );
+        assert!(
+            config_err(plan(
+                &Config {
+                    workdir: "rel".into(),
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("absolute")
+        );
+        assert!(config_err(plan(&Config { uid: 0, ..base.clone() }, &["x"])).contains("root"));
+        assert!(
+            config_err(plan(
+                &Config {
+                    hostname: "".into(),
+                    ..base.clone()
+                },
+                &["x"]
+            ))
+            .contains("hostname")
+        );
+        let mount = |target: &str| Config {
+            mounts: vec![MountSpec {
+                source: "/".into(),
+                target: target.into(),
+                writable: false,
+            }],
+            ..base.clone()
+        };
+        assert!(config_err(plan(&mount("data"), &["x"])).contains("absolute"));
+        assert!(config_err(plan(&mount("/a/../b"), &["x"])).contains(".."));
+        assert!(config_err(plan(&mount("/"), &["x"])).contains("`/`"));
+        assert!(config_err(plan(&mount("/proc/x"), &["x"])).contains("/proc"));
+        let missing = Config {
+            mounts: vec![MountSpec {
+                source: "/no/such/dir".into(),
+                target: "/d".into(),
+                writable: false,
+            }],
+            ..base.clone()
+        };
+        assert!(config_err(plan(&missing, &["x"])).contains("/no/such/dir"));
+    }
+
+    #[test]
+    fn caller_strings_come_from_stat_fields_48_to_51() {
+        let mut stat = String::from("12 (a (b) c) S");
+        for n in 4..=52 {
+            stat.push_str(&format!(" {}", n * 100));
+        }
+        assert_eq!(parse_caller_strings(&stat), Some([(4800, 4900), (5000, 5100)]));
+        assert_eq!(parse_caller_strings("1 (x) S 2"), None);
+        let [argv, _] = caller_strings();
+        assert!(argv.0 < argv.1, "this test process has arguments");
+    }
+
+    #[test]
+    fn path_search_and_env() {
+        let config = Config {
+            env: vec![
+                ("PATH".into(), "/a:/b/".into()),
+                ("X".into(), "1".into()),
+                ("X".into(), "2".into()),
+            ],
+            ..Config::default()
+        };
+        let p = plan(&config, &["prog", "arg"]).unwrap();
+        let cands: Vec<_> = p.program.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(cands, ["/a/prog", "/b/prog"]);
+        assert_eq!(p.program.argv.len(), 3);
+        assert!(p.program.argv[2].is_null());
+        assert_eq!(p.program.envp.len(), 3, "PATH and one X");
+
+        let p = plan(&Config::default(), &["./rel/prog"]).unwrap();
+        assert_eq!(p.program.candidates.len(), 1);
+        let p = plan(&Config::default(), &["true"]).unwrap();
+        assert_eq!(p.program.candidates.len(), DEFAULT_PATH.split(':').count());
+    }
+}

@@ -1,0 +1,452 @@
+//! The sandbox's filesystem as a list of [`MountOp`]s: staging tmpfs, overlay root,
+//! `/proc`, a minimal `/dev`, `/tmp`, the caller's bind mounts and the final `pivot_root`.
+//!
+//! Data only: built on the caller's side by `plan.rs`, run op by op by `spawn/child.rs`.
+//!
+//! The sequence follows bubblewrap: a tmpfs is mounted on the host's `/tmp` (in the new
+//! mount namespace only), the process pivots into it so the host is reachable under
+//! `/.oldroot` (host paths stay valid even under `/tmp`), the overlay and everything else
+//! are mounted under `/root`, and a second `pivot_root(".", ".")` plus a lazy unmount
+//! detaches the staging tmpfs and the host together.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result, Step};
+
+/// Host directory the staging tmpfs is mounted on, in the sandbox's mount namespace only.
+pub(crate) const STAGING_MOUNT_POINT: &str = "/tmp";
+/// Where the host's root is reachable after the first pivot.
+const OLD_ROOT: &str = "/.oldroot";
+/// Where the overlay is mounted after the first pivot.
+const NEW_ROOT: &str = "/root";
+
+/// Device nodes bound from the host's `/dev`: harmless ones only.
+const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+const DEV_LINKS: [(&str, &str); 4] = [
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+];
+
+/// One filesystem step inside the sandbox's mount namespace.
+#[derive(Debug)]
+pub(crate) enum MountOp {
+    /// `mount(NULL, target, NULL, MS_REC|MS_PRIVATE)`: nothing propagates back to the host.
+    MakePrivate {
+        target: CString,
+    },
+    /// A size-limited tmpfs.
+    Tmpfs {
+        target: CString,
+        data: CString,
+    },
+    /// `mkdir`; an existing directory is fine unless `must_create`.
+    Mkdir {
+        path: CString,
+        mode: u32,
+        must_create: bool,
+    },
+    /// An empty file to bind a file onto; an existing one is fine.
+    Touch {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Chdir {
+        path: CString,
+    },
+    PivotRoot {
+        new_root: CString,
+        put_old: CString,
+    },
+    Overlay {
+        target: CString,
+        data: CString,
+    },
+    Proc {
+        target: CString,
+    },
+    /// A recursive bind mount; `step` says which part of the setup it belongs to.
+    Bind {
+        source: CString,
+        target: CString,
+        step: Step,
+    },
+    /// `mount_setattr` adding flags (read-only, nosuid, nodev) to a bind mount.
+    Setattr {
+        target: CString,
+        attrs: u64,
+    },
+    /// `umount2(target, MNT_DETACH)`.
+    Detach {
+        target: CString,
+    },
+}
+
+impl MountOp {
+    /// The lifecycle step an error in this op is reported as.
+    pub(crate) fn step(&self) -> Step {
+        match self {
+            MountOp::MakePrivate { .. } => Step::MountPrivate,
+            MountOp::Tmpfs { .. } => Step::Staging,
+            MountOp::Mkdir { .. } => Step::Mkdir,
+            MountOp::Touch { .. } | MountOp::Symlink { .. } => Step::CreateFile,
+            MountOp::Chdir { .. } => Step::Chdir,
+            MountOp::PivotRoot { .. } => Step::PivotRoot,
+            MountOp::Overlay { .. } => Step::Overlay,
+            MountOp::Proc { .. } => Step::Proc,
+            MountOp::Bind { step, .. } => *step,
+            MountOp::Setattr { .. } => Step::Remount,
+            MountOp::Detach { .. } => Step::DetachOldRoot,
+        }
+    }
+}
+
+/// A bind mount after validation: absolute host source, normalized sandbox target.
+#[derive(Debug, Clone)]
+pub(crate) struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub writable: bool,
+    pub is_dir: bool,
+}
+
+/// The op list and, for each op, the path an error message should name.
+#[derive(Debug, Default)]
+pub(crate) struct RootfsPlan {
+    pub ops: Vec<MountOp>,
+    pub labels: Vec<PathBuf>,
+}
+
+impl RootfsPlan {
+    fn push(&mut self, label: impl Into<PathBuf>, op: MountOp) {
+        self.ops.push(op);
+        self.labels.push(label.into());
+    }
+}
+
+pub(crate) fn cstring(path: impl AsRef<[u8]>) -> Result<CString> {
+    CString::new(path.as_ref().to_vec()).map_err(|_| {
+        Error::config(format!(
+            "path `{}` contains a NUL byte",
+            String::from_utf8_lossy(path.as_ref())
+        ))
+    })
+}
+
+fn under(prefix: &str, path: &Path) -> Result<CString> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    bytes.extend_from_slice(path.as_os_str().as_bytes());
+    cstring(bytes)
+}
+
+/// Checks a sandbox path: absolute, no `..`, no NUL; returns it without `.` parts.
+pub(crate) fn sandbox_path(what: &str, path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::config(format!(
+            "{what} `{}` contains a NUL byte",
+            path.display()
+        )));
+    }
+    if !path.is_absolute() {
+        return Err(Error::config(format!(
+            "{what} `{}` must be an absolute path inside the sandbox",
+            path.display()
+        )));
+    }
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(Error::config(format!(
+                    "{what} `{}` must not contain `..`",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the whole filesystem sequence.
+///
+/// `layers` are the image's layer directories lowest first; `userns` adds the overlay
+/// option a user namespace needs.
+pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: bool) -> Result<RootfsPlan> {
+    let mut p = RootfsPlan::default();
+    let stage = STAGING_MOUNT_POINT;
+    p.push("/", MountOp::MakePrivate { target: cstring("/")? });
+    p.push(
+        stage,
+        MountOp::Tmpfs {
+            target: cstring(stage)?,
+            data: cstring(format!("size={tmpfs_size},mode=0755"))?,
+        },
+    );
+    for (dir, mode) in [
+        (".oldroot", 0o755),
+        ("upper", 0o755),
+        ("work", 0o755),
+        ("root", 0o755),
+        ("tmp", 0o1777),
+        ("dev", 0o755),
+        ("dev/shm", 0o1777),
+    ] {
+        let path = format!("{stage}/{dir}");
+        p.push(
+            path.clone(),
+            MountOp::Mkdir {
+                path: cstring(path)?,
+                mode,
+                must_create: true,
+            },
+        );
+    }
+    p.push(stage, MountOp::Chdir { path: cstring(stage)? });
+    p.push(
+        stage,
+        MountOp::PivotRoot {
+            new_root: cstring(".")?,
+            put_old: cstring(&OLD_ROOT[1..])?,
+        },
+    );
+
+    // Overlayfs lists lower layers top first.
+    let mut lower = Vec::new();
+    for layer in layers.iter().rev() {
+        if !lower.is_empty() {
+            lower.push(b':');
+        }
+        lower.extend_from_slice(OLD_ROOT.as_bytes());
+        lower.extend_from_slice(layer.as_os_str().as_bytes());
+    }
+    let mut data = b"lowerdir=".to_vec();
+    data.extend_from_slice(&lower);
+    data.extend_from_slice(b",upperdir=/upper,workdir=/work");
+    if userns {
+        // trusted.* xattrs are root-only: a user namespace mount keeps overlay metadata in user.*.
+        data.extend_from_slice(b",userxattr");
+    }
+    if data.len() >= 4096 {
+        return Err(Error::Image {
+            path: layers[0].clone(),
+            reason: format!(
+                "layer paths add up to {} bytes of overlay options, over the kernel's 4095; use shorter paths",
+                data.len()
+            ),
+        });
+    }
+    let label = layers.last().cloned().unwrap_or_default();
+    p.push(
+        label,
+        MountOp::Overlay {
+            target: cstring(NEW_ROOT)?,
+            data: cstring(data)?,
+        },
+    );
+
+    for (dir, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/tmp", 0o1777)] {
+        p.push(
+            dir,
+            MountOp::Mkdir {
+                path: under(NEW_ROOT, Path::new(dir))?,
+                mode,
+                must_create: false,
+            },
+        );
+    }
+    p.push(
+        "/proc",
+        MountOp::Proc {
+            target: cstring(format!("{NEW_ROOT}/proc"))?,
+        },
+    );
+    p.push(
+        "/dev",
+        MountOp::Bind {
+            source: cstring("/dev")?,
+            target: cstring(format!("{NEW_ROOT}/dev"))?,
+            step: Step::Dev,
+        },
+    );
+    for node in DEV_NODES {
+        let inside = format!("{NEW_ROOT}/dev/{node}");
+        p.push(
+            format!("/dev/{node}"),
+            MountOp::Touch {
+                path: cstring(&inside)?,
+            },
+        );
+        p.push(
+            format!("/dev/{node}"),
+            MountOp::Bind {
+                source: cstring(format!("{OLD_ROOT}/dev/{node}"))?,
+                target: cstring(inside)?,
+                step: Step::Dev,
+            },
+        );
+    }
+    for (target, link) in DEV_LINKS {
+        p.push(
+            format!("/dev/{link}"),
+            MountOp::Symlink {
+                target: cstring(target)?,
+                link: cstring(format!("{NEW_ROOT}/dev/{link}"))?,
+            },
+        );
+    }
+    p.push(
+        "/tmp",
+        MountOp::Bind {
+            source: cstring("/tmp")?,
+            target: cstring(format!("{NEW_ROOT}/tmp"))?,
+            step: Step::Bind,
+        },
+    );
+
+    for bind in binds {
+        // Create the target's missing parents in the writable layer, then the target itself.
+        let mut partial = PathBuf::from("/");
+        let parts: Vec<_> = bind.target.components().skip(1).collect();
+        for (i, part) in parts.iter().enumerate() {
+            partial.push(part);
+            let last = i + 1 == parts.len();
+            let op = if last && !bind.is_dir {
+                MountOp::Touch {
+                    path: under(NEW_ROOT, &partial)?,
+                }
+            } else {
+                MountOp::Mkdir {
+                    path: under(NEW_ROOT, &partial)?,
+                    mode: 0o755,
+                    must_create: false,
+                }
+            };
+            p.push(partial.clone(), op);
+        }
+        let target = under(NEW_ROOT, &bind.target)?;
+        p.push(
+            &bind.source,
+            MountOp::Bind {
+                source: under(OLD_ROOT, &bind.source)?,
+                target: target.clone(),
+                step: Step::Bind,
+            },
+        );
+        let mut attrs = crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV;
+        if !bind.writable {
+            attrs |= crate::spawn::MOUNT_ATTR_RDONLY;
+        }
+        p.push(&bind.target, MountOp::Setattr { target, attrs });
+    }
+
+    // bubblewrap's trick: pivot_root(".", ".") stacks the old root under the new one, and
+    // a lazy unmount of "." then detaches it (staging tmpfs and host alike).
+    p.push(
+        "/",
+        MountOp::Chdir {
+            path: cstring(NEW_ROOT)?,
+        },
+    );
+    p.push(
+        "/",
+        MountOp::PivotRoot {
+            new_root: cstring(".")?,
+            put_old: cstring(".")?,
+        },
+    );
+    p.push("/", MountOp::Detach { target: cstring(".")? });
+    p.push("/", MountOp::Chdir { path: cstring("/")? });
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op_names(p: &RootfsPlan) -> Vec<String> {
+        p.ops.iter().map(|o| format!("{o:?}")).collect()
+    }
+
+    #[test]
+    fn overlay_lists_layers_top_first_and_userxattr_only_in_userns() {
+        let layers = [PathBuf::from("/img/base"), PathBuf::from("/img/top")];
+        let p = plan(&layers, &[], 1 << 20, false).unwrap();
+        let overlay = p
+            .ops
+            .iter()
+            .find_map(|o| match o {
+                MountOp::Overlay { data, .. } => Some(data.to_str().unwrap().to_string()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            overlay,
+            "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work"
+        );
+        let p = plan(&layers, &[], 1 << 20, true).unwrap();
+        assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
+    }
+
+    #[test]
+    fn sequence_starts_private_and_ends_detached() {
+        let p = plan(&[PathBuf::from("/img")], &[], 1 << 20, false).unwrap();
+        assert!(matches!(p.ops.first(), Some(MountOp::MakePrivate { .. })));
+        assert!(matches!(p.ops[p.ops.len() - 2], MountOp::Detach { .. }));
+        assert_eq!(p.ops.len(), p.labels.len());
+        let tmpfs = op_names(&p).into_iter().find(|o| o.contains("Tmpfs")).unwrap();
+        assert!(tmpfs.contains("size=1048576"), "{tmpfs}");
+    }
+
+    #[test]
+    fn binds_create_parents_and_are_read_only_unless_writable() {
+        let binds = [
+            Bind {
+                source: "/srv/t".into(),
+                target: "/data/in".into(),
+                writable: false,
+                is_dir: true,
+            },
+            Bind {
+                source: "/srv/o.txt".into(),
+                target: "/out.txt".into(),
+                writable: true,
+                is_dir: false,
+            },
+        ];
+        let p = plan(&[PathBuf::from("/img")], &binds, 1 << 20, false).unwrap();
+        let names = op_names(&p);
+        let at = |needle: &str| {
+            names
+                .iter()
+                .position(|n| n.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} missing"))
+        };
+        assert!(at("\"/root/data\"") < at("\"/root/data/in\""));
+        assert!(at("source: \"/.oldroot/srv/t\"") > at("\"/root/data/in\""));
+        let ro = crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV;
+        assert!(p.ops.iter().any(
+            |o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/data/in" && *attrs == ro)
+        ));
+        assert!(
+            p.ops
+                .iter()
+                .any(|o| matches!(o, MountOp::Touch { path } if path.to_bytes() == b"/root/out.txt"))
+        );
+        assert!(p.ops.iter().any(|o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/out.txt" && *attrs & crate::spawn::MOUNT_ATTR_RDONLY == 0)));
+    }
+
+    #[test]
+    fn sandbox_paths() {
+        assert_eq!(sandbox_path("t", Path::new("/a/./b/")).unwrap(), PathBuf::from("/a/b"));
+        assert!(sandbox_path("t", Path::new("a")).is_err());
+        assert!(sandbox_path("t", Path::new("/a/../b")).is_err());
+    }
+}

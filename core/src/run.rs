@@ -1,0 +1,118 @@
+//! One run, end to end: plan, clone, release, supervise, derive the outcome.
+//!
+//! Parent side. Every resource is owned by a guard, so an error or a panic at any point
+//! kills and reaps the sandbox and closes every fd.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use crate::config::Config;
+use crate::error::{Error, Result, Step};
+use crate::image::Image;
+use crate::outcome::{self, Outcome};
+use crate::plan::Plan;
+use crate::spawn::{self, ChildFds, report::Failure};
+use crate::stdio::Stdio;
+use crate::supervise::{self, Enforce};
+
+pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Outcome> {
+    let plan = Plan::new(image, config, argv)?;
+    let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
+    let (sync_r, sync_w) = pipe()?;
+    let (report_r, report_w) = pipe()?;
+    let fds = ChildFds {
+        sync_r: sync_r.as_raw_fd(),
+        report_w: report_w.as_raw_fd(),
+        stdin: stdio.child_stdin.as_raw_fd(),
+        stdout: stdio.child_stdout.as_raw_fd(),
+        stderr: stdio.child_stderr.as_raw_fd(),
+    };
+    let mut child = spawn::clone_sandbox(&plan, &fds)?;
+    // The child has its copies; ours must go, or the pipes never reach EOF.
+    drop((
+        sync_r,
+        report_w,
+        stdio.child_stdin,
+        stdio.child_stdout,
+        stdio.child_stderr,
+    ));
+    if let Some(maps) = &plan.id_maps {
+        maps.write(child.pid())?;
+    }
+    spawn::release(sync_w)?;
+
+    let limits = Enforce {
+        wall_time: config.wall_time,
+        output_limit: config.output_limit,
+    };
+    let watched = supervise::watch(&mut child, report_r, stdio.capture_stdout, stdio.capture_stderr, limits)?
+        .map_err(|failure| failure_error(&plan, failure))?;
+
+    let (status, exit_code, signal) = outcome::derive(watched.ending, watched.enforced);
+    let usage = watched.reaped.usage;
+    let user_time = timeval(usage.ru_utime);
+    let system_time = timeval(usage.ru_stime);
+    Ok(Outcome {
+        status,
+        exit_code,
+        signal,
+        cpu_time: user_time + system_time,
+        user_time,
+        system_time,
+        wall_time: watched.wall_time,
+        memory_peak: (usage.ru_maxrss.max(0) as u64) * 1024,
+        approximate: true,
+        stdout: watched.stdout,
+        stderr: watched.stderr,
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "report pipe", e.into()))
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
+}
+
+/// Turns the child's (step, index, errno) into an error naming the object it worked on.
+fn failure_error(plan: &Plan, f: Failure) -> Error {
+    let index = usize::from(f.index);
+    match f.step {
+        Step::Exec if f.errno == Errno::ENOENT => Error::CommandNotFound {
+            command: plan.program.command.clone(),
+            searched: plan.program.searched(),
+        },
+        Step::Exec => Error::Setup {
+            step: f.step,
+            errno: f.errno,
+            path: plan
+                .program
+                .candidates
+                .get(index)
+                .map(|c| c.to_string_lossy().into_owned().into()),
+        },
+        Step::Workdir => Error::Setup {
+            step: f.step,
+            errno: f.errno,
+            path: Some(plan.program.workdir.to_string_lossy().into_owned().into()),
+        },
+        step => {
+            // Mount ops report their index; other steps report 0, so check the step matches.
+            let path = plan
+                .ops
+                .get(index)
+                .filter(|op| op.step() == step)
+                .and_then(|_| plan.labels.get(index))
+                .cloned();
+            Error::Setup {
+                step,
+                errno: f.errno,
+                path,
+            }
+        }
+    }
+}

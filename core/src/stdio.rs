@@ -1,0 +1,107 @@
+//! The program's stdin, stdout and stderr, set up on the caller's side before the clone.
+//!
+//! Stdin bytes go into a sealed memfd, so the program reads a regular file (as with `<
+//! in.txt`) and the supervisor never blocks on, or gets SIGPIPE from, a program that does
+//! not read. Captured output comes through pipes the supervisor drains.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+use crate::config::{Output, Stdin};
+use crate::error::{Error, Result};
+
+/// The child's three fds and the parent's read ends of the capture pipes.
+#[derive(Debug)]
+pub(crate) struct Stdio {
+    pub child_stdin: OwnedFd,
+    pub child_stdout: OwnedFd,
+    pub child_stderr: OwnedFd,
+    pub capture_stdout: Option<OwnedFd>,
+    pub capture_stderr: Option<OwnedFd>,
+}
+
+impl Stdio {
+    pub(crate) fn open(stdin: &Stdin, stdout: &Output, stderr: &Output) -> Result<Stdio> {
+        let child_stdin = match stdin {
+            Stdin::Null => open_null(false)?,
+            Stdin::File(path) => File::open(path).map_err(|e| Error::io("open stdin", path, e))?.into(),
+            Stdin::Bytes(bytes) => memfd_with(bytes)?,
+        };
+        let (child_stdout, capture_stdout) = output(stdout, 1)?;
+        let (child_stderr, capture_stderr) = output(stderr, 2)?;
+        Ok(Stdio {
+            child_stdin: above_stdio(child_stdin)?,
+            child_stdout: above_stdio(child_stdout)?,
+            child_stderr: above_stdio(child_stderr)?,
+            capture_stdout,
+            capture_stderr,
+        })
+    }
+}
+
+fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
+    Ok(match out {
+        Output::Capture => {
+            let (r, w) = pipe()?;
+            fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+                .map_err(|e| Error::io("fcntl O_NONBLOCK", "pipe", e.into()))?;
+            (w, Some(above_stdio(r)?))
+        }
+        Output::File(path) => {
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .map_err(|e| Error::io("create output file", path, e))?;
+            (f.into(), None)
+        }
+        Output::Null => (open_null(true)?, None),
+        Output::Inherit => {
+            let owned = match caller_fd {
+                1 => std::io::stdout().as_fd().try_clone_to_owned(),
+                _ => std::io::stderr().as_fd().try_clone_to_owned(),
+            };
+            (owned.map_err(|e| Error::io("dup", "caller's stdio", e))?, None)
+        }
+    })
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "pipe", e.into()))
+}
+
+fn open_null(write: bool) -> Result<OwnedFd> {
+    OpenOptions::new()
+        .read(!write)
+        .write(write)
+        .open("/dev/null")
+        .map(Into::into)
+        .map_err(|e| Error::io("open", "/dev/null", e))
+}
+
+fn memfd_with(bytes: &[u8]) -> Result<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let fd = memfd_create(c"isolette-stdin", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::io("memfd_create", "stdin", e.into()))?;
+    let mut file = File::from(fd);
+    file.write_all(bytes)
+        .map_err(|e| Error::io("write", "stdin memfd", e))?;
+    nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekSet)
+        .map_err(|e| Error::io("lseek", "stdin memfd", e.into()))?;
+    Ok(file.into())
+}
+
+/// Moves an fd to 3 or above (CLOEXEC), so the child's `dup2` onto 0, 1, 2 cannot clobber
+/// another of its fds when the caller runs with a standard stream closed.
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
+    use std::os::fd::AsRawFd;
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    // std's try_clone is fcntl(F_DUPFD_CLOEXEC, 3): the copy lands at 3 or above.
+    fd.try_clone().map_err(|e| Error::io("dup", "stdio", e))
+}

@@ -1,0 +1,198 @@
+//! The supervisor: one poll loop on the caller's thread over the init's pidfd, its report
+//! pipe and the capture pipes, with the wall-time deadline as the poll timeout.
+//!
+//! It owns time and enforcement (wall time, output cap); it does no setup and gives no
+//! verdict (`outcome.rs` does). To stop a run it kills the init, which takes every process
+//! of the pid namespace with it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::error::{Error, Result};
+use crate::outcome::{Ending, Enforced};
+use crate::spawn::report::{self, Failure, Message};
+use crate::spawn::{Child, Reaped};
+
+/// What the supervisor saw of one run.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    pub ending: Ending,
+    pub enforced: Option<Enforced>,
+    pub wall_time: Duration,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub reaped: Reaped,
+}
+
+/// Limits the supervisor enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Enforce {
+    pub wall_time: Duration,
+    pub output_limit: u64,
+}
+
+/// A captured stream: its read end while open, and what it gave.
+struct Capture {
+    fd: Option<OwnedFd>,
+    data: Vec<u8>,
+}
+
+/// Runs the loop until the init is reaped and every pipe is at EOF. A setup failure
+/// reported by the child comes back as `Err(Ok(failure))` after the sandbox is gone.
+pub(crate) fn watch(
+    child: &mut Child,
+    report: OwnedFd,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    limits: Enforce,
+) -> Result<std::result::Result<Watched, Failure>> {
+    let released = Instant::now();
+    // Until the program has started, the deadline also bounds the setup.
+    let mut deadline = released + limits.wall_time;
+    let mut started: Option<Instant> = None;
+    let mut ended: Option<Instant> = None;
+    let mut status: Option<i32> = None;
+    let mut enforced = None;
+    let mut killed = false;
+    let mut failure = None;
+    let mut report = Some(report);
+    let mut out = [
+        Capture {
+            fd: stdout,
+            data: Vec::new(),
+        },
+        Capture {
+            fd: stderr,
+            data: Vec::new(),
+        },
+    ];
+    let mut reaped = None;
+    let mut buf = vec![0u8; 64 << 10];
+
+    loop {
+        if reaped.is_some() && report.is_none() && out.iter().all(|c| c.fd.is_none()) {
+            break;
+        }
+        let timeout = if killed || reaped.is_some() {
+            PollTimeout::NONE
+        } else {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Round up, so the deadline has really passed when the poll returns.
+            let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        };
+        // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures; closed ones are skipped.
+        let mut slots: Vec<usize> = Vec::with_capacity(4);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(4);
+        if reaped.is_none() {
+            slots.push(0);
+            fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
+        }
+        if let Some(fd) = &report {
+            slots.push(1);
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        for (i, c) in out.iter().enumerate() {
+            if let Some(fd) = &c.fd {
+                slots.push(2 + i);
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Error::io("poll", "sandbox pipes", e.into())),
+        }
+        let ready: Vec<usize> = slots
+            .iter()
+            .zip(&fds)
+            .filter(|(_, p)| p.any().unwrap_or(false))
+            .map(|(i, _)| *i)
+            .collect();
+        drop(fds);
+
+        for slot in ready {
+            match slot {
+                0 => {
+                    reaped = Some(child.reap()?);
+                    ended.get_or_insert_with(Instant::now);
+                }
+                1 => {
+                    let fd = report.as_ref().expect("polled");
+                    let mut msg = [0u8; report::SIZE];
+                    match nix::unistd::read(fd, &mut msg) {
+                        Ok(report::SIZE) => match Message::from_bytes(msg) {
+                            Some(Message::Started) => {
+                                let now = Instant::now();
+                                started = Some(now);
+                                deadline = now + limits.wall_time;
+                            }
+                            Some(Message::Exited(s)) => {
+                                status = Some(s);
+                                ended = Some(Instant::now());
+                            }
+                            Some(Message::Failed(f)) => {
+                                failure.get_or_insert(f);
+                                child.kill();
+                                killed = true;
+                            }
+                            None => report = None,
+                        },
+                        Ok(_) | Err(_) => report = None,
+                    }
+                }
+                _ => {
+                    let total: usize = out.iter().map(|c| c.data.len()).sum();
+                    let capture = &mut out[slot - 2];
+                    let fd = capture.fd.as_ref().expect("polled");
+                    match nix::unistd::read(fd, &mut buf) {
+                        Ok(0) => capture.fd = None,
+                        Ok(n) => {
+                            let room = (limits.output_limit as usize).saturating_sub(total);
+                            capture.data.extend_from_slice(&buf[..n.min(room)]);
+                            if n > room && enforced.is_none() && !killed {
+                                enforced = Some(Enforced::Output);
+                                ended.get_or_insert_with(Instant::now);
+                                child.kill();
+                                killed = true;
+                            }
+                        }
+                        Err(Errno::EAGAIN | Errno::EINTR) => {}
+                        Err(_) => capture.fd = None,
+                    }
+                }
+            }
+        }
+        if !killed && reaped.is_none() && Instant::now() >= deadline {
+            enforced = Some(Enforced::WallTime);
+            ended.get_or_insert_with(Instant::now);
+            child.kill();
+            killed = true;
+        }
+    }
+
+    if let Some(f) = failure {
+        return Ok(Err(f));
+    }
+    let reaped = reaped.expect("loop ends after the reap");
+    let ending = match status {
+        Some(s) if libc::WIFEXITED(s) => Ending::Exited(libc::WEXITSTATUS(s)),
+        Some(s) if libc::WIFSIGNALED(s) => Ending::Signaled(libc::WTERMSIG(s)),
+        _ => Ending::Killed,
+    };
+    let wall_time = match (started, ended) {
+        (Some(s), Some(e)) => e.saturating_duration_since(s),
+        _ => Duration::ZERO,
+    };
+    let [stdout, stderr] = out.map(|c| c.data);
+    Ok(Ok(Watched {
+        ending,
+        enforced,
+        wall_time,
+        stdout,
+        stderr,
+        reaped,
+    }))
+}

@@ -1,0 +1,184 @@
+//! Human-friendly sizes (`256M`, `1GiB`) and durations (`500ms`, `1.5s`, `2m`).
+//!
+//! Shared by the CLI and the bindings so `"256M"` means the same everywhere. Sizes are
+//! powers of 1024; a bare number is bytes. Durations take `ns`, `us`, `ms`, `s`, `m`, `h`;
+//! a bare number is seconds. Pure parsing, no I/O.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Splits `"1.5Gi"` into the integer part, the fraction digits and the unit.
+fn split_number(text: &str) -> Option<(&str, &str, &str)> {
+    let t = text.trim();
+    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(end);
+    let (int, frac) = match num.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (num, ""),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if num.ends_with('.') {
+        return None;
+    }
+    Some((int, frac, unit.trim()))
+}
+
+/// `int.frac * scale`, exact, rounded down; `None` on overflow. Fraction digits past the
+/// 18th cannot change the result for any scale used here and are ignored.
+fn scaled(int: &str, frac: &str, scale: u128) -> Option<u128> {
+    let i: u128 = int.parse().ok()?;
+    let frac = &frac[..frac.len().min(18)];
+    let f: u128 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let part = f * scale / 10u128.pow(frac.len() as u32);
+    i.checked_mul(scale)?.checked_add(part)
+}
+
+/// Parses a size in bytes: `4096`, `64K`, `256M`, `256MiB`, `1.5G`, `1T` (powers of 1024).
+///
+/// ```
+/// assert_eq!(isolette::parse_size("256M").unwrap(), 256 << 20);
+/// assert_eq!(isolette::parse_size("1GiB").unwrap(), 1 << 30);
+/// assert!(isolette::parse_size("12 parsecs").is_err());
+/// ```
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::config(format!(
+            "size `{text}`: expected bytes or a number with K, M, G or T (powers of 1024), e.g. `256M`"
+        ))
+    };
+    let (int, frac, unit) = split_number(text).ok_or_else(bad)?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(bad()),
+    };
+    let bytes = scaled(int, frac, 1u128 << shift).ok_or_else(bad)?;
+    u64::try_from(bytes).map_err(|_| Error::config(format!("size `{text}` is too large")))
+}
+
+/// Parses a duration: `500ms`, `1.5s`, `2m`, `1h`, `250us`; a bare number is seconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(isolette::parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+/// assert_eq!(isolette::parse_duration("2").unwrap(), Duration::from_secs(2));
+/// ```
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || {
+        Error::config(format!(
+            "duration `{text}`: expected a number with ms, s, m or h, e.g. `1.5s` or `500ms`"
+        ))
+    };
+    let (int, frac, unit) = split_number(text).ok_or_else(bad)?;
+    let nanos_per_unit: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "" | "s" | "sec" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return Err(bad()),
+    };
+    let nanos = scaled(int, frac, nanos_per_unit).ok_or_else(bad)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Formats a size the way [`parse_size`] reads it, exactly (`256M`, `1536K`, `100`).
+pub fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// Formats a duration the way [`parse_duration`] reads it, exactly (`1500ms`, `2s`).
+pub fn format_duration(d: Duration) -> String {
+    let n = d.as_nanos();
+    for (per, unit) in [(1_000_000_000u128, "s"), (1_000_000, "ms"), (1_000, "us")] {
+        if n.is_multiple_of(per) {
+            return format!("{}{unit}", n / per);
+        }
+    }
+    format!("{n}ns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("0", 0),
+            ("4096", 4096),
+            ("64K", 64 << 10),
+            ("64k", 64 << 10),
+            ("256M", 256 << 20),
+            ("256MiB", 256 << 20),
+            ("256 MB", 256 << 20),
+            ("1G", 1 << 30),
+            ("1.5G", 3 << 29),
+            ("2T", 2 << 40),
+            (" 7 ", 7),
+        ] {
+            assert_eq!(parse_size(text).unwrap(), want, "{text}");
+        }
+        for bad in [
+            "",
+            "M",
+            "1.",
+            ".5",
+            "1..2",
+            "-1",
+            "1X",
+            "1e9",
+            "99999999999999999999T",
+            "1 2",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("500ms", Duration::from_millis(500)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("3", Duration::from_secs(3)),
+            ("0.25", Duration::from_millis(250)),
+            ("250us", Duration::from_micros(250)),
+            ("7ns", Duration::from_nanos(7)),
+        ] {
+            assert_eq!(parse_duration(text).unwrap(), want, "{text}");
+        }
+        for bad in ["", "s", "1x", "-1s", "1.s", "99999999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        for b in [0u64, 1, 1023, 1024, 1536 << 10, 256 << 20, 1 << 30, u64::MAX] {
+            assert_eq!(parse_size(&format_size(b)).unwrap(), b);
+        }
+        for d in [
+            Duration::ZERO,
+            Duration::from_millis(1500),
+            Duration::from_secs(2),
+            Duration::from_nanos(3),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Nothing outlives a run: no process, fd or mount, after many runs, timeouts, daemons and
+//! concurrent runs. The tests here take one lock, since they count what the process holds.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{Footprint, busybox, marked_processes, marker, probe, require_root, stdout};
+use isolette::{Sandbox, Status};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[test]
+fn nothing_left_after_200_runs() {
+    require_root!();
+    let image = busybox!();
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mark = marker();
+    let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
+    probe(&b, &["exit", "0"]);
+    let before = Footprint::now();
+    for i in 0..200 {
+        let out = probe(&b, &["exit", &(i % 5).to_string()]);
+        assert_eq!(out.exit_code, Some(i % 5));
+    }
+    assert_eq!(Footprint::now(), before);
+    assert!(marked_processes(&mark).is_empty());
+}
+
+#[test]
+fn nothing_left_after_a_timeout_or_a_daemon() {
+    require_root!();
+    let image = busybox!();
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = Footprint::now();
+    let mark = marker();
+    let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
+    let out = probe(&b.clone().wall_time(Duration::from_millis(200)), &["spin", "3"]);
+    assert_eq!(out.status, Status::WallTimeLimit);
+    assert!(
+        marked_processes(&mark).is_empty(),
+        "the spinners died with their sandbox"
+    );
+    let out = probe(&b, &["daemon"]);
+    assert_eq!(out.status, Status::Ok, "{}", stdout(&out));
+    assert!(marked_processes(&mark).is_empty(), "the daemon died with its sandbox");
+    assert_eq!(Footprint::now(), before);
+}
+
+#[test]
+fn errors_leave_nothing_either() {
+    require_root!();
+    let image = busybox!();
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = Footprint::now();
+    for _ in 0..20 {
+        assert!(Sandbox::run(&image, ["no-such-command"]).is_err());
+        assert!(Sandbox::builder(&image).workdir("/nope").run(["true"]).is_err());
+    }
+    assert_eq!(Footprint::now(), before);
+}
+
+#[test]
+fn concurrent_runs_from_8_threads() {
+    require_root!();
+    let image = busybox!();
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = Footprint::now();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let image = &image;
+            s.spawn(move || {
+                let b = Sandbox::builder(image);
+                for i in 0..25 {
+                    let n = (t * 100 + i) % 256;
+                    let out = probe(&b.clone().stdin(format!("{t}-{i}")), &["stdin-echo"]);
+                    assert_eq!((out.status, stdout(&out)), (Status::Ok, format!("{t}-{i}")));
+                    let out = probe(&b, &["exit", &n.to_string()]);
+                    assert_eq!(out.exit_code, Some(n));
+                }
+            });
+        }
+    });
+    assert_eq!(Footprint::now(), before);
+}

@@ -1,0 +1,122 @@
+//! Shared helpers of the integration tests: skips with a reason (panics under
+//! `ISOLETTE_TEST_STRICT=1`, as CI runs), the test images, and leftover checks.
+#![allow(dead_code, unused_macros)]
+
+use std::path::PathBuf;
+
+use isolette::{Image, Outcome, SandboxBuilder};
+
+/// Skips the test with a printed reason, or fails it in strict mode.
+pub fn skip(test: &str, reason: &str) {
+    if std::env::var_os("ISOLETTE_TEST_STRICT").is_some_and(|v| v == "1") {
+        panic!("{test}: {reason} (ISOLETTE_TEST_STRICT=1 turns this skip into a failure)");
+    }
+    eprintln!("SKIP {test}: {reason}");
+}
+
+/// Returns from the test unless running as root.
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            common::skip(module_path!(), "needs root (CI runs as root)");
+            return;
+        }
+    };
+}
+
+/// Returns the busybox test image, or returns from the test when it is missing.
+macro_rules! busybox {
+    () => {
+        match common::image("busybox") {
+            Some(image) => image,
+            None => {
+                common::skip(
+                    module_path!(),
+                    "the busybox test image is missing; run scripts/build-test-images.sh",
+                );
+                return;
+            }
+        }
+    };
+}
+
+pub(crate) use {busybox, require_root};
+
+/// Where the test images are built (`scripts/build-test-images.sh`).
+pub fn images_dir() -> PathBuf {
+    match std::env::var_os("ISOLETTE_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/images"),
+    }
+}
+
+/// Opens a test image by name, if it has been built.
+pub fn image(name: &str) -> Option<Image> {
+    let dir = images_dir().join(name);
+    dir.join("usr/local/bin/isolette-probe")
+        .exists()
+        .then(|| Image::open(dir).expect("test image opens"))
+}
+
+/// Path of the probe inside the test images.
+pub const PROBE: &str = "/usr/local/bin/isolette-probe";
+
+/// Runs the probe with `args` under `builder`.
+pub fn probe(builder: &SandboxBuilder, args: &[&str]) -> Outcome {
+    let argv: Vec<String> = std::iter::once(PROBE)
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    builder.run(argv).unwrap_or_else(|e| panic!("probe {args:?}: {e}"))
+}
+
+pub fn stdout(out: &Outcome) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a process must not leave behind: children, fds, mounts.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub children: usize,
+    pub fds: usize,
+    pub mounts: usize,
+}
+
+impl Footprint {
+    pub fn now() -> Footprint {
+        let children = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .map(|t| {
+                std::fs::read_to_string(t.path().join("children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .count()
+            })
+            .sum();
+        let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();
+        Footprint { children, fds, mounts }
+    }
+}
+
+/// A marker for the environment of a test's sandboxes, so [`marked_processes`] finds
+/// exactly their processes (other tests or tools may run probes of their own).
+pub fn marker() -> (String, String) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ("ISOLETTE_TEST_MARK".into(), format!("{}-{n}", std::process::id()))
+}
+
+/// Host processes whose environment holds `marker` (a `KEY=VALUE` from [`marker`]).
+pub fn marked_processes(marker: &(String, String)) -> Vec<u32> {
+    let needle = format!("{}={}", marker.0, marker.1).into_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == needle))
+        })
+        .collect()
+}

@@ -1,0 +1,189 @@
+//! What the program can see and reach: processes, network, host files, the image, ids.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use common::{busybox, probe, require_root, stdout};
+use isolette::{Image, Sandbox, Status};
+
+#[test]
+fn only_the_sandbox_processes_are_visible() {
+    require_root!();
+    let image = busybox!();
+    let out = probe(&Sandbox::builder(&image), &["pids"]);
+    assert_eq!(stdout(&out), "1 2\n", "the init and the program only");
+}
+
+#[test]
+fn the_init_does_not_show_the_callers_command_line() {
+    require_root!();
+    let image = busybox!();
+    let out = probe(&Sandbox::builder(&image), &["cat", "/proc/1/cmdline"]);
+    assert!(out.stdout.iter().all(|&b| b == 0), "{:?}", stdout(&out));
+    let out = probe(
+        &Sandbox::builder(&image).user_namespace(true),
+        &["cat", "/proc/1/environ"],
+    );
+    assert_eq!(out.status, Status::RuntimeError, "{}", stdout(&out));
+}
+
+#[test]
+fn host_loopback_is_unreachable() {
+    require_root!();
+    let image = busybox!();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let out = probe(&Sandbox::builder(&image), &["connect", "127.0.0.1", &port]);
+    assert_eq!(out.status, Status::RuntimeError, "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error") || stdout(&out).contains("error"));
+}
+
+#[test]
+fn host_files_outside_the_image_cannot_be_read() {
+    require_root!();
+    let image = busybox!();
+    // Under /tmp on purpose: the sandbox's /tmp is its own.
+    let dir = tempfile::tempdir_in("/tmp").unwrap();
+    let canary = dir.path().join("canary");
+    std::fs::write(&canary, "secret").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = Sandbox::builder(&image);
+    for path in [
+        canary.to_str().unwrap(),
+        "/etc/shadow",
+        "/.oldroot/etc/hostname",
+        "/root/.bashrc",
+    ] {
+        let out = probe(&b, &["cat", path]);
+        assert_eq!(out.status, Status::RuntimeError, "{path}: {}", stdout(&out));
+        assert!(!stdout(&out).contains("secret"));
+    }
+}
+
+/// A two-layer image with a world-writable directory, in a temp dir.
+fn layered_image(busybox: &Image) -> (tempfile::TempDir, Image) {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path().join("top");
+    std::fs::create_dir_all(top.join("w")).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(top.join("w"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(top.join("w/from-top"), "top").unwrap();
+    let mut layers = busybox.layers().to_vec();
+    layers.push(top);
+    (dir, Image::from_layers(layers).unwrap())
+}
+
+#[test]
+fn writes_never_reach_the_image() {
+    require_root!();
+    let busybox = busybox!();
+    let (dir, image) = layered_image(&busybox);
+    let before = std::fs::read_dir(dir.path().join("top/w")).unwrap().count();
+    let out = probe(&Sandbox::builder(&image), &["write-file", "/w/new", "data"]);
+    assert_eq!(out.status, Status::Ok, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = probe(&Sandbox::builder(&image), &["ls", "/w"]);
+    assert_eq!(stdout(&out), "from-top\n", "each run starts from the image");
+    assert_eq!(std::fs::read_dir(dir.path().join("top/w")).unwrap().count(), before);
+    assert!(!busybox.layers()[0].join("w").exists());
+}
+
+#[test]
+fn hostname_and_ids_are_the_sandbox_ones() {
+    require_root!();
+    let image = busybox!();
+    for userns in [false, true] {
+        let out = probe(
+            &Sandbox::builder(&image).hostname("judge-7").user_namespace(userns),
+            &["id"],
+        );
+        assert_eq!(
+            stdout(&out),
+            "uid=60000 gid=60000 euid=60000 egid=60000 groups=0\nhostname=judge-7\n",
+            "userns={userns}"
+        );
+        let out = probe(
+            &Sandbox::builder(&image).user_namespace(userns),
+            &["cat", "/proc/self/status"],
+        );
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert!(
+                stdout(&out).contains(&format!("{cap}:\t0000000000000000")),
+                "{cap} userns={userns}"
+            );
+        }
+        assert!(stdout(&out).contains("NoNewPrivs:\t1"));
+    }
+}
+
+#[test]
+fn the_program_sees_only_stdio_fds() {
+    require_root!();
+    let image = busybox!();
+    // A leaked fd of the caller without CLOEXEC must not reach the program.
+    let leaked = nix::fcntl::open(
+        "/etc/hostname",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    let out = probe(&Sandbox::builder(&image), &["fds"]);
+    assert_eq!(stdout(&out), "0 1 2\n");
+    drop(leaked);
+}
+
+#[test]
+fn bind_mounts_read_only_and_writable() {
+    require_root!();
+    let image = busybox!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(dir.path().join("in.txt"), "input").unwrap();
+    let b = Sandbox::builder(&image)
+        .mount_ro(dir.path(), "/data/ro")
+        .mount_rw(dir.path(), "/data/rw");
+    let out = probe(&b, &["cat", "/data/ro/in.txt"]);
+    assert_eq!(stdout(&out), "input");
+    let out = probe(&b, &["write-file", "/data/ro/x", "no"]);
+    assert_eq!(out.status, Status::RuntimeError);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = probe(&b, &["write-file", "/data/rw/out.txt", "yes"]);
+    assert_eq!(out.status, Status::Ok, "{}", String::from_utf8_lossy(&out.stderr));
+    let written = dir.path().join("out.txt");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "yes");
+    assert_eq!(
+        std::fs::metadata(&written).unwrap().uid(),
+        60000,
+        "owned by the dedicated sandbox uid"
+    );
+
+    // With a user namespace, the file belongs to the high host range, never a real user.
+    std::fs::remove_file(&written).unwrap();
+    let out = probe(
+        &b.clone().user_namespace(true),
+        &["write-file", "/data/rw/out.txt", "yes"],
+    );
+    assert_eq!(out.status, Status::Ok, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::metadata(&written).unwrap().uid(), (1 << 30) + 60000);
+}
+
+#[test]
+fn writable_layer_is_size_limited() {
+    require_root!();
+    let image = busybox!();
+    let out = Sandbox::builder(&image)
+        .tmpfs_size(1 << 20)
+        .run([
+            "/bin/sh",
+            "-c",
+            "head -c 2000000 /dev/zero > /tmp/big; echo $?; wc -c < /tmp/big",
+        ])
+        .unwrap();
+    // head fails (ENOSPC) after exactly the tmpfs size.
+    assert_eq!(stdout(&out), "1\n1048576\n", "{}", String::from_utf8_lossy(&out.stderr));
+}

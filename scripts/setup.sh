@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One command for a fresh Debian 12 machine (as root): installs what isolette needs,
+# builds the CLI and the test images, and runs real programs in sandboxes.
+#
+#   scripts/setup.sh            everything, ending with a demo run
+#   scripts/setup.sh --deps     only packages, build and images (used by scripts/test.sh)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+log() { echo "setup: $*" >&2; }
+
+[[ $EUID -eq 0 ]] || { log "run as root (sudo $0): sandboxes with full isolation need it"; exit 1; }
+
+# System packages: a C compiler for the test payload, busybox and debootstrap for the
+# test images, bubblewrap for the benchmark's side-by-side figures.
+need=()
+for p in gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates curl; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { log "Rust is missing: install stable Rust (rustup) first"; exit 1; }
+
+log "building the isolette CLI"
+cargo build --release --features cli --quiet
+log "building the test images"
+scripts/build-test-images.sh --python >/dev/null
+
+[[ "${1:-}" == --deps ]] && exit 0
+
+cli=target/release/isolette
+echo "== isolette check"
+$cli check
+echo "== a Python program in a sandbox (debian-python image), outcome as JSON"
+$cli run --image .cache/images/debian-python --wall-time 5s --json -- \
+	python3 -c 'import os, socket; print(6 * 7, os.getuid(), socket.gethostname())'
+echo "== a program that runs too long is stopped at the wall-time limit"
+$cli run --image .cache/images/busybox --wall-time 500ms --json -- sleep 10
