@@ -117,6 +117,14 @@ impl MountSpec {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub wall_time: Duration,
+    pub cpu_time: Option<Duration>,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub fsize: Option<u64>,
+    pub nofile: u64,
+    pub stack: Option<u64>,
+    pub cpus: Option<f64>,
+    pub cpuset: Option<String>,
     pub output_limit: u64,
     pub tmpfs_size: u64,
     pub env: Vec<(String, String)>,
@@ -133,6 +141,12 @@ pub(crate) struct Config {
 
 /// Default wall-time limit.
 pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
+/// Default memory limit of the whole process tree.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+/// Default limit on processes + threads of the program's tree.
+pub const DEFAULT_PIDS: u64 = 128;
+/// Default hard limit on open files.
+pub const DEFAULT_NOFILE: u64 = 256;
 /// Default cap on captured stdout + stderr.
 pub const DEFAULT_OUTPUT_LIMIT: u64 = 64 << 20;
 /// Default size of the writable layer (the tmpfs that also holds /tmp and /dev/shm).
@@ -144,6 +158,14 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             wall_time: DEFAULT_WALL_TIME,
+            cpu_time: None,
+            memory: Some(DEFAULT_MEMORY),
+            pids: Some(DEFAULT_PIDS),
+            fsize: None,
+            nofile: DEFAULT_NOFILE,
+            stack: None,
+            cpus: None,
+            cpuset: None,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
             env: Vec::new(),
@@ -185,6 +207,73 @@ impl SandboxBuilder {
     /// ```
     pub fn wall_time(mut self, limit: Duration) -> Self {
         self.config.wall_time = limit;
+        self
+    }
+
+    /// Cpu-time limit (user + system) of the whole process tree; status `cpu_time_limit`
+    /// when passed. Off by default (the wall-time limit bounds a run anyway).
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let out = isolette::Sandbox::builder(&image)
+    ///     .cpu_time(std::time::Duration::from_millis(500))
+    ///     .run(["/usr/local/bin/isolette-probe", "spin"])?;
+    /// assert_eq!(out.status, isolette::Status::CpuTimeLimit);
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn cpu_time(mut self, limit: Duration) -> Self {
+        self.config.cpu_time = Some(limit);
+        self
+    }
+
+    /// Memory limit in bytes of the whole process tree, swap off (default 512 MiB); the
+    /// kernel's OOM kill inside gives status `memory_limit`.
+    ///
+    /// ```
+    /// # fn f(image: &isolette::Image) {
+    /// let b = isolette::Sandbox::builder(image).memory(256 << 20);
+    /// # }
+    /// ```
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.config.memory = Some(bytes);
+        self
+    }
+
+    /// Limit on processes and threads of the program's tree (default 128); past it,
+    /// `fork` and `clone` fail with `EAGAIN` inside and the run goes on.
+    pub fn pids(mut self, max: u64) -> Self {
+        self.config.pids = Some(max);
+        self
+    }
+
+    /// Largest file the program may write (`RLIMIT_FSIZE`); a program killed by `SIGXFSZ`
+    /// gets status `output_limit`.
+    pub fn fsize(mut self, bytes: u64) -> Self {
+        self.config.fsize = Some(bytes);
+        self
+    }
+
+    /// Hard limit on open files (default 256); the program cannot raise it.
+    pub fn nofile(mut self, max: u64) -> Self {
+        self.config.nofile = max;
+        self
+    }
+
+    /// Stack size limit (`RLIMIT_STACK`); the caller's own limit by default.
+    pub fn stack(mut self, bytes: u64) -> Self {
+        self.config.stack = Some(bytes);
+        self
+    }
+
+    /// Cpu bandwidth in cores (`1.5` = one and a half cores), through the cgroup cpu quota.
+    pub fn cpus(mut self, cores: f64) -> Self {
+        self.config.cpus = Some(cores);
+        self
+    }
+
+    /// Cpus the program may run on, as a cpuset list (`"0"`, `"0-1"`, `"0,2"`).
+    pub fn cpuset(mut self, cpus: impl Into<String>) -> Self {
+        self.config.cpuset = Some(cpus.into());
         self
     }
 

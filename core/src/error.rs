@@ -127,6 +127,8 @@ pub enum HostFeature {
     Overlayfs,
     /// A mount point for the per-run staging tmpfs.
     StagingDir,
+    /// A cgroup controller.
+    Cgroup,
 }
 
 impl fmt::Display for HostFeature {
@@ -135,6 +137,7 @@ impl fmt::Display for HostFeature {
             HostFeature::UserNamespaces => "user namespaces",
             HostFeature::Overlayfs => "overlayfs",
             HostFeature::StagingDir => "a staging directory",
+            HostFeature::Cgroup => "a cgroup controller",
         })
     }
 }

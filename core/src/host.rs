@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::cgroup::Layout;
+
 /// How cgroups are mounted on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -83,14 +85,22 @@ impl HostReport {
         if !self.seccomp {
             out.push("no seccomp: system calls cannot be filtered".into());
         }
-        match &self.cgroup {
-            CgroupLayout::None => out.push("no cgroups: memory and cpu figures are approximate (rusage)".into()),
-            _ if !self.root => {
-                out.push("not root: cgroup limits need a delegated cgroup v2 subtree; figures are approximate".into())
+        let has = |c: &[String], names: &[&str]| names.iter().all(|n| c.iter().any(|x| x == n));
+        let fallback = "limits fall back to rlimits (memory to RLIMIT_AS, cpu time to RLIMIT_CPU, no pids limit) and cpu and memory figures are approximate (rusage)";
+        let reason = match &self.cgroup {
+            _ if !self.root => Some("not root"),
+            CgroupLayout::None => Some("no cgroups mounted"),
+            CgroupLayout::V1 { controllers, .. } if !has(controllers, &["memory", "pids", "cpuacct"]) => {
+                Some("cgroup v1 lacks memory, pids or cpuacct")
             }
-            _ => {}
+            CgroupLayout::V2 { controllers } if !has(controllers, &["memory", "pids", "cpu"]) => {
+                Some("the cgroup v2 root does not delegate memory, pids and cpu")
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            out.push(format!("{reason}: {fallback}"));
         }
-        out.push("cgroup limits (memory, pids, cpu) are not applied yet: cpu time and memory peak come from rusage and are approximate".into());
         out
     }
 }
@@ -125,60 +135,20 @@ impl fmt::Display for HostReport {
     }
 }
 
-/// Reads the layout from `/proc/self/mounts` and the v2 root's `cgroup.controllers`.
+/// The public view of the cgroup layout, from `/proc/self/mounts` and the v2 root's
+/// `cgroup.controllers`.
 fn cgroup_layout(mounts: &str, v2_controllers: &str) -> CgroupLayout {
-    let mut v1 = Vec::new();
-    let mut v2_root = false;
-    let mut v2_any = false;
-    for line in mounts.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_, dir, fstype, options, ..] = fields[..] else {
-            continue;
-        };
-        match fstype {
-            "cgroup2" => {
-                v2_any = true;
-                v2_root |= dir == "/sys/fs/cgroup";
-            }
-            "cgroup" => {
-                for opt in options.split(',') {
-                    if matches!(
-                        opt,
-                        "memory"
-                            | "pids"
-                            | "cpu"
-                            | "cpuacct"
-                            | "cpuset"
-                            | "blkio"
-                            | "devices"
-                            | "freezer"
-                            | "hugetlb"
-                            | "net_cls"
-                            | "net_prio"
-                            | "perf_event"
-                            | "rdma"
-                            | "misc"
-                    ) {
-                        v1.push(opt.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if v2_root {
-        CgroupLayout::V2 {
+    match Layout::parse(mounts) {
+        Layout::V2 { .. } => CgroupLayout::V2 {
             controllers: v2_controllers.split_whitespace().map(String::from).collect(),
+        },
+        Layout::V1 { mounts: v1 } => {
+            let mut controllers: Vec<String> = v1.into_iter().map(|(c, _)| c).collect();
+            controllers.sort();
+            let hybrid = mounts.lines().any(|l| l.split_whitespace().nth(2) == Some("cgroup2"));
+            CgroupLayout::V1 { controllers, hybrid }
         }
-    } else if !v1.is_empty() {
-        v1.sort();
-        v1.dedup();
-        CgroupLayout::V1 {
-            controllers: v1,
-            hybrid: v2_any,
-        }
-    } else {
-        CgroupLayout::None
+        Layout::None => CgroupLayout::None,
     }
 }
 

@@ -22,6 +22,7 @@
 //! ```
 #![deny(unsafe_code, missing_docs)]
 
+mod cgroup;
 mod config;
 mod error;
 mod host;
@@ -38,9 +39,10 @@ mod stdio;
 mod supervise;
 mod units;
 
+pub use cgroup::{GcReport, gc};
 pub use config::{
-    DEFAULT_OUTPUT_LIMIT, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE, DEFAULT_WALL_TIME, MountSpec, Output, Sandbox,
-    SandboxBuilder, Stdin,
+    DEFAULT_MEMORY, DEFAULT_NOFILE, DEFAULT_OUTPUT_LIMIT, DEFAULT_PIDS, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE,
+    DEFAULT_WALL_TIME, MountSpec, Output, Sandbox, SandboxBuilder, Stdin,
 };
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};

@@ -83,6 +83,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Enforced {
     WallTime,
+    CpuTime,
     Output,
 }
 
@@ -95,17 +96,38 @@ pub(crate) enum Ending {
     Killed,
 }
 
-/// Precedence: a limit the supervisor enforced wins over the signal or exit code it caused;
-/// then the signal; then the exit code.
-pub(crate) fn derive(ending: Ending, enforced: Option<Enforced>) -> (Status, Option<i32>, Option<i32>) {
-    let (code, signal) = match ending {
+/// Everything a verdict depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Evidence {
+    pub ending: Ending,
+    pub enforced: Option<Enforced>,
+    /// OOM kills in the run's cgroup.
+    pub oom_kills: u64,
+    /// Times the run's cgroup hit its memory limit.
+    pub memory_limit_hits: u64,
+    /// The whole tree used more cpu than allowed, even if it ended before being stopped.
+    pub cpu_exceeded: bool,
+}
+
+/// The precedence table of DESIGN.md: a limit the supervisor enforced, then the kernel's
+/// OOM kill, win over the signal or exit code they caused; then the signals the rlimits
+/// send (`SIGXCPU`, `SIGXFSZ`); then a failure after the memory limit was hit; then the
+/// signal; then the exit code.
+pub(crate) fn derive(e: Evidence) -> (Status, Option<i32>, Option<i32>) {
+    let (code, signal) = match e.ending {
         Ending::Exited(c) => (Some(c), None),
         Ending::Signaled(s) => (None, Some(s)),
         Ending::Killed => (None, Some(libc::SIGKILL)),
     };
-    let status = match (enforced, ending) {
+    let status = match (e.enforced, e.ending) {
         (Some(Enforced::WallTime), _) => Status::WallTimeLimit,
+        (Some(Enforced::CpuTime), _) => Status::CpuTimeLimit,
         (Some(Enforced::Output), _) => Status::OutputLimit,
+        _ if e.oom_kills > 0 => Status::MemoryLimit,
+        _ if e.cpu_exceeded => Status::CpuTimeLimit,
+        (None, Ending::Signaled(libc::SIGXCPU)) => Status::CpuTimeLimit,
+        (None, Ending::Signaled(libc::SIGXFSZ)) => Status::OutputLimit,
+        (None, ending) if e.memory_limit_hits > 0 && ending != Ending::Exited(0) => Status::MemoryLimit,
         (None, Ending::Signaled(_) | Ending::Killed) => Status::Signaled,
         (None, Ending::Exited(0)) => Status::Ok,
         (None, Ending::Exited(_)) => Status::RuntimeError,
@@ -121,23 +143,70 @@ mod tests {
     fn precedence_table() {
         use Ending::*;
         use Enforced::*;
-        type Row = (Ending, Option<Enforced>, Status, Option<i32>, Option<i32>);
-        let rows: &[Row] = &[
-            (Exited(0), None, Status::Ok, Some(0), None),
-            (Exited(3), None, Status::RuntimeError, Some(3), None),
-            (Signaled(6), None, Status::Signaled, None, Some(6)),
-            (Signaled(9), Some(WallTime), Status::WallTimeLimit, None, Some(9)),
-            (Killed, Some(WallTime), Status::WallTimeLimit, None, Some(9)),
-            (Exited(0), Some(WallTime), Status::WallTimeLimit, Some(0), None),
-            (Signaled(13), Some(Output), Status::OutputLimit, None, Some(13)),
-            (Killed, None, Status::Signaled, None, Some(9)),
+        let e = |ending, enforced, oom_kills, memory_limit_hits, cpu_exceeded| Evidence {
+            ending,
+            enforced,
+            oom_kills,
+            memory_limit_hits,
+            cpu_exceeded,
+        };
+        // One row per status at least; the later columns are what derive() must answer.
+        let rows = [
+            (e(Exited(0), None, 0, 0, false), Status::Ok, Some(0), None),
+            (e(Exited(3), None, 0, 0, false), Status::RuntimeError, Some(3), None),
+            (e(Signaled(6), None, 0, 0, false), Status::Signaled, None, Some(6)),
+            (e(Killed, None, 0, 0, false), Status::Signaled, None, Some(9)),
+            (
+                e(Signaled(9), Some(WallTime), 0, 0, false),
+                Status::WallTimeLimit,
+                None,
+                Some(9),
+            ),
+            (
+                e(Killed, Some(WallTime), 1, 0, true),
+                Status::WallTimeLimit,
+                None,
+                Some(9),
+            ),
+            (
+                e(Exited(0), Some(WallTime), 0, 0, false),
+                Status::WallTimeLimit,
+                Some(0),
+                None,
+            ),
+            (
+                e(Signaled(9), Some(CpuTime), 0, 0, true),
+                Status::CpuTimeLimit,
+                None,
+                Some(9),
+            ),
+            (
+                e(Signaled(13), Some(Output), 0, 0, false),
+                Status::OutputLimit,
+                None,
+                Some(13),
+            ),
+            (e(Signaled(9), None, 1, 1, false), Status::MemoryLimit, None, Some(9)),
+            (e(Exited(0), None, 1, 0, false), Status::MemoryLimit, Some(0), None),
+            (e(Exited(0), None, 0, 0, true), Status::CpuTimeLimit, Some(0), None),
+            (
+                e(Signaled(libc::SIGXCPU), None, 0, 0, false),
+                Status::CpuTimeLimit,
+                None,
+                Some(libc::SIGXCPU),
+            ),
+            (
+                e(Signaled(libc::SIGXFSZ), None, 0, 0, false),
+                Status::OutputLimit,
+                None,
+                Some(libc::SIGXFSZ),
+            ),
+            (e(Exited(3), None, 0, 5, false), Status::MemoryLimit, Some(3), None),
+            (e(Signaled(6), None, 0, 5, false), Status::MemoryLimit, None, Some(6)),
+            (e(Exited(0), None, 0, 5, false), Status::Ok, Some(0), None),
         ];
-        for &(ending, enforced, status, code, signal) in rows {
-            assert_eq!(
-                derive(ending, enforced),
-                (status, code, signal),
-                "{ending:?} {enforced:?}"
-            );
+        for (evidence, status, code, signal) in rows {
+            assert_eq!(derive(evidence), (status, code, signal), "{evidence:?}");
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use libc::c_char;
 
+use crate::cgroup;
 use crate::config::{Config, MountSpec};
 use crate::error::{Error, Result};
 use crate::image::Image;
@@ -34,6 +35,12 @@ pub(crate) struct Plan {
     pub labels: Vec<PathBuf>,
     pub hostname: CString,
     pub rlimits: Vec<Rlimit>,
+    /// Limits applied through the run's cgroup.
+    pub cgroup_limits: cgroup::Limits,
+    /// Set by the run once it has a v1 cgroup: the child, attached by the parent after the
+    /// clone, makes its cgroup namespace after the sync so the namespace's root is its own
+    /// cgroup (with v2 the clone lands in the cgroup and makes the namespace at once).
+    pub late_cgroupns: bool,
     /// The caller's argv and environment strings `(start, end)`: the init zeroes its copy so
     /// the program cannot read them in `/proc/1/cmdline` (they may hold secrets).
     pub caller_strings: [(usize, usize); 2],
@@ -124,7 +131,15 @@ impl Plan {
             ops: rootfs.ops,
             labels: rootfs.labels,
             hostname: cstring(&config.hostname)?,
-            rlimits: limits::plan(),
+            rlimits: limits::plan(config.nofile, config.fsize, config.stack)?,
+            cgroup_limits: cgroup::Limits {
+                memory: config.memory,
+                // One more for the init, so the limit counts the program's tree only.
+                pids: config.pids.map(|n| n + 1),
+                cpus: config.cpus,
+                cpuset: config.cpuset.clone(),
+            },
+            late_cgroupns: false,
             caller_strings: caller_strings(),
             program: Program::new(argv, config, workdir, !userns || caller_is_root)?,
         })

@@ -9,17 +9,31 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
+use crate::cgroup::{self, Cgroup, Stats};
 use crate::config::Config;
 use crate::error::{Error, Result, Step};
 use crate::image::Image;
-use crate::outcome::{self, Outcome};
+use crate::limits;
+use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
 use crate::spawn::{self, ChildFds, report::Failure};
 use crate::stdio::Stdio;
 use crate::supervise::{self, Enforce};
 
 pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Outcome> {
-    let plan = Plan::new(image, config, argv)?;
+    let mut plan = Plan::new(image, config, argv)?;
+    let cgroup = cgroup::acquire(&plan.cgroup_limits)?;
+    let cgroup_fd = cgroup.as_ref().and_then(|c| c.dir_fd());
+    if cgroup.is_some() && cgroup_fd.is_none() {
+        plan.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
+        plan.late_cgroupns = true;
+    }
+    if let Some(limit) = config.cpu_time {
+        plan.rlimits.push(limits::cpu(limit, cgroup.is_some()));
+    }
+    if let (None, Some(bytes)) = (&cgroup, config.memory) {
+        plan.rlimits.push(limits::memory_fallback(bytes));
+    }
     let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
     let (sync_r, sync_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
@@ -30,7 +44,7 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
         stdout: stdio.child_stdout.as_raw_fd(),
         stderr: stdio.child_stderr.as_raw_fd(),
     };
-    let mut child = spawn::clone_sandbox(&plan, &fds)?;
+    let mut child = spawn::clone_sandbox(&plan, &fds, cgroup_fd)?;
     // The child has its copies; ours must go, or the pipes never reach EOF.
     drop((
         sync_r,
@@ -42,29 +56,60 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
     if let Some(maps) = &plan.id_maps {
         maps.write(child.pid())?;
     }
+    if let Some(cg) = &cgroup {
+        cg.attach(child.pid())?;
+    }
     spawn::release(sync_w)?;
 
     let limits = Enforce {
         wall_time: config.wall_time,
+        cpu_time: config.cpu_time,
         output_limit: config.output_limit,
     };
-    let watched = supervise::watch(&mut child, report_r, stdio.capture_stdout, stdio.capture_stderr, limits)?
-        .map_err(|failure| failure_error(&plan, failure))?;
+    let cg: Option<&dyn Cgroup> = cgroup.as_deref();
+    let watched = supervise::watch(
+        &mut child,
+        cg,
+        report_r,
+        stdio.capture_stdout,
+        stdio.capture_stderr,
+        limits,
+    )?
+    .map_err(|failure| failure_error(&plan, failure))?;
 
-    let (status, exit_code, signal) = outcome::derive(watched.ending, watched.enforced);
+    // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;
-    let user_time = timeval(usage.ru_utime);
-    let system_time = timeval(usage.ru_stime);
+    let stats = match &cgroup {
+        Some(cg) => {
+            let mut s = cg.stats()?;
+            s.cpu = s.cpu.saturating_sub(watched.cpu_base);
+            s
+        }
+        None => Stats {
+            user: timeval(usage.ru_utime),
+            system: timeval(usage.ru_stime),
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+            memory_peak: (usage.ru_maxrss.max(0) as u64) * 1024,
+            ..Stats::default()
+        },
+    };
+    let (status, exit_code, signal) = outcome::derive(Evidence {
+        ending: watched.ending,
+        enforced: watched.enforced,
+        oom_kills: stats.oom_kills,
+        memory_limit_hits: stats.memory_limit_hits,
+        cpu_exceeded: config.cpu_time.is_some_and(|limit| stats.cpu > limit),
+    });
     Ok(Outcome {
         status,
         exit_code,
         signal,
-        cpu_time: user_time + system_time,
-        user_time,
-        system_time,
+        cpu_time: stats.cpu,
+        user_time: stats.user,
+        system_time: stats.system,
         wall_time: watched.wall_time,
-        memory_peak: (usage.ru_maxrss.max(0) as u64) * 1024,
-        approximate: true,
+        memory_peak: stats.memory_peak,
+        approximate: cgroup.is_none(),
         stdout: watched.stdout,
         stderr: watched.stderr,
     })

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::outcome::{Ending, Enforced};
 use crate::spawn::report::{self, Failure, Message};
@@ -25,12 +26,16 @@ pub(crate) struct Watched {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub reaped: Reaped,
+    /// The cgroup's cpu usage when the program started (the init's setup), to subtract.
+    pub cpu_base: Duration,
 }
 
 /// Limits the supervisor enforces.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Enforce {
     pub wall_time: Duration,
+    /// Enforced only with a cgroup to read the whole tree's usage from.
+    pub cpu_time: Option<Duration>,
     pub output_limit: u64,
 }
 
@@ -44,6 +49,7 @@ struct Capture {
 /// reported by the child comes back as `Err(Ok(failure))` after the sandbox is gone.
 pub(crate) fn watch(
     child: &mut Child,
+    cgroup: Option<&dyn Cgroup>,
     report: OwnedFd,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -71,6 +77,12 @@ pub(crate) fn watch(
     ];
     let mut reaped = None;
     let mut buf = vec![0u8; 64 << 10];
+    // Cpu time is polled: next check after the time the remaining budget would take with
+    // every core busy, so checks get denser as the limit nears (overshoot about 1 ms).
+    let cpu_limit = cgroup.and(limits.cpu_time);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut cpu_base = Duration::ZERO;
+    let mut next_cpu_check: Option<Instant> = None;
 
     loop {
         if reaped.is_some() && report.is_none() && out.iter().all(|c| c.fd.is_none()) {
@@ -79,7 +91,8 @@ pub(crate) fn watch(
         let timeout = if killed || reaped.is_some() {
             PollTimeout::NONE
         } else {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let wake = next_cpu_check.map_or(deadline, |c| c.min(deadline));
+            let left = wake.saturating_duration_since(Instant::now());
             // Round up, so the deadline has really passed when the poll returns.
             let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
@@ -128,6 +141,10 @@ pub(crate) fn watch(
                                 let now = Instant::now();
                                 started = Some(now);
                                 deadline = now + limits.wall_time;
+                                if let Some(cg) = cgroup {
+                                    cpu_base = cg.cpu_usage()?;
+                                    next_cpu_check = cpu_limit.map(|_| now);
+                                }
                             }
                             Some(Message::Exited(s)) => {
                                 status = Some(s);
@@ -165,6 +182,22 @@ pub(crate) fn watch(
                 }
             }
         }
+        if let (Some(limit), Some(cg), Some(at)) = (cpu_limit, cgroup, next_cpu_check)
+            && !killed
+            && reaped.is_none()
+            && Instant::now() >= at
+        {
+            let used = cg.cpu_usage()?.saturating_sub(cpu_base);
+            if used >= limit {
+                enforced = Some(Enforced::CpuTime);
+                ended.get_or_insert_with(Instant::now);
+                child.kill();
+                killed = true;
+            } else {
+                let step = ((limit - used) / cores).max(Duration::from_millis(1));
+                next_cpu_check = Some(Instant::now() + step);
+            }
+        }
         if !killed && reaped.is_none() && Instant::now() >= deadline {
             enforced = Some(Enforced::WallTime);
             ended.get_or_insert_with(Instant::now);
@@ -194,5 +227,6 @@ pub(crate) fn watch(
         stdout,
         stderr,
         reaped,
+        cpu_base,
     }))
 }

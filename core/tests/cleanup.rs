@@ -3,19 +3,16 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{Footprint, busybox, marked_processes, marker, probe, require_root, stdout};
 use isolette::{Sandbox, Status};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 #[test]
 fn nothing_left_after_200_runs() {
     require_root!();
     let image = busybox!();
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     let mark = marker();
     let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
     probe(&b, &["exit", "0"]);
@@ -25,6 +22,7 @@ fn nothing_left_after_200_runs() {
         assert_eq!(out.exit_code, Some(i % 5));
     }
     assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
     assert!(marked_processes(&mark).is_empty());
 }
 
@@ -32,7 +30,7 @@ fn nothing_left_after_200_runs() {
 fn nothing_left_after_a_timeout_or_a_daemon() {
     require_root!();
     let image = busybox!();
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     let before = Footprint::now();
     let mark = marker();
     let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
@@ -46,26 +44,28 @@ fn nothing_left_after_a_timeout_or_a_daemon() {
     assert_eq!(out.status, Status::Ok, "{}", stdout(&out));
     assert!(marked_processes(&mark).is_empty(), "the daemon died with its sandbox");
     assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
 }
 
 #[test]
 fn errors_leave_nothing_either() {
     require_root!();
     let image = busybox!();
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     let before = Footprint::now();
     for _ in 0..20 {
         assert!(Sandbox::run(&image, ["no-such-command"]).is_err());
         assert!(Sandbox::builder(&image).workdir("/nope").run(["true"]).is_err());
     }
     assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
 }
 
 #[test]
 fn concurrent_runs_from_8_threads() {
     require_root!();
     let image = busybox!();
-    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     let before = Footprint::now();
     std::thread::scope(|s| {
         for t in 0..8 {
@@ -83,4 +83,67 @@ fn concurrent_runs_from_8_threads() {
         }
     });
     assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
+}
+
+#[test]
+fn a_killed_caller_takes_its_sandboxes_along() {
+    require_root!();
+    let image = busybox!();
+    let Some(cli) = option_env!("CARGO_BIN_EXE_isolette") else {
+        common::skip(
+            "a_killed_caller_takes_its_sandboxes_along",
+            "build with --features cli for the CLI",
+        );
+        return;
+    };
+    let _serial = common::serial();
+    let mark = marker();
+    let root = image.layers()[0].to_str().unwrap().to_string();
+    let mut caller = std::process::Command::new(cli)
+        .args([
+            "run",
+            "--image",
+            &root,
+            "--env",
+            &format!("{}={}", mark.0, mark.1),
+            "--",
+            common::PROBE,
+            "spin",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while marked_processes(&mark).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(marked_processes(&mark).len(), 2, "the spinners started");
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !marked_processes(&mark).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        marked_processes(&mark).is_empty(),
+        "no sandbox process outlives its caller"
+    );
+    // Its cgroups are left to the next start; gc (which every first run also does) removes them.
+    let report = isolette::gc().unwrap();
+    assert!(report.busy.is_empty(), "{report:?}");
+    let caller_prefix = format!("{}-", caller.id());
+    for parent in [
+        "/sys/fs/cgroup/memory/isolette",
+        "/sys/fs/cgroup/pids/isolette",
+        "/sys/fs/cgroup/isolette",
+    ] {
+        for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            assert!(
+                !e.file_name().to_string_lossy().starts_with(&caller_prefix),
+                "{:?} left",
+                e.path()
+            );
+        }
+    }
 }

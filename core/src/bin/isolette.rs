@@ -28,6 +28,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Show what this host supports and what degrades.
     Check,
+    /// Remove the cgroups that killed callers left behind.
+    Gc,
 }
 
 #[derive(Args)]
@@ -38,6 +40,30 @@ struct RunArgs {
     /// Wall-time limit, e.g. `3s`, `500ms` (a bare number is seconds).
     #[arg(long, value_parser = duration)]
     wall_time: Option<Duration>,
+    /// Memory limit of the whole process tree, e.g. `256M` (default 512M).
+    #[arg(long, value_parser = size)]
+    memory: Option<u64>,
+    /// Cpu-time limit of the whole process tree, e.g. `1s`.
+    #[arg(long, value_parser = duration)]
+    cpu_time: Option<Duration>,
+    /// Limit on processes + threads (default 128).
+    #[arg(long)]
+    pids: Option<u64>,
+    /// Largest file the program may write, e.g. `16M`.
+    #[arg(long, value_parser = size)]
+    fsize: Option<u64>,
+    /// Hard limit on open files (default 256).
+    #[arg(long)]
+    nofile: Option<u64>,
+    /// Stack size limit, e.g. `64M`.
+    #[arg(long, value_parser = size)]
+    stack: Option<u64>,
+    /// Cpu bandwidth in cores, e.g. `1` or `0.5`.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Cpus to run on, e.g. `0` or `0-1`.
+    #[arg(long)]
+    cpuset: Option<String>,
     /// Cap on captured stdout + stderr, e.g. `1M`.
     #[arg(long, value_parser = size)]
     output_limit: Option<u64>,
@@ -94,6 +120,21 @@ fn main() -> ExitCode {
             print!("{}", HostReport::probe());
             ExitCode::SUCCESS
         }
+        Command::Gc => match isolette::gc() {
+            Ok(report) => {
+                for dir in &report.removed {
+                    println!("removed {}", dir.display());
+                }
+                for dir in &report.busy {
+                    println!("busy, left {}", dir.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("isolette: {e}");
+                ExitCode::from(125)
+            }
+        },
         Command::Run(args) => match run(*args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -109,6 +150,30 @@ fn run(args: RunArgs) -> isolette::Result<u8> {
     let mut b = Sandbox::builder(&image);
     if let Some(d) = args.wall_time {
         b = b.wall_time(d);
+    }
+    if let Some(n) = args.memory {
+        b = b.memory(n);
+    }
+    if let Some(d) = args.cpu_time {
+        b = b.cpu_time(d);
+    }
+    if let Some(n) = args.pids {
+        b = b.pids(n);
+    }
+    if let Some(n) = args.fsize {
+        b = b.fsize(n);
+    }
+    if let Some(n) = args.nofile {
+        b = b.nofile(n);
+    }
+    if let Some(n) = args.stack {
+        b = b.stack(n);
+    }
+    if let Some(n) = args.cpus {
+        b = b.cpus(n);
+    }
+    if let Some(set) = args.cpuset {
+        b = b.cpuset(set);
     }
     if let Some(n) = args.output_limit {
         b = b.output_limit(n);

@@ -32,6 +32,10 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     sys::reset_signals();
     close_inherited_fds(fds).map_err(|e| Failure::new(Step::CloseFds, e))?;
     wait_for_go(fds)?;
+    if plan.late_cgroupns {
+        // Attached to its v1 cgroups by now: make them the namespace's root.
+        sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Failure::new(Step::Sync, e))?;
+    }
     // Our own session: the caller's terminal can no longer signal the sandbox.
     sys::setsid().map_err(|e| Failure::new(Step::Setsid, e))?;
     sys::umask(0);

@@ -85,11 +85,16 @@ impl Drop for Child {
     }
 }
 
-/// Clones the sandbox's init into its new namespaces; it waits for [`release`].
-pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds) -> Result<Child> {
+/// `CLONE_INTO_CGROUP`: the child starts in the cgroup whose directory fd is `args.cgroup`.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Clones the sandbox's init into its new namespaces (and straight into `cgroup_fd`, a v2
+/// cgroup directory, when given); it waits for [`release`].
+pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd>) -> Result<Child> {
     let mut pidfd: RawFd = -1;
     let mut args = sys::CloneArgs {
-        flags: plan.clone_flags,
+        flags: plan.clone_flags | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
+        cgroup: cgroup_fd.map_or(0, |fd| fd as u64),
         pidfd: &mut pidfd as *mut RawFd as u64,
         // No exit signal: the caller's SIGCHLD handler and waitpid(-1) never see the sandbox.
         exit_signal: 0,

@@ -156,6 +156,12 @@ pub(crate) unsafe fn zero_memory(start: usize, end: usize) {
     }
 }
 
+/// `unshare(flags)`
+pub(crate) fn unshare(flags: c_int) -> SysResult<()> {
+    // SAFETY: plain integer flags.
+    cvt(unsafe { libc::unshare(flags) }).map(drop)
+}
+
 /// `chdir(path)`
 pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
     // SAFETY: `path` is NUL-terminated.

@@ -120,3 +120,37 @@ pub fn marked_processes(marker: &(String, String)) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Cgroup directories below `isolette/` that this test process made (their names start
+/// with its pid), across every hierarchy.
+pub fn own_cgroups() -> Vec<PathBuf> {
+    let prefix = format!("{}-", std::process::id());
+    let mut parents = vec![PathBuf::from("/sys/fs/cgroup/isolette")];
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        parents.extend(entries.flatten().map(|e| e.path().join("isolette")));
+    }
+    parents
+        .iter()
+        .filter_map(|p| std::fs::read_dir(p).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Waits up to a second for this process's cgroups to be gone (removal is deferred while
+/// the kernel still holds one), then asserts that none is left.
+pub fn assert_no_own_cgroups() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while !own_cgroups().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(own_cgroups(), Vec::<PathBuf>::new(), "cgroups left behind");
+}
+
+/// Serializes the tests of one binary that count what the process holds.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

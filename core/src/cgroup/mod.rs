@@ -1,0 +1,328 @@
+//! Cgroups: limits and whole-tree accounting for one run, on cgroup v1 and v2.
+//!
+//! Parent side only; knows nothing of images or namespaces. The library works only below
+//! its own parent cgroup, `isolette/`, which it creates; each run gets
+//! `isolette/<pid>-<starttime>-<seq>`, named after the calling process so that what a
+//! killed caller left behind can be recognized and removed ([`gc`]). The same [`Cgroup`]
+//! trait has one backend per version, `v1.rs` and `v2.rs`, with the same method names.
+
+mod fs;
+mod v1;
+mod v2;
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+
+/// Name of the library's own parent cgroup.
+pub(crate) const PARENT: &str = "isolette";
+
+/// How cgroups are mounted on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// One unified hierarchy at `root`.
+    V2 {
+        root: PathBuf,
+    },
+    /// v1 hierarchies: each controller and its mount point (co-mounted ones share one).
+    V1 {
+        mounts: Vec<(String, PathBuf)>,
+    },
+    None,
+}
+
+impl Layout {
+    /// Reads the layout from the text of `/proc/self/mounts`.
+    pub(crate) fn parse(mounts: &str) -> Layout {
+        let mut v1 = Vec::new();
+        for line in mounts.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_, dir, fstype, options, ..] = fields[..] else {
+                continue;
+            };
+            match fstype {
+                "cgroup2" if dir == "/sys/fs/cgroup" => return Layout::V2 { root: dir.into() },
+                "cgroup" => {
+                    for opt in options.split(',') {
+                        if v1::CONTROLLERS.contains(&opt) {
+                            v1.push((opt.to_string(), PathBuf::from(dir)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if v1.is_empty() {
+            Layout::None
+        } else {
+            Layout::V1 { mounts: v1 }
+        }
+    }
+
+    /// This host's layout, read once.
+    pub(crate) fn host() -> &'static Layout {
+        static LAYOUT: OnceLock<Layout> = OnceLock::new();
+        LAYOUT.get_or_init(|| Layout::parse(&std::fs::read_to_string("/proc/self/mounts").unwrap_or_default()))
+    }
+}
+
+/// Limits applied through cgroups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Limits {
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    /// Cpu cores' worth of quota (`1.5` = 150 ms per 100 ms).
+    pub cpus: Option<f64>,
+    /// A cpuset list such as `0-1` or `0,2`.
+    pub cpuset: Option<String>,
+}
+
+/// Whole-tree figures of a finished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Stats {
+    pub user: Duration,
+    pub system: Duration,
+    pub cpu: Duration,
+    pub memory_peak: u64,
+    /// Processes the kernel's OOM killer killed in the group.
+    pub oom_kills: u64,
+    /// Times the group hit its memory limit (reclaim or failed charge).
+    pub memory_limit_hits: u64,
+}
+
+/// One run's cgroup, on either version. Same verbs in both backends.
+pub(crate) trait Cgroup: Send + std::fmt::Debug {
+    /// Sets the limits; called once, before the sandbox starts.
+    fn apply(&self, limits: &Limits) -> Result<()>;
+    /// Moves a process in (v1); v2 clones straight in, so it does nothing there.
+    fn attach(&self, pid: i32) -> Result<()>;
+    /// The cgroup directory fd for `CLONE_INTO_CGROUP` (v2 only).
+    fn dir_fd(&self) -> Option<RawFd>;
+    /// Cpu time used so far by the whole tree.
+    fn cpu_usage(&self) -> Result<Duration>;
+    /// Final figures.
+    fn stats(&self) -> Result<Stats>;
+    /// Directories to remove, deepest first.
+    fn dirs(&self) -> Vec<PathBuf>;
+}
+
+/// A run's cgroup; removed when dropped (deferred when the kernel still holds it).
+#[derive(Debug)]
+pub(crate) struct Guard(Box<dyn Cgroup>);
+
+impl std::ops::Deref for Guard {
+    type Target = dyn Cgroup;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        remove_soon(self.0.dirs());
+    }
+}
+
+/// Creates and limits a cgroup for one run. `None` when this host or caller has no usable
+/// cgroup (not root, or no memory/pids/cpu accounting), so figures will be approximate.
+pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    static GC_ONCE: OnceLock<()> = OnceLock::new();
+    GC_ONCE.get_or_init(|| {
+        let _ = gc();
+    });
+    let name = run_name();
+    let group: Box<dyn Cgroup> = match Layout::host() {
+        Layout::V2 { root } => match v2::Group::create(root, &name, limits)? {
+            Some(g) => Box::new(g),
+            None => return Ok(None),
+        },
+        Layout::V1 { mounts } => match v1::Group::create(mounts, &name, limits)? {
+            Some(g) => Box::new(g),
+            None => return Ok(None),
+        },
+        Layout::None => return Ok(None),
+    };
+    let guard = Guard(group);
+    guard.apply(limits)?;
+    Ok(Some(guard))
+}
+
+/// `<pid>-<starttime>-<seq>`: unique per run, and tells whose it is.
+fn run_name() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<u64> = OnceLock::new();
+    let pid = std::process::id();
+    let start = *START.get_or_init(|| start_time(pid).unwrap_or(0));
+    format!("{pid}-{start}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that named a run's cgroup `name` is still alive.
+fn owner_alive(name: &str) -> bool {
+    let mut parts = name.splitn(3, '-');
+    let (Some(pid), Some(start)) = (
+        parts.next().and_then(|p| p.parse().ok()),
+        parts.next().and_then(|s| s.parse().ok()),
+    ) else {
+        return true; // Not one of ours by name: leave it.
+    };
+    start_time(pid) == Some(start)
+}
+
+/// Removes cgroup directories now, or from a helper thread while the kernel reports them
+/// busy (v1 may for some milliseconds after the last task exited); gives up after 5 s,
+/// leaving them to [`gc`].
+fn remove_soon(dirs: Vec<PathBuf>) {
+    let busy: Vec<PathBuf> = dirs.into_iter().filter(|d| !try_remove(d)).collect();
+    if busy.is_empty() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("isolette-cgroup-rm".into())
+        .spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut left = busy;
+            while !left.is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+                left.retain(|d| !try_remove(d));
+            }
+        });
+}
+
+/// `rmdir`; true when the directory is gone.
+fn try_remove(dir: &Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// What [`gc`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Cgroup directories removed.
+    pub removed: Vec<PathBuf>,
+    /// Directories that could not be removed (still busy).
+    pub busy: Vec<PathBuf>,
+}
+
+/// Removes the cgroups that callers which are no longer running left below `isolette/`
+/// (killing any process still in them). Runs automatically at a process's first sandbox;
+/// `isolette gc` runs it by hand.
+pub fn gc() -> Result<GcReport> {
+    let mut report = GcReport::default();
+    let parents: Vec<PathBuf> = match Layout::host() {
+        Layout::V2 { root } => vec![root.join(PARENT)],
+        Layout::V1 { mounts } => {
+            let mut p: Vec<PathBuf> = mounts.iter().map(|(_, m)| m.join(PARENT)).collect();
+            p.dedup();
+            p
+        }
+        Layout::None => vec![],
+    };
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !dir.is_dir() || owner_alive(&name) {
+                continue;
+            }
+            kill_members(&dir);
+            if remove_with_retry(&dir) {
+                report.removed.push(dir);
+            } else {
+                report.busy.push(dir);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// SIGKILLs every process left in one of our cgroups.
+fn kill_members(dir: &Path) {
+    if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return;
+    }
+    for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+fn remove_with_retry(dir: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        if try_remove(dir) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hybrid_v1_and_unified_v2() {
+        let hybrid = "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n\
+                      cgroup /sys/fs/cgroup/memory cgroup rw,nosuid,memory 0 0\n\
+                      cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
+                      cgroup /sys/fs/cgroup/systemd cgroup rw,name=systemd 0 0\n";
+        assert_eq!(
+            Layout::parse(hybrid),
+            Layout::V1 {
+                mounts: vec![
+                    ("memory".into(), "/sys/fs/cgroup/memory".into()),
+                    ("cpu".into(), "/sys/fs/cgroup/cpu,cpuacct".into()),
+                    ("cpuacct".into(), "/sys/fs/cgroup/cpu,cpuacct".into()),
+                ]
+            }
+        );
+        let unified = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
+        assert_eq!(
+            Layout::parse(unified),
+            Layout::V2 {
+                root: "/sys/fs/cgroup".into()
+            }
+        );
+        assert_eq!(Layout::parse("proc /proc proc rw 0 0\n"), Layout::None);
+    }
+
+    #[test]
+    fn run_names_identify_a_live_owner() {
+        let name = run_name();
+        assert!(name.starts_with(&format!("{}-", std::process::id())));
+        assert!(owner_alive(&name));
+        assert_ne!(run_name(), name, "unique per run");
+        assert!(!owner_alive("999999999-1-0"), "no such process");
+        let start = start_time(std::process::id()).unwrap();
+        assert!(
+            !owner_alive(&format!("{}-{}-0", std::process::id(), start + 1)),
+            "pid reused by another process"
+        );
+        assert!(owner_alive("not-ours"), "names we did not make are left alone");
+    }
+}
