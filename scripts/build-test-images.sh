@@ -282,7 +282,11 @@ shopt -u nullglob
 
 build_probe
 build_busybox
-((want_python)) && build_python
+if ((want_python)); then
+	build_python
+elif [[ -x "$PYTHON_IMG/usr/bin/python3" ]]; then
+	install_probe "$PYTHON_IMG" # keep an already-built image's probe current
+fi
 
 echo "ISOLETTE_TEST_IMAGE_BUSYBOX=$BUSYBOX_IMG"
 if [[ -x "$PYTHON_IMG/usr/bin/python3" ]]; then

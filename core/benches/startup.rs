@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 use isolette::{Image, Sandbox, Status};
 
 fn runs() -> usize {
-    std::env::var("ISOLETTE_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
+    std::env::var("ISOLETTE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
 }
 
 /// Median and 90th percentile of `n` timed calls of `f`, after a few warm-up calls.
@@ -36,21 +33,13 @@ fn measure(n: usize, mut f: impl FnMut()) -> (Duration, Duration) {
 fn command(argv: &[&str]) -> impl FnMut() {
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
     move || {
-        let status = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdout(Stdio::null())
-            .status()
-            .expect("spawn");
+        let status = Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::null()).status().expect("spawn");
         assert!(status.success(), "{argv:?}: {status}");
     }
 }
 
 fn row(name: &str, (median, p90): (Duration, Duration)) {
-    println!(
-        "{name:<58} {:>9.3} ms {:>9.3} ms",
-        median.as_secs_f64() * 1e3,
-        p90.as_secs_f64() * 1e3
-    );
+    println!("{name:<58} {:>9.3} ms {:>9.3} ms", median.as_secs_f64() * 1e3, p90.as_secs_f64() * 1e3);
 }
 
 /// Runs per second with `threads` callers in parallel, over `total` runs.
@@ -88,38 +77,15 @@ fn main() {
         .find_map(|l| l.strip_prefix("model name\t: ").map(String::from))
         .unwrap_or_default();
     println!("isolette start-up benchmark: {n} runs per row, /bin/true from the busybox image");
-    println!(
-        "machine: {} cores, {cpu}, kernel {}",
-        num_cpus(),
-        isolette::HostReport::probe().kernel
-    );
+    println!("machine: {} cores, {cpu}, kernel {}", num_cpus(), isolette::HostReport::probe().kernel);
     println!("{:<58} {:>12} {:>12}", "", "median", "p90");
 
     let true_static = rootfs.join("bin/busybox");
     let true_static = true_static.to_str().unwrap();
-    row(
-        "fork+exec static true (floor)",
-        measure(n, command(&[true_static, "true"])),
-    );
+    row("fork+exec static true (floor)", measure(n, command(&[true_static, "true"])));
     row(
         "unshare -U -r -p -f -m -n -i -u -C true (namespaces floor)",
-        measure(
-            n,
-            command(&[
-                "unshare",
-                "-U",
-                "-r",
-                "-p",
-                "-f",
-                "-m",
-                "-n",
-                "-i",
-                "-u",
-                "-C",
-                true_static,
-                "true",
-            ]),
-        ),
+        measure(n, command(&["unshare", "-U", "-r", "-p", "-f", "-m", "-n", "-i", "-u", "-C", true_static, "true"])),
     );
     row(
         "isolette: Sandbox::run in-process",
@@ -131,18 +97,12 @@ fn main() {
     row(
         "isolette: Sandbox::run in-process, user namespace",
         measure(n, || {
-            let out = Sandbox::builder(&image)
-                .user_namespace(true)
-                .run(["/bin/true"])
-                .expect("run");
+            let out = Sandbox::builder(&image).user_namespace(true).run(["/bin/true"]).expect("run");
             assert_eq!(out.status, Status::Ok);
         }),
     );
     let cli = env!("CARGO_BIN_EXE_isolette");
-    row(
-        "isolette: CLI process (isolette run)",
-        measure(n, command(&[cli, "run", "--image", root, "--", "/bin/true"])),
-    );
+    row("isolette: CLI process (isolette run)", measure(n, command(&[cli, "run", "--image", root, "--", "/bin/true"])));
     match Command::new("bwrap").arg("--version").output() {
         Ok(_) => row(
             "bwrap --unshare-all --die-with-parent (same rootfs)",
@@ -166,10 +126,7 @@ fn main() {
         Err(_) => println!("bwrap: not installed (apt-get install bubblewrap for this row)"),
     }
     for threads in [1, 2] {
-        println!(
-            "isolette throughput, {threads} caller thread(s): {:>8.0} runs/s",
-            throughput(&image, threads, n * 2)
-        );
+        println!("isolette throughput, {threads} caller thread(s): {:>8.0} runs/s", throughput(&image, threads, n * 2));
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::outcome::Outcome;
+use crate::seccomp::SeccompPolicy;
 
 /// Runs commands in sandboxes. See [`Sandbox::run`] and [`Sandbox::builder`].
 #[derive(Debug)]
@@ -36,10 +37,7 @@ impl Sandbox {
 
     /// Starts a builder to set limits, mounts, environment and I/O before running.
     pub fn builder(image: &Image) -> SandboxBuilder {
-        SandboxBuilder {
-            image: image.clone(),
-            config: Config::default(),
-        }
+        SandboxBuilder { image: image.clone(), config: Config::default() }
     }
 }
 
@@ -105,11 +103,7 @@ impl MountSpec {
         if src.is_empty() || dst.is_empty() {
             return Err(bad("empty path"));
         }
-        Ok(MountSpec {
-            source: src.into(),
-            target: dst.into(),
-            writable,
-        })
+        Ok(MountSpec { source: src.into(), target: dst.into(), writable })
     }
 }
 
@@ -125,6 +119,7 @@ pub(crate) struct Config {
     pub stack: Option<u64>,
     pub cpus: Option<f64>,
     pub cpuset: Option<String>,
+    pub seccomp: SeccompPolicy,
     pub output_limit: u64,
     pub tmpfs_size: u64,
     pub env: Vec<(String, String)>,
@@ -166,6 +161,7 @@ impl Default for Config {
             stack: None,
             cpus: None,
             cpuset: None,
+            seccomp: SeccompPolicy::default(),
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
             env: Vec::new(),
@@ -277,6 +273,20 @@ impl SandboxBuilder {
         self
     }
 
+    /// The system call policy (default: [`SeccompPolicy::default_deny`], killing the
+    /// process, status `syscall_blocked`).
+    ///
+    /// ```
+    /// use isolette::{SeccompAction, SeccompPolicy};
+    /// # fn f(image: &isolette::Image) {
+    /// let b = isolette::Sandbox::builder(image).seccomp(SeccompPolicy::default_deny().with_action(SeccompAction::Errno));
+    /// # }
+    /// ```
+    pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
+        self.config.seccomp = policy;
+        self
+    }
+
     /// Cap on captured stdout + stderr bytes (default 64 MiB); past it the run is killed
     /// with status `output_limit` and the captured output is exactly this long.
     pub fn output_limit(mut self, bytes: u64) -> Self {
@@ -319,20 +329,12 @@ impl SandboxBuilder {
     /// # }
     /// ```
     pub fn mount_ro(self, source: impl AsRef<Path>, target: impl AsRef<Path>) -> Self {
-        self.mount(MountSpec {
-            source: source.as_ref().into(),
-            target: target.as_ref().into(),
-            writable: false,
-        })
+        self.mount(MountSpec { source: source.as_ref().into(), target: target.as_ref().into(), writable: false })
     }
 
     /// Binds a host file or directory writable at `target` inside the sandbox.
     pub fn mount_rw(self, source: impl AsRef<Path>, target: impl AsRef<Path>) -> Self {
-        self.mount(MountSpec {
-            source: source.as_ref().into(),
-            target: target.as_ref().into(),
-            writable: true,
-        })
+        self.mount(MountSpec { source: source.as_ref().into(), target: target.as_ref().into(), writable: true })
     }
 
     /// Adds a bind mount (see [`MountSpec::parse`] for the `SRC:DST[:rw]` form).
@@ -406,14 +408,7 @@ mod tests {
     #[test]
     fn mount_specs() {
         let m = MountSpec::parse("/a:/b").unwrap();
-        assert_eq!(
-            m,
-            MountSpec {
-                source: "/a".into(),
-                target: "/b".into(),
-                writable: false
-            }
-        );
+        assert_eq!(m, MountSpec { source: "/a".into(), target: "/b".into(), writable: false });
         assert!(MountSpec::parse("/a:/b:rw").unwrap().writable);
         assert!(!MountSpec::parse("/a:/b:ro").unwrap().writable);
         for bad in ["", "/a", ":/b", "/a:", "/a:/b:x", "/a:/b:rw:x"] {

@@ -72,19 +72,11 @@ impl Error {
     }
 
     pub(crate) fn setup(step: Step, errno: Errno) -> Self {
-        Error::Setup {
-            step,
-            errno,
-            path: None,
-        }
+        Error::Setup { step, errno, path: None }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 }
 
@@ -201,12 +193,14 @@ pub enum Step {
     DropCaps,
     /// Setting `no_new_privs`.
     NoNewPrivs,
+    /// Installing the seccomp filter.
+    Seccomp,
     /// `execve` of the program.
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 27] = [
+    const ALL: [Step; 28] = [
         Step::Clone,
         Step::IdMap,
         Step::Sync,
@@ -233,6 +227,7 @@ impl Step {
         Step::SetIds,
         Step::DropCaps,
         Step::NoNewPrivs,
+        Step::Seccomp,
         Step::Exec,
     ];
 
@@ -265,6 +260,7 @@ impl Step {
             Step::SetIds => "set ids",
             Step::DropCaps => "drop capabilities",
             Step::NoNewPrivs => "no_new_privs",
+            Step::Seccomp => "seccomp",
             Step::Exec => "execve",
         }
     }
@@ -295,15 +291,8 @@ mod tests {
 
     #[test]
     fn setup_error_names_step_path_and_errno() {
-        let e = Error::Setup {
-            step: Step::Overlay,
-            errno: Errno::EINVAL,
-            path: Some("/newroot".into()),
-        };
+        let e = Error::Setup { step: Step::Overlay, errno: Errno::EINVAL, path: Some("/newroot".into()) };
         let msg = e.to_string();
-        assert!(
-            msg.starts_with("overlay `/newroot`: EINVAL (Invalid argument)"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("overlay `/newroot`: EINVAL (Invalid argument)"), "{msg}");
     }
 }

@@ -49,21 +49,14 @@ impl HostReport {
     pub fn probe() -> HostReport {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
         let root = nix::unistd::geteuid().is_root();
-        let max_userns = read("/proc/sys/user/max_user_namespaces")
-            .trim()
-            .parse::<u64>()
-            .unwrap_or(0);
+        let max_userns = read("/proc/sys/user/max_user_namespaces").trim().parse::<u64>().unwrap_or(0);
         // Debian's knob; absent on kernels without the patch, where unprivileged use is allowed.
         let unpriv = read("/proc/sys/kernel/unprivileged_userns_clone").trim() != "0";
         HostReport {
-            kernel: nix::sys::utsname::uname()
-                .map(|u| u.release().to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            kernel: nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default(),
             root,
             user_namespaces: max_userns > 0 && (root || unpriv),
-            overlayfs: read("/proc/filesystems")
-                .lines()
-                .any(|l| l.split_whitespace().last() == Some("overlay"))
+            overlayfs: read("/proc/filesystems").lines().any(|l| l.split_whitespace().last() == Some("overlay"))
                 || std::path::Path::new("/sys/module/overlay").exists(),
             seccomp: read("/proc/self/status").lines().any(|l| l.starts_with("Seccomp:")),
             cgroup: cgroup_layout(&read("/proc/self/mounts"), &read("/sys/fs/cgroup/cgroup.controllers")),
@@ -120,12 +113,9 @@ impl fmt::Display for HostReport {
             CgroupLayout::V2 { controllers } => {
                 writeln!(f, "cgroup           v2 (unified): {}", controllers.join(" "))?
             }
-            CgroupLayout::V1 { controllers, hybrid } => writeln!(
-                f,
-                "cgroup           v1{}: {}",
-                if *hybrid { " (hybrid)" } else { "" },
-                controllers.join(" ")
-            )?,
+            CgroupLayout::V1 { controllers, hybrid } => {
+                writeln!(f, "cgroup           v1{}: {}", if *hybrid { " (hybrid)" } else { "" }, controllers.join(" "))?
+            }
             CgroupLayout::None => writeln!(f, "cgroup           none")?,
         }
         for d in self.degradations() {
@@ -139,9 +129,9 @@ impl fmt::Display for HostReport {
 /// `cgroup.controllers`.
 fn cgroup_layout(mounts: &str, v2_controllers: &str) -> CgroupLayout {
     match Layout::parse(mounts) {
-        Layout::V2 { .. } => CgroupLayout::V2 {
-            controllers: v2_controllers.split_whitespace().map(String::from).collect(),
-        },
+        Layout::V2 { .. } => {
+            CgroupLayout::V2 { controllers: v2_controllers.split_whitespace().map(String::from).collect() }
+        }
         Layout::V1 { mounts: v1 } => {
             let mut controllers: Vec<String> = v1.into_iter().map(|(c, _)| c).collect();
             controllers.sort();
@@ -176,9 +166,7 @@ mod tests {
         let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nsdelegate 0 0\n";
         assert_eq!(
             cgroup_layout(mounts, "cpuset cpu io memory pids\n"),
-            CgroupLayout::V2 {
-                controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec()
-            }
+            CgroupLayout::V2 { controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec() }
         );
         assert_eq!(cgroup_layout("proc /proc proc rw 0 0\n", ""), CgroupLayout::None);
     }

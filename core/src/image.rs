@@ -33,10 +33,7 @@ impl Image {
         I: IntoIterator<Item = P>,
         P: AsRef<Path>,
     {
-        let layers = dirs
-            .into_iter()
-            .map(|d| check_layer(d.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = dirs.into_iter().map(|d| check_layer(d.as_ref())).collect::<Result<Vec<_>>>()?;
         if layers.is_empty() {
             return Err(Error::config("an image needs at least one layer directory"));
         }
@@ -59,10 +56,7 @@ impl Image {
 const MAX_LAYERS: usize = 500;
 
 fn check_layer(dir: &Path) -> Result<PathBuf> {
-    let image_err = |reason: &str| Error::Image {
-        path: dir.to_path_buf(),
-        reason: reason.to_string(),
-    };
+    let image_err = |reason: &str| Error::Image { path: dir.to_path_buf(), reason: reason.to_string() };
     if dir.as_os_str().is_empty() {
         return Err(Error::config("image path is empty"));
     }
@@ -74,9 +68,7 @@ fn check_layer(dir: &Path) -> Result<PathBuf> {
         _ => image_err(&e.to_string()),
     })?;
     if !canon.is_dir() {
-        return Err(image_err(
-            "is not a directory; pass an unpacked root filesystem directory",
-        ));
+        return Err(image_err("is not a directory; pass an unpacked root filesystem directory"));
     }
     let text = canon.to_str().ok_or_else(|| image_err("path is not UTF-8"))?;
     // Overlayfs's mount options separate layers with `:` and options with `,`.
@@ -117,10 +109,7 @@ mod tests {
         std::fs::create_dir(&colon).unwrap();
         assert!(Image::open(&colon).unwrap_err().to_string().contains("':'"));
 
-        assert!(matches!(
-            Image::from_layers(Vec::<PathBuf>::new()),
-            Err(Error::Config(_))
-        ));
+        assert!(matches!(Image::from_layers(Vec::<PathBuf>::new()), Err(Error::Config(_))));
         assert!(matches!(Image::open(""), Err(Error::Config(_))));
         assert!(Image::open("/").is_err());
     }

@@ -33,6 +33,7 @@ mod outcome;
 mod plan;
 mod rootfs;
 mod run;
+mod seccomp;
 #[allow(unsafe_code)]
 mod spawn;
 mod stdio;
@@ -48,4 +49,5 @@ pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
 pub use image::Image;
 pub use outcome::{Outcome, Status};
+pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
 pub use units::{format_duration, format_size, parse_duration, parse_size};

@@ -19,21 +19,14 @@ pub(crate) struct Rlimit {
 
 impl Rlimit {
     fn both(resource: u32, value: u64) -> Rlimit {
-        Rlimit {
-            resource,
-            soft: value,
-            hard: value,
-        }
+        Rlimit { resource, soft: value, hard: value }
     }
 }
 
 /// The rlimits of every sandbox: no core dumps, the open-file cap, and the file size and
 /// stack limits when asked for.
 pub(crate) fn plan(nofile: u64, fsize: Option<u64>, stack: Option<u64>) -> Result<Vec<Rlimit>> {
-    let mut out = vec![
-        Rlimit::both(libc::RLIMIT_CORE, 0),
-        Rlimit::both(libc::RLIMIT_NOFILE, nofile),
-    ];
+    let mut out = vec![Rlimit::both(libc::RLIMIT_CORE, 0), Rlimit::both(libc::RLIMIT_NOFILE, nofile)];
     out.extend(fsize.map(|b| Rlimit::both(libc::RLIMIT_FSIZE, b)));
     out.extend(stack.map(|b| Rlimit::both(libc::RLIMIT_STACK, b)));
     for r in &out {
@@ -48,11 +41,7 @@ pub(crate) fn plan(nofile: u64, fsize: Option<u64>, stack: Option<u64>) -> Resul
 pub(crate) fn cpu(limit: Duration, exact_elsewhere: bool) -> Rlimit {
     let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
     let soft = secs.max(1) + u64::from(exact_elsewhere);
-    Rlimit {
-        resource: libc::RLIMIT_CPU,
-        soft,
-        hard: soft + 1,
-    }
+    Rlimit { resource: libc::RLIMIT_CPU, soft, hard: soft + 1 }
 }
 
 /// `RLIMIT_AS` as the memory limit where no cgroup is usable: per process and counting
@@ -116,22 +105,8 @@ mod tests {
 
     #[test]
     fn cpu_backstop_rounds_up() {
-        assert_eq!(
-            cpu(Duration::from_millis(500), true),
-            Rlimit {
-                resource: libc::RLIMIT_CPU,
-                soft: 2,
-                hard: 3
-            }
-        );
-        assert_eq!(
-            cpu(Duration::from_millis(500), false),
-            Rlimit {
-                resource: libc::RLIMIT_CPU,
-                soft: 1,
-                hard: 2
-            }
-        );
+        assert_eq!(cpu(Duration::from_millis(500), true), Rlimit { resource: libc::RLIMIT_CPU, soft: 2, hard: 3 });
+        assert_eq!(cpu(Duration::from_millis(500), false), Rlimit { resource: libc::RLIMIT_CPU, soft: 1, hard: 2 });
         assert_eq!(cpu(Duration::from_secs(2), false).soft, 2);
     }
 }

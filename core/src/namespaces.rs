@@ -36,11 +36,7 @@ impl IdMaps {
     /// Root caller: ids 0..65536 inside map to a high host range.
     pub(crate) fn for_root() -> IdMaps {
         let line = format!("0 {HOST_ID_BASE} {HOST_ID_COUNT}\n");
-        IdMaps {
-            uid_map: line.clone(),
-            gid_map: line,
-            setgroups: "allow",
-        }
+        IdMaps { uid_map: line.clone(), gid_map: line, setgroups: "allow" }
     }
 
     /// Unprivileged caller: only its own uid and gid, seen inside as the sandbox's ids.
@@ -54,11 +50,7 @@ impl IdMaps {
 
     /// Writes the maps of process `pid`; setgroups first, as gid_map requires.
     pub(crate) fn write(&self, pid: i32) -> Result<()> {
-        for (file, text) in [
-            ("setgroups", self.setgroups),
-            ("uid_map", &self.uid_map),
-            ("gid_map", &self.gid_map),
-        ] {
+        for (file, text) in [("setgroups", self.setgroups), ("uid_map", &self.uid_map), ("gid_map", &self.gid_map)] {
             let path = PathBuf::from(format!("/proc/{pid}/{file}"));
             std::fs::write(&path, text).map_err(|e| match e.raw_os_error() {
                 Some(errno) => Error::Setup {

@@ -107,6 +107,8 @@ pub(crate) struct Evidence {
     pub memory_limit_hits: u64,
     /// The whole tree used more cpu than allowed, even if it ended before being stopped.
     pub cpu_exceeded: bool,
+    /// Forbidden system calls kill the process, so a death by `SIGSYS` is the filter's.
+    pub seccomp_kills: bool,
 }
 
 /// The precedence table of DESIGN.md: a limit the supervisor enforced, then the kernel's
@@ -127,6 +129,7 @@ pub(crate) fn derive(e: Evidence) -> (Status, Option<i32>, Option<i32>) {
         _ if e.cpu_exceeded => Status::CpuTimeLimit,
         (None, Ending::Signaled(libc::SIGXCPU)) => Status::CpuTimeLimit,
         (None, Ending::Signaled(libc::SIGXFSZ)) => Status::OutputLimit,
+        (None, Ending::Signaled(libc::SIGSYS)) if e.seccomp_kills => Status::SyscallBlocked,
         (None, ending) if e.memory_limit_hits > 0 && ending != Ending::Exited(0) => Status::MemoryLimit,
         (None, Ending::Signaled(_) | Ending::Killed) => Status::Signaled,
         (None, Ending::Exited(0)) => Status::Ok,
@@ -149,6 +152,7 @@ mod tests {
             oom_kills,
             memory_limit_hits,
             cpu_exceeded,
+            seccomp_kills: true,
         };
         // One row per status at least; the later columns are what derive() must answer.
         let rows = [
@@ -156,55 +160,24 @@ mod tests {
             (e(Exited(3), None, 0, 0, false), Status::RuntimeError, Some(3), None),
             (e(Signaled(6), None, 0, 0, false), Status::Signaled, None, Some(6)),
             (e(Killed, None, 0, 0, false), Status::Signaled, None, Some(9)),
-            (
-                e(Signaled(9), Some(WallTime), 0, 0, false),
-                Status::WallTimeLimit,
-                None,
-                Some(9),
-            ),
-            (
-                e(Killed, Some(WallTime), 1, 0, true),
-                Status::WallTimeLimit,
-                None,
-                Some(9),
-            ),
-            (
-                e(Exited(0), Some(WallTime), 0, 0, false),
-                Status::WallTimeLimit,
-                Some(0),
-                None,
-            ),
-            (
-                e(Signaled(9), Some(CpuTime), 0, 0, true),
-                Status::CpuTimeLimit,
-                None,
-                Some(9),
-            ),
-            (
-                e(Signaled(13), Some(Output), 0, 0, false),
-                Status::OutputLimit,
-                None,
-                Some(13),
-            ),
+            (e(Signaled(9), Some(WallTime), 0, 0, false), Status::WallTimeLimit, None, Some(9)),
+            (e(Killed, Some(WallTime), 1, 0, true), Status::WallTimeLimit, None, Some(9)),
+            (e(Exited(0), Some(WallTime), 0, 0, false), Status::WallTimeLimit, Some(0), None),
+            (e(Signaled(9), Some(CpuTime), 0, 0, true), Status::CpuTimeLimit, None, Some(9)),
+            (e(Signaled(13), Some(Output), 0, 0, false), Status::OutputLimit, None, Some(13)),
             (e(Signaled(9), None, 1, 1, false), Status::MemoryLimit, None, Some(9)),
             (e(Exited(0), None, 1, 0, false), Status::MemoryLimit, Some(0), None),
             (e(Exited(0), None, 0, 0, true), Status::CpuTimeLimit, Some(0), None),
-            (
-                e(Signaled(libc::SIGXCPU), None, 0, 0, false),
-                Status::CpuTimeLimit,
-                None,
-                Some(libc::SIGXCPU),
-            ),
-            (
-                e(Signaled(libc::SIGXFSZ), None, 0, 0, false),
-                Status::OutputLimit,
-                None,
-                Some(libc::SIGXFSZ),
-            ),
+            (e(Signaled(libc::SIGXCPU), None, 0, 0, false), Status::CpuTimeLimit, None, Some(libc::SIGXCPU)),
+            (e(Signaled(libc::SIGXFSZ), None, 0, 0, false), Status::OutputLimit, None, Some(libc::SIGXFSZ)),
             (e(Exited(3), None, 0, 5, false), Status::MemoryLimit, Some(3), None),
             (e(Signaled(6), None, 0, 5, false), Status::MemoryLimit, None, Some(6)),
             (e(Exited(0), None, 0, 5, false), Status::Ok, Some(0), None),
+            (e(Signaled(libc::SIGSYS), None, 0, 0, false), Status::SyscallBlocked, None, Some(libc::SIGSYS)),
+            (e(Signaled(libc::SIGSYS), Some(WallTime), 0, 0, false), Status::WallTimeLimit, None, Some(libc::SIGSYS)),
         ];
+        let no_kill = Evidence { seccomp_kills: false, ..e(Signaled(libc::SIGSYS), None, 0, 0, false) };
+        assert_eq!(derive(no_kill).0, Status::Signaled, "SIGSYS the program raised itself");
         for (evidence, status, code, signal) in rows {
             assert_eq!(derive(evidence), (status, code, signal), "{evidence:?}");
         }

@@ -6,9 +6,10 @@
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libc::c_char;
+use seccompiler::BpfProgram;
 
 use crate::cgroup;
 use crate::config::{Config, MountSpec};
@@ -17,6 +18,7 @@ use crate::image::Image;
 use crate::limits::{self, Rlimit};
 use crate::namespaces::{self, IdMaps};
 use crate::rootfs::{self, MountOp, cstring, sandbox_path};
+use crate::seccomp::{self, SeccompAction, SeccompPolicy};
 
 /// `PATH` when the caller sets none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -66,6 +68,10 @@ pub(crate) struct Program {
     pub setgroups: bool,
     /// Highest capability number of the running kernel.
     pub cap_last_cap: u32,
+    /// The seccomp program, installed last before `execve`; shared by every run of a policy.
+    pub seccomp: Option<Arc<BpfProgram>>,
+    /// Whether a forbidden call kills the process (so `SIGSYS` means `syscall_blocked`).
+    pub seccomp_kills: bool,
 }
 
 impl Plan {
@@ -83,9 +89,7 @@ impl Plan {
             None => !caller_is_root,
         };
         if config.uid == 0 || config.gid == 0 {
-            return Err(Error::config(
-                "the sandbox user must not be root (uid and gid 0 are refused)",
-            ));
+            return Err(Error::config("the sandbox user must not be root (uid and gid 0 are refused)"));
         }
         if userns
             && caller_is_root
@@ -154,10 +158,7 @@ impl Program {
         if command.is_empty() {
             return Err(Error::config("the program name is empty"));
         }
-        let c_argv = argv
-            .iter()
-            .map(|a| arg_cstring("argument", a))
-            .collect::<Result<Vec<_>>>()?;
+        let c_argv = argv.iter().map(|a| arg_cstring("argument", a)).collect::<Result<Vec<_>>>()?;
 
         let mut env: Vec<(String, String)> = Vec::with_capacity(config.env.len() + 1);
         for (k, v) in &config.env {
@@ -178,11 +179,7 @@ impl Program {
             .iter()
             .map(|(k, v)| arg_cstring("environment entry", &format!("{k}={v}")))
             .collect::<Result<Vec<_>>>()?;
-        let path = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or(DEFAULT_PATH);
+        let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH);
 
         let candidates = if command.contains('/') {
             vec![arg_cstring("command", command)?]
@@ -212,16 +209,15 @@ impl Program {
             gid: config.gid,
             setgroups,
             cap_last_cap: cap_last_cap(),
+            seccomp: seccomp::program(&config.seccomp)?,
+            seccomp_kills: config.seccomp != SeccompPolicy::disabled()
+                && config.seccomp.action() == SeccompAction::Kill,
         })
     }
 
     /// Where the command was looked for, for a "not found" message.
     pub(crate) fn searched(&self) -> String {
-        self.candidates
-            .iter()
-            .map(|c| c.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.candidates.iter().map(|c| c.to_string_lossy().into_owned()).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -237,10 +233,7 @@ fn validate_limits(config: &Config) -> Result<()> {
         return Err(Error::config("output_limit must be more than zero bytes"));
     }
     if config.tmpfs_size < 64 << 10 {
-        return Err(Error::config(format!(
-            "tmpfs_size must be at least 64K (got {} bytes)",
-            config.tmpfs_size
-        )));
+        return Err(Error::config(format!("tmpfs_size must be at least 64K (got {} bytes)", config.tmpfs_size)));
     }
     Ok(())
 }
@@ -259,21 +252,13 @@ fn check_mount(spec: &MountSpec) -> Result<rootfs::Bind> {
         }
     }
     if spec.source.as_os_str().as_bytes().contains(&0) {
-        return Err(Error::config(format!(
-            "mount source `{}` contains a NUL byte",
-            spec.source.display()
-        )));
+        return Err(Error::config(format!("mount source `{}` contains a NUL byte", spec.source.display())));
     }
     let source = spec
         .source
         .canonicalize()
         .map_err(|e| Error::config(format!("mount source `{}`: {e}", spec.source.display())))?;
-    Ok(rootfs::Bind {
-        is_dir: source.is_dir(),
-        source,
-        target,
-        writable: spec.writable,
-    })
+    Ok(rootfs::Bind { is_dir: source.is_dir(), source, target, writable: spec.writable })
 }
 
 /// `arg_start..arg_end` and `env_start..env_end` of this process (proc(5), `/proc/self/stat`
@@ -286,12 +271,7 @@ fn caller_strings() -> [(usize, usize); 2] {
 fn parse_caller_strings(stat: &str) -> Option<[(usize, usize); 2]> {
     // Fields after the command name, which may itself hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<usize> = rest
-        .split_whitespace()
-        .skip(45)
-        .take(4)
-        .map(|f| f.parse().ok())
-        .collect::<Option<_>>()?;
+    let fields: Vec<usize> = rest.split_whitespace().skip(45).take(4).map(|f| f.parse().ok()).collect::<Option<_>>()?;
     let range = |a: usize, b: usize| {
         if a < b && b - a <= 1 << 20 { (a, b) } else { (0, 0) }
     };
@@ -305,10 +285,7 @@ fn parse_caller_strings(stat: &str) -> Option<[(usize, usize); 2]> {
 fn cap_last_cap() -> u32 {
     static LAST: OnceLock<u32> = OnceLock::new();
     *LAST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(63)
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63)
     })
 }
 
@@ -343,82 +320,19 @@ mod tests {
         assert!(config_err(plan(&base, &[""])).contains("empty"));
         assert!(config_err(plan(&base, &["a\0b"])).contains("NUL"));
         assert!(
-            config_err(plan(
-                &Config {
-                    env: vec![("A=B".into(), "1".into())],
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("`=`")
+            config_err(plan(&Config { env: vec![("A=B".into(), "1".into())], ..base.clone() }, &["x"])).contains("`=`")
         );
         assert!(
-            config_err(plan(
-                &Config {
-                    env: vec![("A".into(), "\0".into())],
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("NUL")
+            config_err(plan(&Config { env: vec![("A".into(), "\0".into())], ..base.clone() }, &["x"])).contains("NUL")
         );
-        assert!(
-            config_err(plan(
-                &Config {
-                    wall_time: Duration::ZERO,
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("wall_time")
-        );
-        assert!(
-            config_err(plan(
-                &Config {
-                    output_limit: 0,
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("output_limit")
-        );
-        assert!(
-            config_err(plan(
-                &Config {
-                    tmpfs_size: 0,
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("tmpfs_size")
-        );
-        assert!(
-            config_err(plan(
-                &Config {
-                    workdir: "rel".into(),
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("absolute")
-        );
+        assert!(config_err(plan(&Config { wall_time: Duration::ZERO, ..base.clone() }, &["x"])).contains("wall_time"));
+        assert!(config_err(plan(&Config { output_limit: 0, ..base.clone() }, &["x"])).contains("output_limit"));
+        assert!(config_err(plan(&Config { tmpfs_size: 0, ..base.clone() }, &["x"])).contains("tmpfs_size"));
+        assert!(config_err(plan(&Config { workdir: "rel".into(), ..base.clone() }, &["x"])).contains("absolute"));
         assert!(config_err(plan(&Config { uid: 0, ..base.clone() }, &["x"])).contains("root"));
-        assert!(
-            config_err(plan(
-                &Config {
-                    hostname: "".into(),
-                    ..base.clone()
-                },
-                &["x"]
-            ))
-            .contains("hostname")
-        );
+        assert!(config_err(plan(&Config { hostname: "".into(), ..base.clone() }, &["x"])).contains("hostname"));
         let mount = |target: &str| Config {
-            mounts: vec![MountSpec {
-                source: "/".into(),
-                target: target.into(),
-                writable: false,
-            }],
+            mounts: vec![MountSpec { source: "/".into(), target: target.into(), writable: false }],
             ..base.clone()
         };
         assert!(config_err(plan(&mount("data"), &["x"])).contains("absolute"));
@@ -426,11 +340,7 @@ mod tests {
         assert!(config_err(plan(&mount("/"), &["x"])).contains("`/`"));
         assert!(config_err(plan(&mount("/proc/x"), &["x"])).contains("/proc"));
         let missing = Config {
-            mounts: vec![MountSpec {
-                source: "/no/such/dir".into(),
-                target: "/d".into(),
-                writable: false,
-            }],
+            mounts: vec![MountSpec { source: "/no/such/dir".into(), target: "/d".into(), writable: false }],
             ..base.clone()
         };
         assert!(config_err(plan(&missing, &["x"])).contains("/no/such/dir"));
@@ -451,11 +361,7 @@ mod tests {
     #[test]
     fn path_search_and_env() {
         let config = Config {
-            env: vec![
-                ("PATH".into(), "/a:/b/".into()),
-                ("X".into(), "1".into()),
-                ("X".into(), "2".into()),
-            ],
+            env: vec![("PATH".into(), "/a:/b/".into()), ("X".into(), "1".into()), ("X".into(), "2".into())],
             ..Config::default()
         };
         let p = plan(&config, &["prog", "arg"]).unwrap();

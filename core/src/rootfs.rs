@@ -24,6 +24,9 @@ const NEW_ROOT: &str = "/root";
 
 /// Device nodes bound from the host's `/dev`: harmless ones only.
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// `/proc` files that reveal or reach the host kernel, covered with `/dev/null` (Docker's
+/// masked paths); missing ones are skipped.
+const PROC_MASKED: [&str; 6] = ["kcore", "keys", "timer_list", "sched_debug", "sysrq-trigger", "latency_stats"];
 const DEV_LINKS: [(&str, &str); 4] = [
     ("/proc/self/fd", "fd"),
     ("/proc/self/fd/0", "stdin"),
@@ -86,6 +89,11 @@ pub(crate) enum MountOp {
     Detach {
         target: CString,
     },
+    /// Binds `source` (a character device) over `target` when `target` exists.
+    Mask {
+        source: CString,
+        target: CString,
+    },
 }
 
 impl MountOp {
@@ -103,6 +111,7 @@ impl MountOp {
             MountOp::Bind { step, .. } => *step,
             MountOp::Setattr { .. } => Step::Remount,
             MountOp::Detach { .. } => Step::DetachOldRoot,
+            MountOp::Mask { .. } => Step::Proc,
         }
     }
 }
@@ -131,12 +140,8 @@ impl RootfsPlan {
 }
 
 pub(crate) fn cstring(path: impl AsRef<[u8]>) -> Result<CString> {
-    CString::new(path.as_ref().to_vec()).map_err(|_| {
-        Error::config(format!(
-            "path `{}` contains a NUL byte",
-            String::from_utf8_lossy(path.as_ref())
-        ))
-    })
+    CString::new(path.as_ref().to_vec())
+        .map_err(|_| Error::config(format!("path `{}` contains a NUL byte", String::from_utf8_lossy(path.as_ref()))))
 }
 
 fn under(prefix: &str, path: &Path) -> Result<CString> {
@@ -148,16 +153,10 @@ fn under(prefix: &str, path: &Path) -> Result<CString> {
 /// Checks a sandbox path: absolute, no `..`, no NUL; returns it without `.` parts.
 pub(crate) fn sandbox_path(what: &str, path: &Path) -> Result<PathBuf> {
     if path.as_os_str().as_bytes().contains(&0) {
-        return Err(Error::config(format!(
-            "{what} `{}` contains a NUL byte",
-            path.display()
-        )));
+        return Err(Error::config(format!("{what} `{}` contains a NUL byte", path.display())));
     }
     if !path.is_absolute() {
-        return Err(Error::config(format!(
-            "{what} `{}` must be an absolute path inside the sandbox",
-            path.display()
-        )));
+        return Err(Error::config(format!("{what} `{}` must be an absolute path inside the sandbox", path.display())));
     }
     let mut out = PathBuf::from("/");
     for c in path.components() {
@@ -165,14 +164,15 @@ pub(crate) fn sandbox_path(what: &str, path: &Path) -> Result<PathBuf> {
             Component::Normal(part) => out.push(part),
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(Error::config(format!(
-                    "{what} `{}` must not contain `..`",
-                    path.display()
-                )));
+                return Err(Error::config(format!("{what} `{}` must not contain `..`", path.display())));
             }
         }
     }
     Ok(out)
+}
+
+fn read_only_attrs() -> u64 {
+    crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV
 }
 
 /// Builds the whole filesystem sequence.
@@ -183,13 +183,7 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
     let mut p = RootfsPlan::default();
     let stage = STAGING_MOUNT_POINT;
     p.push("/", MountOp::MakePrivate { target: cstring("/")? });
-    p.push(
-        stage,
-        MountOp::Tmpfs {
-            target: cstring(stage)?,
-            data: cstring(format!("size={tmpfs_size},mode=0755"))?,
-        },
-    );
+    p.push(stage, MountOp::Tmpfs { target: cstring(stage)?, data: cstring(format!("size={tmpfs_size},mode=0755"))? });
     for (dir, mode) in [
         (".oldroot", 0o755),
         ("upper", 0o755),
@@ -200,23 +194,10 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
         ("dev/shm", 0o1777),
     ] {
         let path = format!("{stage}/{dir}");
-        p.push(
-            path.clone(),
-            MountOp::Mkdir {
-                path: cstring(path)?,
-                mode,
-                must_create: true,
-            },
-        );
+        p.push(path.clone(), MountOp::Mkdir { path: cstring(path)?, mode, must_create: true });
     }
     p.push(stage, MountOp::Chdir { path: cstring(stage)? });
-    p.push(
-        stage,
-        MountOp::PivotRoot {
-            new_root: cstring(".")?,
-            put_old: cstring(&OLD_ROOT[1..])?,
-        },
-    );
+    p.push(stage, MountOp::PivotRoot { new_root: cstring(".")?, put_old: cstring(&OLD_ROOT[1..])? });
 
     // Overlayfs lists lower layers top first.
     let mut lower = Vec::new();
@@ -244,46 +225,27 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
         });
     }
     let label = layers.last().cloned().unwrap_or_default();
-    p.push(
-        label,
-        MountOp::Overlay {
-            target: cstring(NEW_ROOT)?,
-            data: cstring(data)?,
-        },
-    );
+    p.push(label, MountOp::Overlay { target: cstring(NEW_ROOT)?, data: cstring(data)? });
 
     for (dir, mode) in [("/proc", 0o555), ("/dev", 0o755), ("/tmp", 0o1777)] {
-        p.push(
-            dir,
-            MountOp::Mkdir {
-                path: under(NEW_ROOT, Path::new(dir))?,
-                mode,
-                must_create: false,
-            },
-        );
+        p.push(dir, MountOp::Mkdir { path: under(NEW_ROOT, Path::new(dir))?, mode, must_create: false });
+    }
+    p.push("/proc", MountOp::Proc { target: cstring(format!("{NEW_ROOT}/proc"))? });
+    // Kernel tunables are the host's: read-only, whatever ids the sandbox has.
+    let sys = cstring(format!("{NEW_ROOT}/proc/sys"))?;
+    p.push("/proc/sys", MountOp::Bind { source: sys.clone(), target: sys.clone(), step: Step::Proc });
+    p.push("/proc/sys", MountOp::Setattr { target: sys, attrs: read_only_attrs() });
+    for file in PROC_MASKED {
+        let target = cstring(format!("{NEW_ROOT}/proc/{file}"))?;
+        p.push(format!("/proc/{file}"), MountOp::Mask { source: cstring(format!("{OLD_ROOT}/dev/null"))?, target });
     }
     p.push(
-        "/proc",
-        MountOp::Proc {
-            target: cstring(format!("{NEW_ROOT}/proc"))?,
-        },
-    );
-    p.push(
         "/dev",
-        MountOp::Bind {
-            source: cstring("/dev")?,
-            target: cstring(format!("{NEW_ROOT}/dev"))?,
-            step: Step::Dev,
-        },
+        MountOp::Bind { source: cstring("/dev")?, target: cstring(format!("{NEW_ROOT}/dev"))?, step: Step::Dev },
     );
     for node in DEV_NODES {
         let inside = format!("{NEW_ROOT}/dev/{node}");
-        p.push(
-            format!("/dev/{node}"),
-            MountOp::Touch {
-                path: cstring(&inside)?,
-            },
-        );
+        p.push(format!("/dev/{node}"), MountOp::Touch { path: cstring(&inside)? });
         p.push(
             format!("/dev/{node}"),
             MountOp::Bind {
@@ -296,19 +258,12 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
     for (target, link) in DEV_LINKS {
         p.push(
             format!("/dev/{link}"),
-            MountOp::Symlink {
-                target: cstring(target)?,
-                link: cstring(format!("{NEW_ROOT}/dev/{link}"))?,
-            },
+            MountOp::Symlink { target: cstring(target)?, link: cstring(format!("{NEW_ROOT}/dev/{link}"))? },
         );
     }
     p.push(
         "/tmp",
-        MountOp::Bind {
-            source: cstring("/tmp")?,
-            target: cstring(format!("{NEW_ROOT}/tmp"))?,
-            step: Step::Bind,
-        },
+        MountOp::Bind { source: cstring("/tmp")?, target: cstring(format!("{NEW_ROOT}/tmp"))?, step: Step::Bind },
     );
 
     for bind in binds {
@@ -319,49 +274,29 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
             partial.push(part);
             let last = i + 1 == parts.len();
             let op = if last && !bind.is_dir {
-                MountOp::Touch {
-                    path: under(NEW_ROOT, &partial)?,
-                }
+                MountOp::Touch { path: under(NEW_ROOT, &partial)? }
             } else {
-                MountOp::Mkdir {
-                    path: under(NEW_ROOT, &partial)?,
-                    mode: 0o755,
-                    must_create: false,
-                }
+                MountOp::Mkdir { path: under(NEW_ROOT, &partial)?, mode: 0o755, must_create: false }
             };
             p.push(partial.clone(), op);
         }
         let target = under(NEW_ROOT, &bind.target)?;
         p.push(
             &bind.source,
-            MountOp::Bind {
-                source: under(OLD_ROOT, &bind.source)?,
-                target: target.clone(),
-                step: Step::Bind,
-            },
+            MountOp::Bind { source: under(OLD_ROOT, &bind.source)?, target: target.clone(), step: Step::Bind },
         );
-        let mut attrs = crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV;
-        if !bind.writable {
-            attrs |= crate::spawn::MOUNT_ATTR_RDONLY;
-        }
+        let attrs = if bind.writable {
+            crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV
+        } else {
+            read_only_attrs()
+        };
         p.push(&bind.target, MountOp::Setattr { target, attrs });
     }
 
     // bubblewrap's trick: pivot_root(".", ".") stacks the old root under the new one, and
     // a lazy unmount of "." then detaches it (staging tmpfs and host alike).
-    p.push(
-        "/",
-        MountOp::Chdir {
-            path: cstring(NEW_ROOT)?,
-        },
-    );
-    p.push(
-        "/",
-        MountOp::PivotRoot {
-            new_root: cstring(".")?,
-            put_old: cstring(".")?,
-        },
-    );
+    p.push("/", MountOp::Chdir { path: cstring(NEW_ROOT)? });
+    p.push("/", MountOp::PivotRoot { new_root: cstring(".")?, put_old: cstring(".")? });
     p.push("/", MountOp::Detach { target: cstring(".")? });
     p.push("/", MountOp::Chdir { path: cstring("/")? });
     Ok(p)
@@ -387,10 +322,7 @@ mod tests {
                 _ => None,
             })
             .unwrap();
-        assert_eq!(
-            overlay,
-            "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work"
-        );
+        assert_eq!(overlay, "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work");
         let p = plan(&layers, &[], 1 << 20, true).unwrap();
         assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
     }
@@ -408,38 +340,20 @@ mod tests {
     #[test]
     fn binds_create_parents_and_are_read_only_unless_writable() {
         let binds = [
-            Bind {
-                source: "/srv/t".into(),
-                target: "/data/in".into(),
-                writable: false,
-                is_dir: true,
-            },
-            Bind {
-                source: "/srv/o.txt".into(),
-                target: "/out.txt".into(),
-                writable: true,
-                is_dir: false,
-            },
+            Bind { source: "/srv/t".into(), target: "/data/in".into(), writable: false, is_dir: true },
+            Bind { source: "/srv/o.txt".into(), target: "/out.txt".into(), writable: true, is_dir: false },
         ];
         let p = plan(&[PathBuf::from("/img")], &binds, 1 << 20, false).unwrap();
         let names = op_names(&p);
-        let at = |needle: &str| {
-            names
-                .iter()
-                .position(|n| n.contains(needle))
-                .unwrap_or_else(|| panic!("{needle} missing"))
-        };
+        let at =
+            |needle: &str| names.iter().position(|n| n.contains(needle)).unwrap_or_else(|| panic!("{needle} missing"));
         assert!(at("\"/root/data\"") < at("\"/root/data/in\""));
         assert!(at("source: \"/.oldroot/srv/t\"") > at("\"/root/data/in\""));
         let ro = crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV;
         assert!(p.ops.iter().any(
             |o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/data/in" && *attrs == ro)
         ));
-        assert!(
-            p.ops
-                .iter()
-                .any(|o| matches!(o, MountOp::Touch { path } if path.to_bytes() == b"/root/out.txt"))
-        );
+        assert!(p.ops.iter().any(|o| matches!(o, MountOp::Touch { path } if path.to_bytes() == b"/root/out.txt")));
         assert!(p.ops.iter().any(|o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/out.txt" && *attrs & crate::spawn::MOUNT_ATTR_RDONLY == 0)));
     }
 

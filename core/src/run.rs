@@ -46,13 +46,7 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
     };
     let mut child = spawn::clone_sandbox(&plan, &fds, cgroup_fd)?;
     // The child has its copies; ours must go, or the pipes never reach EOF.
-    drop((
-        sync_r,
-        report_w,
-        stdio.child_stdin,
-        stdio.child_stdout,
-        stdio.child_stderr,
-    ));
+    drop((sync_r, report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
     if let Some(maps) = &plan.id_maps {
         maps.write(child.pid())?;
     }
@@ -61,21 +55,10 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
     }
     spawn::release(sync_w)?;
 
-    let limits = Enforce {
-        wall_time: config.wall_time,
-        cpu_time: config.cpu_time,
-        output_limit: config.output_limit,
-    };
+    let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let watched = supervise::watch(
-        &mut child,
-        cg,
-        report_r,
-        stdio.capture_stdout,
-        stdio.capture_stderr,
-        limits,
-    )?
-    .map_err(|failure| failure_error(&plan, failure))?;
+    let watched = supervise::watch(&mut child, cg, report_r, stdio.capture_stdout, stdio.capture_stderr, limits)?
+        .map_err(|failure| failure_error(&plan, failure))?;
 
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;
@@ -99,6 +82,7 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
         oom_kills: stats.oom_kills,
         memory_limit_hits: stats.memory_limit_hits,
         cpu_exceeded: config.cpu_time.is_some_and(|limit| stats.cpu > limit),
+        seccomp_kills: plan.program.seccomp_kills,
     });
     Ok(Outcome {
         status,
@@ -127,18 +111,13 @@ fn timeval(tv: libc::timeval) -> Duration {
 fn failure_error(plan: &Plan, f: Failure) -> Error {
     let index = usize::from(f.index);
     match f.step {
-        Step::Exec if f.errno == Errno::ENOENT => Error::CommandNotFound {
-            command: plan.program.command.clone(),
-            searched: plan.program.searched(),
-        },
+        Step::Exec if f.errno == Errno::ENOENT => {
+            Error::CommandNotFound { command: plan.program.command.clone(), searched: plan.program.searched() }
+        }
         Step::Exec => Error::Setup {
             step: f.step,
             errno: f.errno,
-            path: plan
-                .program
-                .candidates
-                .get(index)
-                .map(|c| c.to_string_lossy().into_owned().into()),
+            path: plan.program.candidates.get(index).map(|c| c.to_string_lossy().into_owned().into()),
         },
         Step::Workdir => Error::Setup {
             step: f.step,
@@ -147,17 +126,8 @@ fn failure_error(plan: &Plan, f: Failure) -> Error {
         },
         step => {
             // Mount ops report their index; other steps report 0, so check the step matches.
-            let path = plan
-                .ops
-                .get(index)
-                .filter(|op| op.step() == step)
-                .and_then(|_| plan.labels.get(index))
-                .cloned();
-            Error::Setup {
-                step,
-                errno: f.errno,
-                path,
-            }
+            let path = plan.ops.get(index).filter(|op| op.step() == step).and_then(|_| plan.labels.get(index)).cloned();
+            Error::Setup { step, errno: f.errno, path }
         }
     }
 }

@@ -88,8 +88,7 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd> {
     let fd = memfd_create(c"isolette-stdin", MFdFlags::MFD_CLOEXEC)
         .map_err(|e| Error::io("memfd_create", "stdin", e.into()))?;
     let mut file = File::from(fd);
-    file.write_all(bytes)
-        .map_err(|e| Error::io("write", "stdin memfd", e))?;
+    file.write_all(bytes).map_err(|e| Error::io("write", "stdin memfd", e))?;
     nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekSet)
         .map_err(|e| Error::io("lseek", "stdin memfd", e.into()))?;
     Ok(file.into())

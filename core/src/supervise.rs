@@ -65,16 +65,7 @@ pub(crate) fn watch(
     let mut killed = false;
     let mut failure = None;
     let mut report = Some(report);
-    let mut out = [
-        Capture {
-            fd: stdout,
-            data: Vec::new(),
-        },
-        Capture {
-            fd: stderr,
-            data: Vec::new(),
-        },
-    ];
+    let mut out = [Capture { fd: stdout, data: Vec::new() }, Capture { fd: stderr, data: Vec::new() }];
     let mut reaped = None;
     let mut buf = vec![0u8; 64 << 10];
     // Cpu time is polled: next check after the time the remaining budget would take with
@@ -118,12 +109,8 @@ pub(crate) fn watch(
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(Error::io("poll", "sandbox pipes", e.into())),
         }
-        let ready: Vec<usize> = slots
-            .iter()
-            .zip(&fds)
-            .filter(|(_, p)| p.any().unwrap_or(false))
-            .map(|(i, _)| *i)
-            .collect();
+        let ready: Vec<usize> =
+            slots.iter().zip(&fds).filter(|(_, p)| p.any().unwrap_or(false)).map(|(i, _)| *i).collect();
         drop(fds);
 
         for slot in ready {
@@ -220,13 +207,5 @@ pub(crate) fn watch(
         _ => Duration::ZERO,
     };
     let [stdout, stderr] = out.map(|c| c.data);
-    Ok(Ok(Watched {
-        ending,
-        enforced,
-        wall_time,
-        stdout,
-        stderr,
-        reaped,
-        cpu_base,
-    }))
+    Ok(Ok(Watched { ending, enforced, wall_time, stdout, stderr, reaped, cpu_base }))
 }

@@ -70,11 +70,8 @@ pub fn parse_size(text: &str) -> Result<u64> {
 /// assert_eq!(isolette::parse_duration("2").unwrap(), Duration::from_secs(2));
 /// ```
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let bad = || {
-        Error::config(format!(
-            "duration `{text}`: expected a number with ms, s, m or h, e.g. `1.5s` or `500ms`"
-        ))
-    };
+    let bad =
+        || Error::config(format!("duration `{text}`: expected a number with ms, s, m or h, e.g. `1.5s` or `500ms`"));
     let (int, frac, unit) = split_number(text).ok_or_else(bad)?;
     let nanos_per_unit: u128 = match unit {
         "ns" => 1,
@@ -132,18 +129,7 @@ mod tests {
         ] {
             assert_eq!(parse_size(text).unwrap(), want, "{text}");
         }
-        for bad in [
-            "",
-            "M",
-            "1.",
-            ".5",
-            "1..2",
-            "-1",
-            "1X",
-            "1e9",
-            "99999999999999999999T",
-            "1 2",
-        ] {
+        for bad in ["", "M", "1.", ".5", "1..2", "-1", "1X", "1e9", "99999999999999999999T", "1 2"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
@@ -172,12 +158,7 @@ mod tests {
         for b in [0u64, 1, 1023, 1024, 1536 << 10, 256 << 20, 1 << 30, u64::MAX] {
             assert_eq!(parse_size(&format_size(b)).unwrap(), b);
         }
-        for d in [
-            Duration::ZERO,
-            Duration::from_millis(1500),
-            Duration::from_secs(2),
-            Duration::from_nanos(3),
-        ] {
+        for d in [Duration::ZERO, Duration::from_millis(1500), Duration::from_secs(2), Duration::from_nanos(3)] {
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
         }
     }

@@ -36,10 +36,7 @@ fn nothing_left_after_a_timeout_or_a_daemon() {
     let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
     let out = probe(&b.clone().wall_time(Duration::from_millis(200)), &["spin", "3"]);
     assert_eq!(out.status, Status::WallTimeLimit);
-    assert!(
-        marked_processes(&mark).is_empty(),
-        "the spinners died with their sandbox"
-    );
+    assert!(marked_processes(&mark).is_empty(), "the spinners died with their sandbox");
     let out = probe(&b, &["daemon"]);
     assert_eq!(out.status, Status::Ok, "{}", stdout(&out));
     assert!(marked_processes(&mark).is_empty(), "the daemon died with its sandbox");
@@ -91,27 +88,14 @@ fn a_killed_caller_takes_its_sandboxes_along() {
     require_root!();
     let image = busybox!();
     let Some(cli) = option_env!("CARGO_BIN_EXE_isolette") else {
-        common::skip(
-            "a_killed_caller_takes_its_sandboxes_along",
-            "build with --features cli for the CLI",
-        );
+        common::skip("a_killed_caller_takes_its_sandboxes_along", "build with --features cli for the CLI");
         return;
     };
     let _serial = common::serial();
     let mark = marker();
     let root = image.layers()[0].to_str().unwrap().to_string();
     let mut caller = std::process::Command::new(cli)
-        .args([
-            "run",
-            "--image",
-            &root,
-            "--env",
-            &format!("{}={}", mark.0, mark.1),
-            "--",
-            common::PROBE,
-            "spin",
-            "2",
-        ])
+        .args(["run", "--image", &root, "--env", &format!("{}={}", mark.0, mark.1), "--", common::PROBE, "spin", "2"])
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -125,25 +109,14 @@ fn a_killed_caller_takes_its_sandboxes_along() {
     while !marked_processes(&mark).is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(
-        marked_processes(&mark).is_empty(),
-        "no sandbox process outlives its caller"
-    );
+    assert!(marked_processes(&mark).is_empty(), "no sandbox process outlives its caller");
     // Its cgroups are left to the next start; gc (which every first run also does) removes them.
     let report = isolette::gc().unwrap();
     assert!(report.busy.is_empty(), "{report:?}");
     let caller_prefix = format!("{}-", caller.id());
-    for parent in [
-        "/sys/fs/cgroup/memory/isolette",
-        "/sys/fs/cgroup/pids/isolette",
-        "/sys/fs/cgroup/isolette",
-    ] {
+    for parent in ["/sys/fs/cgroup/memory/isolette", "/sys/fs/cgroup/pids/isolette", "/sys/fs/cgroup/isolette"] {
         for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
-            assert!(
-                !e.file_name().to_string_lossy().starts_with(&caller_prefix),
-                "{:?} left",
-                e.path()
-            );
+            assert!(!e.file_name().to_string_lossy().starts_with(&caller_prefix), "{:?} left", e.path());
         }
     }
 }

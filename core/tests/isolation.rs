@@ -21,10 +21,7 @@ fn the_init_does_not_show_the_callers_command_line() {
     let image = busybox!();
     let out = probe(&Sandbox::builder(&image), &["cat", "/proc/1/cmdline"]);
     assert!(out.stdout.iter().all(|&b| b == 0), "{:?}", stdout(&out));
-    let out = probe(
-        &Sandbox::builder(&image).user_namespace(true),
-        &["cat", "/proc/1/environ"],
-    );
+    let out = probe(&Sandbox::builder(&image).user_namespace(true), &["cat", "/proc/1/environ"]);
     assert_eq!(out.status, Status::RuntimeError, "{}", stdout(&out));
 }
 
@@ -50,12 +47,7 @@ fn host_files_outside_the_image_cannot_be_read() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o644)).unwrap();
     let b = Sandbox::builder(&image);
-    for path in [
-        canary.to_str().unwrap(),
-        "/etc/shadow",
-        "/.oldroot/etc/hostname",
-        "/root/.bashrc",
-    ] {
+    for path in [canary.to_str().unwrap(), "/etc/shadow", "/.oldroot/etc/hostname", "/root/.bashrc"] {
         let out = probe(&b, &["cat", path]);
         assert_eq!(out.status, Status::RuntimeError, "{path}: {}", stdout(&out));
         assert!(!stdout(&out).contains("secret"));
@@ -94,24 +86,15 @@ fn hostname_and_ids_are_the_sandbox_ones() {
     require_root!();
     let image = busybox!();
     for userns in [false, true] {
-        let out = probe(
-            &Sandbox::builder(&image).hostname("judge-7").user_namespace(userns),
-            &["id"],
-        );
+        let out = probe(&Sandbox::builder(&image).hostname("judge-7").user_namespace(userns), &["id"]);
         assert_eq!(
             stdout(&out),
             "uid=60000 gid=60000 euid=60000 egid=60000 groups=0\nhostname=judge-7\n",
             "userns={userns}"
         );
-        let out = probe(
-            &Sandbox::builder(&image).user_namespace(userns),
-            &["cat", "/proc/self/status"],
-        );
+        let out = probe(&Sandbox::builder(&image).user_namespace(userns), &["cat", "/proc/self/status"]);
         for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-            assert!(
-                stdout(&out).contains(&format!("{cap}:\t0000000000000000")),
-                "{cap} userns={userns}"
-            );
+            assert!(stdout(&out).contains(&format!("{cap}:\t0000000000000000")), "{cap} userns={userns}");
         }
         assert!(stdout(&out).contains("NoNewPrivs:\t1"));
     }
@@ -122,12 +105,7 @@ fn the_program_sees_only_stdio_fds() {
     require_root!();
     let image = busybox!();
     // A leaked fd of the caller without CLOEXEC must not reach the program.
-    let leaked = nix::fcntl::open(
-        "/etc/hostname",
-        nix::fcntl::OFlag::O_RDONLY,
-        nix::sys::stat::Mode::empty(),
-    )
-    .unwrap();
+    let leaked = nix::fcntl::open("/etc/hostname", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).unwrap();
     let out = probe(&Sandbox::builder(&image), &["fds"]);
     assert_eq!(stdout(&out), "0 1 2\n");
     drop(leaked);
@@ -140,34 +118,21 @@ fn bind_mounts_read_only_and_writable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(dir.path().join("in.txt"), "input").unwrap();
-    let b = Sandbox::builder(&image)
-        .mount_ro(dir.path(), "/data/ro")
-        .mount_rw(dir.path(), "/data/rw");
+    let b = Sandbox::builder(&image).mount_ro(dir.path(), "/data/ro").mount_rw(dir.path(), "/data/rw");
     let out = probe(&b, &["cat", "/data/ro/in.txt"]);
     assert_eq!(stdout(&out), "input");
     let out = probe(&b, &["write-file", "/data/ro/x", "no"]);
     assert_eq!(out.status, Status::RuntimeError);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Read-only"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only"), "{}", String::from_utf8_lossy(&out.stderr));
     let out = probe(&b, &["write-file", "/data/rw/out.txt", "yes"]);
     assert_eq!(out.status, Status::Ok, "{}", String::from_utf8_lossy(&out.stderr));
     let written = dir.path().join("out.txt");
     assert_eq!(std::fs::read_to_string(&written).unwrap(), "yes");
-    assert_eq!(
-        std::fs::metadata(&written).unwrap().uid(),
-        60000,
-        "owned by the dedicated sandbox uid"
-    );
+    assert_eq!(std::fs::metadata(&written).unwrap().uid(), 60000, "owned by the dedicated sandbox uid");
 
     // With a user namespace, the file belongs to the high host range, never a real user.
     std::fs::remove_file(&written).unwrap();
-    let out = probe(
-        &b.clone().user_namespace(true),
-        &["write-file", "/data/rw/out.txt", "yes"],
-    );
+    let out = probe(&b.clone().user_namespace(true), &["write-file", "/data/rw/out.txt", "yes"]);
     assert_eq!(out.status, Status::Ok, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::metadata(&written).unwrap().uid(), (1 << 30) + 60000);
 }
@@ -178,11 +143,7 @@ fn writable_layer_is_size_limited() {
     let image = busybox!();
     let out = Sandbox::builder(&image)
         .tmpfs_size(1 << 20)
-        .run([
-            "/bin/sh",
-            "-c",
-            "head -c 2000000 /dev/zero > /tmp/big; echo $?; wc -c < /tmp/big",
-        ])
+        .run(["/bin/sh", "-c", "head -c 2000000 /dev/zero > /tmp/big; echo $?; wc -c < /tmp/big"])
         .unwrap();
     // head fails (ENOSPC) after exactly the tmpfs size.
     assert_eq!(stdout(&out), "1\n1048576\n", "{}", String::from_utf8_lossy(&out.stderr));

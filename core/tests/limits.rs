@@ -46,10 +46,7 @@ fn fork_bomb_is_contained() {
     let image = busybox!();
     let _serial = serial();
     let mark = common::marker();
-    let b = Sandbox::builder(&image)
-        .pids(32)
-        .wall_time(Duration::from_secs(1))
-        .env(&mark.0, &mark.1);
+    let b = Sandbox::builder(&image).pids(32).wall_time(Duration::from_secs(1)).env(&mark.0, &mark.1);
     let out = probe(&b, &["forkbomb"]);
     assert_eq!(out.status, Status::WallTimeLimit);
     assert!(common::marked_processes(&mark).is_empty(), "every bomb process is gone");
@@ -64,20 +61,12 @@ fn pids_limit_fails_fork_inside_and_the_run_goes_on() {
     let image = busybox!();
     let _serial = serial();
     let b = Sandbox::builder(&image).pids(3);
-    let out = b
-        .run(["/bin/sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done; echo done"])
-        .unwrap();
+    let out = b.run(["/bin/sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done; echo done"]).unwrap();
     // The shell gets EAGAIN from fork and gives up by itself: not a verdict of ours.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("can't fork: Resource temporarily unavailable"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("can't fork: Resource temporarily unavailable"), "{stderr}");
     assert_eq!(out.status, Status::RuntimeError);
-    assert!(
-        out.wall_time < Duration::from_millis(900),
-        "ended on its own, not by a limit"
-    );
+    assert!(out.wall_time < Duration::from_millis(900), "ended on its own, not by a limit");
     assert_no_own_cgroups();
 }
 
@@ -86,10 +75,7 @@ fn file_size_limit_is_an_output_limit() {
     require_root!();
     let image = busybox!();
     let _serial = serial();
-    let out = Sandbox::builder(&image)
-        .fsize(1000)
-        .run(["/bin/sh", "-c", "head -c 5000 /dev/zero > /tmp/x"])
-        .unwrap();
+    let out = Sandbox::builder(&image).fsize(1000).run(["/bin/sh", "-c", "head -c 5000 /dev/zero > /tmp/x"]).unwrap();
     assert_eq!((out.status, out.signal), (Status::OutputLimit, Some(libc::SIGXFSZ)));
     assert_no_own_cgroups();
 }
@@ -99,18 +85,10 @@ fn cpu_quota_slows_a_spinner_down() {
     require_root!();
     let image = busybox!();
     let _serial = serial();
-    let out = probe(
-        &Sandbox::builder(&image)
-            .cpus(0.25)
-            .wall_time(Duration::from_millis(800)),
-        &["spin"],
-    );
+    let out = probe(&Sandbox::builder(&image).cpus(0.25).wall_time(Duration::from_millis(800)), &["spin"]);
     assert_eq!(out.status, Status::WallTimeLimit);
     let ms = out.cpu_time.as_millis();
-    assert!(
-        (100..=350).contains(&ms),
-        "a quarter core for 0.8 s gave {ms} ms of cpu"
-    );
+    assert!((100..=350).contains(&ms), "a quarter core for 0.8 s gave {ms} ms of cpu");
     let out = probe(&Sandbox::builder(&image).cpuset("0"), &["exit", "0"]);
     assert_eq!(out.status, Status::Ok);
     assert_no_own_cgroups();
@@ -123,11 +101,7 @@ fn accounting_covers_the_whole_tree() {
     let _serial = serial();
     // Two children each allocate 60 MiB at the same time: the tree's peak is over 100.
     let out = Sandbox::builder(&image)
-        .run([
-            "/bin/sh",
-            "-c",
-            "isolette-probe memhog 60M & isolette-probe memhog 60M & wait",
-        ])
+        .run(["/bin/sh", "-c", "isolette-probe memhog 60M & isolette-probe memhog 60M & wait"])
         .unwrap();
     assert_eq!(out.status, Status::Ok);
     assert!(!out.approximate);

@@ -15,10 +15,7 @@ fn exit_codes() {
     let out = probe(&b, &["exit", "0"]);
     assert_eq!((out.status, out.exit_code, out.signal), (Status::Ok, Some(0), None));
     let out = probe(&b, &["exit", "3"]);
-    assert_eq!(
-        (out.status, out.exit_code, out.signal),
-        (Status::RuntimeError, Some(3), None)
-    );
+    assert_eq!((out.status, out.exit_code, out.signal), (Status::RuntimeError, Some(3), None));
 }
 
 #[test]
@@ -28,11 +25,7 @@ fn signals_are_reported_as_outside() {
     let b = Sandbox::builder(&image);
     for (sig, num) in [("ABRT", 6), ("SEGV", 11), ("KILL", 9), ("TERM", 15)] {
         let out = probe(&b, &["kill-self", sig]);
-        assert_eq!(
-            (out.status, out.exit_code, out.signal),
-            (Status::Signaled, None, Some(num)),
-            "{sig}"
-        );
+        assert_eq!((out.status, out.exit_code, out.signal), (Status::Signaled, None, Some(num)), "{sig}");
     }
 }
 
@@ -67,17 +60,10 @@ fn stdin_bytes_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "from a file\n").unwrap();
-    let out = probe(
-        &Sandbox::builder(&image).stdin_from(Stdin::File(input)),
-        &["stdin-echo"],
-    );
+    let out = probe(&Sandbox::builder(&image).stdin_from(Stdin::File(input)), &["stdin-echo"]);
     assert_eq!(stdout(&out), "from a file\n");
     let out = probe(&Sandbox::builder(&image), &["stdin-echo"]);
-    assert_eq!(
-        (out.status, stdout(&out)),
-        (Status::Ok, String::new()),
-        "stdin is empty by default"
-    );
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, String::new()), "stdin is empty by default");
 }
 
 #[test]
@@ -86,10 +72,7 @@ fn output_to_files_and_captured_stderr() {
     let image = busybox!();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.txt");
-    let out = probe(
-        &Sandbox::builder(&image).stdout(Output::File(path.clone())),
-        &["write-bytes", "1000"],
-    );
+    let out = probe(&Sandbox::builder(&image).stdout(Output::File(path.clone())), &["write-bytes", "1000"]);
     assert_eq!(out.status, Status::Ok);
     assert!(out.stdout.is_empty());
     assert_eq!(std::fs::read(&path).unwrap(), vec![b'x'; 1000]);
@@ -101,10 +84,7 @@ fn output_to_files_and_captured_stderr() {
 fn output_limit_caps_capture_exactly() {
     require_root!();
     let image = busybox!();
-    let out = probe(
-        &Sandbox::builder(&image).output_limit(1000),
-        &["write-bytes", "1000000"],
-    );
+    let out = probe(&Sandbox::builder(&image).output_limit(1000), &["write-bytes", "1000000"]);
     assert_eq!(out.status, Status::OutputLimit);
     assert_eq!(out.stdout.len(), 1000);
     let out = probe(&Sandbox::builder(&image).output_limit(1000), &["write-bytes", "1000"]);
@@ -116,20 +96,10 @@ fn clean_environment_and_workdir() {
     require_root!();
     let image = busybox!();
     let out = probe(&Sandbox::builder(&image).env("LANG", "C.UTF-8"), &["env"]);
-    let mut env: Vec<&str> = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| std::str::from_utf8(l).unwrap())
-        .collect();
+    let mut env: Vec<&str> =
+        out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| std::str::from_utf8(l).unwrap()).collect();
     env.sort();
-    assert_eq!(
-        env,
-        [
-            "LANG=C.UTF-8",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        ]
-    );
+    assert_eq!(env, ["LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
     let out = probe(&Sandbox::builder(&image).workdir("/tmp"), &["pwd"]);
     assert_eq!(stdout(&out), "/tmp\n");
 }
@@ -150,17 +120,10 @@ fn missing_command_is_an_error_not_a_status() {
         Err(Error::CommandNotFound { command, .. }) => assert_eq!(command, "no-such-command"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        Sandbox::run(&image, ["/bin/no-such"]),
-        Err(Error::CommandNotFound { .. })
-    ));
+    assert!(matches!(Sandbox::run(&image, ["/bin/no-such"]), Err(Error::CommandNotFound { .. })));
     // A directory is not executable: EACCES names the path.
     match Sandbox::run(&image, ["/tmp"]) {
-        Err(Error::Setup {
-            step: Step::Exec,
-            errno,
-            path,
-        }) => {
+        Err(Error::Setup { step: Step::Exec, errno, path }) => {
             assert_eq!(errno, isolette::Errno::EACCES);
             assert_eq!(path.unwrap().to_str(), Some("/tmp"));
         }
@@ -172,24 +135,9 @@ fn missing_command_is_an_error_not_a_status() {
 fn setup_errors_name_step_and_path() {
     require_root!();
     let image = busybox!();
-    let err = Sandbox::builder(&image)
-        .workdir("/no/such/dir")
-        .run([PROBE, "pwd"])
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Setup {
-                step: Step::Workdir,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert_eq!(
-        err.to_string(),
-        "workdir `/no/such/dir`: ENOENT (No such file or directory)"
-    );
+    let err = Sandbox::builder(&image).workdir("/no/such/dir").run([PROBE, "pwd"]).unwrap_err();
+    assert!(matches!(err, Error::Setup { step: Step::Workdir, .. }), "{err:?}");
+    assert_eq!(err.to_string(), "workdir `/no/such/dir`: ENOENT (No such file or directory)");
 }
 
 #[test]
@@ -218,10 +166,7 @@ fn python_runs_from_a_debian_image() {
         );
         return;
     };
-    let out = Sandbox::builder(&image)
-        .stdin("21\n")
-        .run(["python3", "-c", "print(int(input()) * 2)"])
-        .unwrap();
+    let out = Sandbox::builder(&image).stdin("21\n").run(["python3", "-c", "print(int(input()) * 2)"]).unwrap();
     assert_eq!(
         (out.status, stdout(&out)),
         (Status::Ok, "42\n".to_string()),

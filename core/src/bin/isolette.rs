@@ -12,11 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use isolette::{HostReport, Image, MountSpec, Outcome, Output, Sandbox, Status, Stdin};
 
 #[derive(Parser)]
-#[command(
-    name = "isolette",
-    version,
-    about = "Run untrusted code in a fresh Linux sandbox and get an exact verdict"
-)]
+#[command(name = "isolette", version, about = "Run untrusted code in a fresh Linux sandbox and get an exact verdict")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,9 +105,7 @@ fn mount(s: &str) -> Result<MountSpec, String> {
 }
 
 fn env(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
 }
 
 fn main() -> ExitCode {

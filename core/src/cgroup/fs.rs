@@ -33,19 +33,14 @@ pub(crate) fn write_if_present(path: &Path, value: &str) -> Result<()> {
 /// Reads a number from a one-value file (`memory.max_usage_in_bytes`, `cpuacct.usage`).
 pub(crate) fn read_u64(path: &Path) -> Result<u64> {
     let text = read(path)?;
-    text.trim().parse().map_err(|_| {
-        Error::io(
-            "parse",
-            path,
-            std::io::Error::other(format!("not a number: `{}`", text.trim())),
-        )
-    })
+    text.trim()
+        .parse()
+        .map_err(|_| Error::io("parse", path, std::io::Error::other(format!("not a number: `{}`", text.trim()))))
 }
 
 /// The value of `key` in a flat keyed file (`cpu.stat`, `memory.events`, `memory.oom_control`).
 pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[cfg(test)]

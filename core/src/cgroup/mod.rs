@@ -56,11 +56,7 @@ impl Layout {
                 _ => {}
             }
         }
-        if v1.is_empty() {
-            Layout::None
-        } else {
-            Layout::V1 { mounts: v1 }
-        }
+        if v1.is_empty() { Layout::None } else { Layout::V1 { mounts: v1 } }
     }
 
     /// This host's layout, read once.
@@ -172,10 +168,9 @@ fn start_time(pid: u32) -> Option<u64> {
 /// Whether the process that named a run's cgroup `name` is still alive.
 fn owner_alive(name: &str) -> bool {
     let mut parts = name.splitn(3, '-');
-    let (Some(pid), Some(start)) = (
-        parts.next().and_then(|p| p.parse().ok()),
-        parts.next().and_then(|s| s.parse().ok()),
-    ) else {
+    let (Some(pid), Some(start)) =
+        (parts.next().and_then(|p| p.parse().ok()), parts.next().and_then(|s| s.parse().ok()))
+    else {
         return true; // Not one of ours by name: leave it.
     };
     start_time(pid) == Some(start)
@@ -189,16 +184,14 @@ fn remove_soon(dirs: Vec<PathBuf>) {
     if busy.is_empty() {
         return;
     }
-    let _ = std::thread::Builder::new()
-        .name("isolette-cgroup-rm".into())
-        .spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            let mut left = busy;
-            while !left.is_empty() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-                left.retain(|d| !try_remove(d));
-            }
-        });
+    let _ = std::thread::Builder::new().name("isolette-cgroup-rm".into()).spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut left = busy;
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+            left.retain(|d| !try_remove(d));
+        }
+    });
 }
 
 /// `rmdir`; true when the directory is gone.
@@ -258,10 +251,7 @@ fn kill_members(dir: &Path) {
     if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
         return;
     }
-    for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-    {
+    for pid in std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default().lines() {
         if let Ok(pid) = pid.trim().parse::<i32>() {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
@@ -302,12 +292,7 @@ mod tests {
             }
         );
         let unified = "cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n";
-        assert_eq!(
-            Layout::parse(unified),
-            Layout::V2 {
-                root: "/sys/fs/cgroup".into()
-            }
-        );
+        assert_eq!(Layout::parse(unified), Layout::V2 { root: "/sys/fs/cgroup".into() });
         assert_eq!(Layout::parse("proc /proc proc rw 0 0\n"), Layout::None);
     }
 
@@ -319,10 +304,7 @@ mod tests {
         assert_ne!(run_name(), name, "unique per run");
         assert!(!owner_alive("999999999-1-0"), "no such process");
         let start = start_time(std::process::id()).unwrap();
-        assert!(
-            !owner_alive(&format!("{}-{}-0", std::process::id(), start + 1)),
-            "pid reused by another process"
-        );
+        assert!(!owner_alive(&format!("{}-{}-0", std::process::id(), start + 1)), "pid reused by another process");
         assert!(owner_alive("not-ours"), "names we did not make are left alone");
     }
 }

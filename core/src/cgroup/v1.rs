@@ -64,10 +64,7 @@ impl Group {
     }
 
     fn dir(&self, ctrl: &str) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|(c, _)| c.iter().any(|x| x == ctrl))
-            .map(|(_, d)| d.as_path())
+        self.dirs.iter().find(|(c, _)| c.iter().any(|x| x == ctrl)).map(|(_, d)| d.as_path())
     }
 
     fn file(&self, ctrl: &str, file: &str) -> PathBuf {
@@ -137,9 +134,7 @@ impl Cgroup for Group {
     }
 
     fn cpu_usage(&self) -> Result<Duration> {
-        Ok(Duration::from_nanos(fs::read_u64(
-            &self.file("cpuacct", "cpuacct.usage"),
-        )?))
+        Ok(Duration::from_nanos(fs::read_u64(&self.file("cpuacct", "cpuacct.usage"))?))
     }
 
     fn stats(&self) -> Result<Stats> {

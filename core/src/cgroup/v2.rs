@@ -39,11 +39,8 @@ impl Group {
         }
         let available = fs::read(&parent.join("cgroup.controllers"))?;
         let enabled = fs::read(&parent.join("cgroup.subtree_control"))?;
-        let missing: Vec<&str> = wanted
-            .iter()
-            .copied()
-            .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
-            .collect();
+        let missing: Vec<&str> =
+            wanted.iter().copied().filter(|c| !enabled.split_whitespace().any(|e| e == *c)).collect();
         if missing.iter().any(|c| !available.split_whitespace().any(|a| a == *c)) {
             if limits.cpuset.is_some() && !available.split_whitespace().any(|a| a == "cpuset") {
                 return Err(Error::Host {

@@ -47,11 +47,7 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     // Die with the supervising thread.
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| Failure::new(Step::Sync, e))?;
     for (i, op) in plan.ops.iter().enumerate() {
-        apply(op).map_err(|errno| Failure {
-            step: op.step(),
-            index: i as u16,
-            errno,
-        })?;
+        apply(op).map_err(|errno| Failure { step: op.step(), index: i as u16, errno })?;
     }
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
     for r in &plan.rlimits {
@@ -117,11 +113,7 @@ fn apply(op: &MountOp) -> SysResult<()> {
         MountOp::Tmpfs { target, data } => {
             sys::mount(Some(c"tmpfs"), target, Some(c"tmpfs"), MS_NOSUID | MS_NODEV, Some(data))
         }
-        MountOp::Mkdir {
-            path,
-            mode,
-            must_create,
-        } => match sys::mkdir(path, *mode) {
+        MountOp::Mkdir { path, mode, must_create } => match sys::mkdir(path, *mode) {
             Err(Errno::EEXIST) if !must_create => Ok(()),
             other => other,
         },
@@ -132,15 +124,15 @@ fn apply(op: &MountOp) -> SysResult<()> {
         MountOp::Overlay { target, data } => {
             sys::mount(Some(c"overlay"), target, Some(c"overlay"), MS_NODEV, Some(data))
         }
-        MountOp::Proc { target } => sys::mount(
-            Some(c"proc"),
-            target,
-            Some(c"proc"),
-            MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            None,
-        ),
+        MountOp::Proc { target } => {
+            sys::mount(Some(c"proc"), target, Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        }
         MountOp::Bind { source, target, .. } => sys::mount(Some(source), target, None, MS_BIND | MS_REC, None),
         MountOp::Setattr { target, attrs } => sys::mount_setattr(target, *attrs),
         MountOp::Detach { target } => sys::umount2(target, MNT_DETACH),
+        MountOp::Mask { source, target } => match sys::mount(Some(source), target, None, MS_BIND, None) {
+            Err(Errno::ENOENT) => Ok(()),
+            other => other,
+        },
     }
 }

@@ -74,12 +74,7 @@ fn program(plan: &Plan, fds: &ChildFds, err_w: i32) -> ! {
 }
 
 fn exec_failed(err_w: i32, index: usize, errno: Errno) -> ! {
-    Message::Failed(Failure {
-        step: Step::Exec,
-        index: index as u16,
-        errno,
-    })
-    .send(err_w);
+    Message::Failed(Failure { step: Step::Exec, index: index as u16, errno }).send(err_w);
     sys::exit(127)
 }
 
@@ -98,6 +93,10 @@ fn prepare(plan: &Plan, fds: &ChildFds, err_w: i32) -> Result<(), Failure> {
     clear_capabilities().map_err(|e| Failure::new(Step::DropCaps, e))?;
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Failure::new(Step::NoNewPrivs, e))?;
     sys::umask(0o022);
+    // Last, as bubblewrap does: from here on every call the program makes is filtered.
+    if let Some(filter) = &p.seccomp {
+        sys::seccomp_set_filter(filter).map_err(|e| Failure::new(Step::Seccomp, e))?;
+    }
     Ok(())
 }
 

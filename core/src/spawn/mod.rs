@@ -112,11 +112,7 @@ pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd
     let pid = result.map_err(|e| Error::setup(Step::Clone, e))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child {
-        pid,
-        pidfd,
-        reaped: false,
-    })
+    Ok(Child { pid, pidfd, reaped: false })
 }
 
 /// Lets the child go on past its sync point.

@@ -59,11 +59,9 @@ impl Message {
         let index = u16::from_ne_bytes([b[2], b[3]]);
         let value = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
         match b[0] {
-            FAILED => Some(Message::Failed(Failure {
-                step: Step::from_u8(b[1])?,
-                index,
-                errno: Errno::from_raw(value),
-            })),
+            FAILED => {
+                Some(Message::Failed(Failure { step: Step::from_u8(b[1])?, index, errno: Errno::from_raw(value) }))
+            }
             STARTED => Some(Message::Started),
             EXITED => Some(Message::Exited(value)),
             _ => None,
@@ -83,11 +81,7 @@ mod tests {
     #[test]
     fn round_trip() {
         for m in [
-            Message::Failed(Failure {
-                step: Step::Overlay,
-                index: 7,
-                errno: Errno::EINVAL,
-            }),
+            Message::Failed(Failure { step: Step::Overlay, index: 7, errno: Errno::EINVAL }),
             Message::Started,
             Message::Exited(0x0600),
         ] {

@@ -60,16 +60,7 @@ pub(crate) unsafe fn clone3(args: &mut CloneArgs) -> SysResult<pid_t> {
 /// Same contract as [`clone3`]: the child runs only async-signal-safe code.
 pub(crate) unsafe fn fork() -> SysResult<pid_t> {
     // SAFETY: a clone with no CLONE_VM and no new stack duplicates the process like fork(2).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0usize, 0usize, 0usize, 0usize) };
     cvt_long(r).map(|p| p as pid_t)
 }
 
@@ -82,15 +73,7 @@ pub(crate) fn mount(
     data: Option<&CStr>,
 ) -> SysResult<()> {
     // SAFETY: every pointer is a NUL-terminated string or null, as mount(2) takes them.
-    let r = unsafe {
-        libc::mount(
-            opt_ptr(source),
-            target.as_ptr(),
-            opt_ptr(fstype),
-            flags,
-            opt_ptr(data).cast(),
-        )
-    };
+    let r = unsafe { libc::mount(opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data).cast()) };
     cvt(r).map(drop)
 }
 
@@ -124,12 +107,7 @@ pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// tree without touching the ones the kernel locked.
 /// <https://man7.org/linux/man-pages/man2/mount_setattr.2.html>
 pub(crate) fn mount_setattr(path: &CStr, attr_set: u64) -> SysResult<()> {
-    let attr = MountAttr {
-        attr_set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: `path` is NUL-terminated and `attr` a valid mount_attr of the size passed.
     let r = unsafe {
         libc::syscall(
@@ -162,6 +140,19 @@ pub(crate) fn unshare(flags: c_int) -> SysResult<()> {
     cvt(unsafe { libc::unshare(flags) }).map(drop)
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` — <https://man7.org/linux/man-pages/man2/seccomp.2.html>
+pub(crate) fn seccomp_set_filter(filter: &[seccompiler::sock_filter]) -> SysResult<()> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const seccompiler::sock_filter,
+    }
+    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
+    // SAFETY: `prog` points at `filter`, a valid BPF program (same layout as the kernel's
+    // sock_filter) that outlives the call; the kernel copies it.
+    cvt_long(unsafe { libc::syscall(libc::SYS_seccomp, 1u32, 0u32, &prog as *const SockFprog) }).map(drop)
+}
+
 /// `chdir(path)`
 pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
     // SAFETY: `path` is NUL-terminated.
@@ -178,11 +169,7 @@ pub(crate) fn mkdir(path: &CStr, mode: u32) -> SysResult<()> {
 pub(crate) fn touch(path: &CStr, mode: u32) -> SysResult<()> {
     // SAFETY: `path` is NUL-terminated; the fd is closed right away.
     let fd = cvt(unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            mode,
-        )
+        libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode)
     })?;
     close(fd);
     Ok(())
@@ -203,10 +190,7 @@ pub(crate) fn sethostname(name: &CStr) -> SysResult<()> {
 
 /// `setrlimit(resource, {soft, hard})`
 pub(crate) fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
-    let lim = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `lim` is a valid rlimit.
     cvt(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
 }
@@ -285,22 +269,9 @@ pub(crate) fn capset_empty() -> SysResult<()> {
         permitted: u32,
         inheritable: u32,
     }
-    let mut header = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let data = [
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-        Data {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        },
-    ];
+    let mut header = Header { version: 0x2008_0522, pid: 0 };
+    let data =
+        [Data { effective: 0, permitted: 0, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
     // SAFETY: a v3 header with two data elements, as capset(2) requires.
     cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) }).map(drop)
 }
@@ -420,14 +391,6 @@ pub(crate) fn wait4(pid: pid_t, flags: c_int) -> SysResult<(pid_t, c_int, libc::
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` — <https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html>
 pub(crate) fn pidfd_send_signal(pidfd: RawFd, sig: c_int) -> SysResult<()> {
     // SAFETY: plain integers and a null siginfo, as documented.
-    cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd,
-            sig,
-            ptr::null::<libc::siginfo_t>(),
-            0u32,
-        )
-    })
-    .map(drop)
+    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, ptr::null::<libc::siginfo_t>(), 0u32) })
+        .map(drop)
 }

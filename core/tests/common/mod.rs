@@ -30,10 +30,7 @@ macro_rules! busybox {
         match common::image("busybox") {
             Some(image) => image,
             None => {
-                common::skip(
-                    module_path!(),
-                    "the busybox test image is missing; run scripts/build-test-images.sh",
-                );
+                common::skip(module_path!(), "the busybox test image is missing; run scripts/build-test-images.sh");
                 return;
             }
         }
@@ -53,9 +50,7 @@ pub fn images_dir() -> PathBuf {
 /// Opens a test image by name, if it has been built.
 pub fn image(name: &str) -> Option<Image> {
     let dir = images_dir().join(name);
-    dir.join("usr/local/bin/isolette-probe")
-        .exists()
-        .then(|| Image::open(dir).expect("test image opens"))
+    dir.join("usr/local/bin/isolette-probe").exists().then(|| Image::open(dir).expect("test image opens"))
 }
 
 /// Path of the probe inside the test images.
@@ -63,10 +58,7 @@ pub const PROBE: &str = "/usr/local/bin/isolette-probe";
 
 /// Runs the probe with `args` under `builder`.
 pub fn probe(builder: &SandboxBuilder, args: &[&str]) -> Outcome {
-    let argv: Vec<String> = std::iter::once(PROBE)
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
+    let argv: Vec<String> = std::iter::once(PROBE).chain(args.iter().copied()).map(String::from).collect();
     builder.run(argv).unwrap_or_else(|e| panic!("probe {args:?}: {e}"))
 }
 
@@ -87,12 +79,7 @@ impl Footprint {
         let children = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .flatten()
-            .map(|t| {
-                std::fs::read_to_string(t.path().join("children"))
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .count()
-            })
+            .map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default().split_whitespace().count())
             .sum();
         let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().count();

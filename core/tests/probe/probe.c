@@ -34,6 +34,16 @@
  *   env                    environment, one K=V per line
  *   pwd                    current working directory
  *   fds                    open fds (sorted, space-separated)
+ *   syscall-loop N         N getppid() calls (for the seccomp overhead bench)
+ *   int80                  a 32-bit getpid through int 0x80; prints "ok N"
+ *   x32                    an x32-ABI getpid (nr | 0x40000000); "ok N" or errno
+ *   mknod-block PATH       mknod a block device (8,0) at PATH; "ok" or error
+ *   chroot-escape          chroot("/tmp") then chdir("..") x64 and chroot(".");
+ *                          lists "/" afterwards
+ *   setuid0                setuid(0) then setgid(0); "uid=U" and errors
+ *   write-exe              open /proc/self/exe for writing; "ok" or error
+ *   kill PID SIG           kill(PID, SIG); "ok" or error
+ *   tiocsti                TIOCSTI on fd 0, 1, 2 and /dev/tty; "ok" or errors
  *
  * Exit codes: 0 success, 1 operation failed ("error: <strerror>" on stderr),
  * 2 usage error, 3 memhog allocation failure, 4 write error, 5 forkbomb gave up.
@@ -56,7 +66,9 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -742,6 +754,110 @@ static int cmd_try_syscall(const char *name)
 	return 0;
 }
 
+/* ------------------------------------------------------- hostile programs */
+
+static int cmd_syscall_loop(const char *n_s)
+{
+	long n = parse_long(n_s);
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getppid);
+	return 0;
+}
+
+static int cmd_int80(void)
+{
+	long ret;
+	/* __NR_getpid is 20 on i386. */
+	__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+	printf("ok %ld\n", ret);
+	return 0;
+}
+
+static int cmd_x32(void)
+{
+	long r = syscall(0x40000000L | SYS_getpid);
+	if (r < 0)
+		printf("errno=%d %s\n", errno, strerror(errno));
+	else
+		printf("ok %ld\n", r);
+	return 0;
+}
+
+static int report(long r)
+{
+	if (r < 0) {
+		printf("error: %s\n", strerror(errno));
+		return 1;
+	}
+	puts("ok");
+	return 0;
+}
+
+static int cmd_mknod_block(const char *path)
+{
+	return report(mknod(path, S_IFBLK | 0600, makedev(8, 0)));
+}
+
+static int cmd_chroot_escape(void)
+{
+	if (chroot("/tmp") < 0) {
+		printf("error: chroot: %s\n", strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < 64; i++)
+		if (chdir("..") < 0)
+			break;
+	if (chroot(".") < 0) {
+		printf("error: chroot .: %s\n", strerror(errno));
+		return 1;
+	}
+	return cmd_ls("/");
+}
+
+static int cmd_setuid0(void)
+{
+	int r1 = setuid(0);
+	int e1 = errno;
+	int r2 = setgid(0);
+	int e2 = errno;
+	printf("uid=%u setuid=%s setgid=%s\n", getuid(), r1 == 0 ? "ok" : strerror(e1), r2 == 0 ? "ok" : strerror(e2));
+	return r1 == 0 || r2 == 0 ? 0 : 1;
+}
+
+static int cmd_write_exe(void)
+{
+	return report(open("/proc/self/exe", O_WRONLY));
+}
+
+static int cmd_kill(const char *pid_s, const char *sig_s)
+{
+	return report(kill((pid_t)parse_long(pid_s), parse_signal(sig_s)));
+}
+
+static int cmd_tiocsti(void)
+{
+	int any = 0;
+	char c = 'x';
+	for (int fd = 0; fd <= 2; fd++) {
+		if (ioctl(fd, TIOCSTI, &c) == 0) {
+			printf("fd %d: ok\n", fd);
+			any = 1;
+		} else {
+			printf("fd %d: %s\n", fd, strerror(errno));
+		}
+	}
+	int t = open("/dev/tty", O_RDWR);
+	if (t < 0) {
+		printf("/dev/tty: %s\n", strerror(errno));
+	} else if (ioctl(t, TIOCSTI, &c) == 0) {
+		printf("/dev/tty: ok\n");
+		any = 1;
+	} else {
+		printf("/dev/tty: %s\n", strerror(errno));
+	}
+	return any ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -819,6 +935,30 @@ int main(int argc, char **argv)
 		puts(buf);
 		return 0;
 	}
+	if (strcmp(cmd, "syscall-loop") == 0) {
+		need_args(argc, 3, "syscall-loop N");
+		return cmd_syscall_loop(argv[2]);
+	}
+	if (strcmp(cmd, "int80") == 0)
+		return cmd_int80();
+	if (strcmp(cmd, "x32") == 0)
+		return cmd_x32();
+	if (strcmp(cmd, "mknod-block") == 0) {
+		need_args(argc, 3, "mknod-block PATH");
+		return cmd_mknod_block(argv[2]);
+	}
+	if (strcmp(cmd, "chroot-escape") == 0)
+		return cmd_chroot_escape();
+	if (strcmp(cmd, "setuid0") == 0)
+		return cmd_setuid0();
+	if (strcmp(cmd, "write-exe") == 0)
+		return cmd_write_exe();
+	if (strcmp(cmd, "kill") == 0) {
+		need_args(argc, 4, "kill PID SIG");
+		return cmd_kill(argv[2], argv[3]);
+	}
+	if (strcmp(cmd, "tiocsti") == 0)
+		return cmd_tiocsti();
 	if (strcmp(cmd, "fds") == 0)
 		return cmd_fds();
 

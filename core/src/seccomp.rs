@@ -1,0 +1,349 @@
+//! Seccomp policies and their BPF programs, compiled once per policy and cached.
+//!
+//! Parent side: the child only installs the finished program (`spawn/sys.rs`). The
+//! program has three parts, in the order the kernel runs them:
+//! 1. a fast path of our own: wrong architecture → kill; x32 numbers (`nr >= 0x40000000`,
+//!    which seccompiler's architecture check lets through) → kill; `clone3` → `ENOSYS` (its
+//!    flags are in memory a filter cannot read, and libc falls back to `clone`, whose flags
+//!    it can); and every syscall numbered below the lowest one the policy names → allowed
+//!    at once (read, write, mmap and the other hottest calls have the lowest numbers);
+//! 2. the policy itself, compiled by seccompiler;
+//! 3. nothing else: seccompiler's program ends with the default action.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use seccompiler::{
+    BpfProgram, SeccompAction as Action, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch, sock_filter,
+};
+use syscalls::Sysno;
+
+use crate::error::{Error, Result};
+
+/// What happens to a program that makes a forbidden system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SeccompAction {
+    /// Kill the process: status `syscall_blocked` (the default).
+    #[default]
+    Kill,
+    /// Fail the call with `EPERM` and let the program go on.
+    Errno,
+}
+
+/// Which system calls a sandbox may make.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeccompPolicy {
+    list: List,
+    action: SeccompAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum List {
+    /// The built-in deny-list ([`DEFAULT_DENY`] plus argument rules).
+    Default,
+    Deny(Vec<Sysno>),
+    Allow(Vec<Sysno>),
+    Disabled,
+}
+
+/// System calls the default policy forbids outright, after Docker's default profile: ones
+/// that reach past the sandbox (kernel modules, kexec, reboot, clocks, swap, accounting,
+/// quotas), that inspect or tamper with other processes (ptrace, process_vm_*, kcmp), that
+/// change the sandbox itself (mount and the new mount API, pivot_root, chroot, namespaces),
+/// and large attack surfaces a judged program does not need (bpf, perf_event_open,
+/// io_uring, userfaultfd, keyrings, open_by_handle_at).
+pub const DEFAULT_DENY: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "chroot",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_madvise",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "syslog",
+    "_sysctl",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vhangup",
+];
+
+/// Namespace flags `clone` may not carry (CLONE_NEWTIME shares its bit with the exit signal).
+const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+/// Socket families a network namespace does not isolate.
+const DENIED_SOCKET_FAMILIES: [u64; 1] = [libc::AF_VSOCK as u64];
+
+/// Terminal ioctls that push input into a terminal (TIOCSTI) or reach the console (TIOCLINUX).
+const DENIED_IOCTLS: [u64; 2] = [libc::TIOCSTI, 0x541C];
+
+impl Default for SeccompPolicy {
+    fn default() -> Self {
+        SeccompPolicy { list: List::Default, action: SeccompAction::Kill }
+    }
+}
+
+impl SeccompPolicy {
+    /// The default deny-list ([`DEFAULT_DENY`], plus namespace flags of `clone`, `clone3`,
+    /// vsock sockets and terminal injection), killing the process.
+    pub fn default_deny() -> SeccompPolicy {
+        SeccompPolicy::default()
+    }
+
+    /// Forbids exactly these system calls; everything else is allowed.
+    ///
+    /// ```
+    /// let p = isolette::SeccompPolicy::deny(["ptrace", "mount"]).unwrap();
+    /// assert!(isolette::SeccompPolicy::deny(["no_such_call"]).is_err());
+    /// ```
+    pub fn deny<I, S>(names: I) -> Result<SeccompPolicy>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(SeccompPolicy { list: List::Deny(resolve(names)?), action: SeccompAction::Kill })
+    }
+
+    /// Allows only these system calls (plus `execve`, which starts the program, and
+    /// `exit_group`, which ends it).
+    pub fn allow<I, S>(names: I) -> Result<SeccompPolicy>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut calls = resolve(names)?;
+        calls.extend([Sysno::execve, Sysno::exit_group, Sysno::exit]);
+        calls.sort();
+        calls.dedup();
+        Ok(SeccompPolicy { list: List::Allow(calls), action: SeccompAction::Kill })
+    }
+
+    /// No filter at all.
+    pub fn disabled() -> SeccompPolicy {
+        SeccompPolicy { list: List::Disabled, action: SeccompAction::Kill }
+    }
+
+    /// Sets what happens on a forbidden call.
+    pub fn with_action(mut self, action: SeccompAction) -> SeccompPolicy {
+        self.action = action;
+        self
+    }
+
+    /// The action on a forbidden call.
+    pub fn action(&self) -> SeccompAction {
+        self.action
+    }
+}
+
+fn resolve<I, S>(names: I) -> Result<Vec<Sysno>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let call = Sysno::from_str(name).map_err(|_| {
+            Error::config(format!(
+                "seccomp: unknown system call `{}` (names are as in `man 2 syscalls`, for x86_64)",
+                name.escape_debug()
+            ))
+        })?;
+        out.push(call);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The BPF program of `policy`, compiled on first use and shared afterwards; `None` when
+/// the policy is [`SeccompPolicy::disabled`].
+pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>> {
+    static CACHE: OnceLock<Mutex<HashMap<SeccompPolicy, Arc<BpfProgram>>>> = OnceLock::new();
+    if policy.list == List::Disabled {
+        return Ok(None);
+    }
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(policy) {
+        return Ok(Some(p.clone()));
+    }
+    let compiled = Arc::new(compile(policy)?);
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(policy.clone(), compiled.clone());
+    Ok(Some(compiled))
+}
+
+fn deny_action(action: SeccompAction) -> Action {
+    match action {
+        SeccompAction::Kill => Action::KillProcess,
+        SeccompAction::Errno => Action::Errno(libc::EPERM as u32),
+    }
+}
+
+fn compile(policy: &SeccompPolicy) -> Result<BpfProgram> {
+    let bad = |e: seccompiler::BackendError| Error::config(format!("seccomp: {e}"));
+    let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(bad)
+    };
+    let rule = |conds: Vec<SeccompCondition>| SeccompRule::new(conds).map_err(bad);
+    let deny = deny_action(policy.action);
+    let (rules, mismatch, on_match) = match &policy.list {
+        List::Default => {
+            let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+            for name in DEFAULT_DENY {
+                let call =
+                    Sysno::from_str(name).map_err(|_| Error::config(format!("seccomp: `{name}` is unknown here")))?;
+                rules.insert(i64::from(call.id()), vec![]);
+            }
+            let flag_rules = CLONE_NAMESPACE_FLAGS.iter().map(|&f| rule(vec![cond(0, SeccompCmpOp::MaskedEq(f), f)?]));
+            rules.insert(i64::from(Sysno::clone.id()), flag_rules.collect::<Result<_>>()?);
+            let socket_rules = DENIED_SOCKET_FAMILIES.iter().map(|&f| rule(vec![cond(0, SeccompCmpOp::Eq, f)?]));
+            rules.insert(i64::from(Sysno::socket.id()), socket_rules.collect::<Result<_>>()?);
+            let ioctl_rules =
+                DENIED_IOCTLS.iter().map(|&r| rule(vec![cond(1, SeccompCmpOp::MaskedEq(0xffff_ffff), r)?]));
+            rules.insert(i64::from(Sysno::ioctl.id()), ioctl_rules.collect::<Result<_>>()?);
+            (rules, Action::Allow, deny)
+        }
+        List::Deny(calls) => (calls.iter().map(|c| (i64::from(c.id()), vec![])).collect(), Action::Allow, deny),
+        List::Allow(calls) => (calls.iter().map(|c| (i64::from(c.id()), vec![])).collect(), deny, Action::Allow),
+        List::Disabled => unreachable!("no program for a disabled policy"),
+    };
+    // Below the lowest number the deny-list names, everything is allowed: skip the chain.
+    let fast_allow_below = match &policy.list {
+        List::Allow(_) => 0,
+        _ => rules.keys().next().map_or(0, |&n| n as u32),
+    };
+    let filter = SeccompFilter::new(rules, mismatch, on_match, TargetArch::x86_64).map_err(bad)?;
+    let body: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| bad(e))?;
+    let mut program = prefix(policy.action, fast_allow_below);
+    program.extend(body);
+    if program.len() > usize::from(u16::MAX) {
+        return Err(Error::config("seccomp: the policy is too large for one filter"));
+    }
+    Ok(program)
+}
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+/// `AUDIT_ARCH_X86_64`.
+const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+/// The fast path ahead of seccompiler's program (see the module docs).
+fn prefix(action: SeccompAction, fast_allow_below: u32) -> BpfProgram {
+    let kill = match action {
+        SeccompAction::Kill => SECCOMP_RET_KILL_PROCESS,
+        SeccompAction::Errno => SECCOMP_RET_ERRNO | libc::EPERM as u32,
+    };
+    let mut p = vec![
+        // seccomp_data.arch is at offset 4, .nr at 0.
+        insn(BPF_LD_W_ABS, 0, 0, 4),
+        insn(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_KILL_PROCESS),
+        insn(BPF_LD_W_ABS, 0, 0, 0),
+        insn(BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        insn(BPF_RET_K, 0, 0, kill),
+        insn(BPF_JEQ_K, 0, 1, Sysno::clone3.id() as u32),
+        insn(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    if fast_allow_below > 0 {
+        p.push(insn(BPF_JGE_K, 1, 0, fast_allow_below));
+        p.push(insn(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW));
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_are_refused_with_the_name() {
+        let err = SeccompPolicy::deny(["ptrace", "not_a_call"]).unwrap_err().to_string();
+        assert!(err.contains("`not_a_call`"), "{err}");
+        assert!(SeccompPolicy::allow(["read", "write"]).is_ok());
+    }
+
+    #[test]
+    fn default_list_resolves_and_compiles_once() {
+        let a = program(&SeccompPolicy::default()).unwrap().unwrap();
+        let b = program(&SeccompPolicy::default()).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "cached");
+        assert!(program(&SeccompPolicy::disabled()).unwrap().is_none());
+        let errno = program(&SeccompPolicy::default().with_action(SeccompAction::Errno)).unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&a, &errno));
+    }
+
+    #[test]
+    fn prefix_kills_foreign_arch_and_x32_and_fast_allows_low_numbers() {
+        let p = program(&SeccompPolicy::default()).unwrap().unwrap();
+        assert_eq!(p[1].k, AUDIT_ARCH_X86_64);
+        assert_eq!(p[4].k, X32_SYSCALL_BIT);
+        assert_eq!(p[5].k, SECCOMP_RET_KILL_PROCESS);
+        // ioctl (16) is the lowest the default policy names: 0..=15 exit at once.
+        assert_eq!(p[8], insn(BPF_JGE_K, 1, 0, 16));
+        let allow = program(&SeccompPolicy::allow(["read"]).unwrap()).unwrap().unwrap();
+        assert!(allow.iter().all(|i| i.k != SECCOMP_RET_ALLOW || i.code != BPF_RET_K || allow.len() > 10));
+        assert_ne!(allow[8], insn(BPF_JGE_K, 1, 0, 0), "no fast path for an allow-list");
+    }
+}
