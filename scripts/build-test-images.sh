@@ -244,7 +244,7 @@ build_python() {
 	umount_under "$tmp"
 
 	as_root rm -f "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/cache/apt/archives/partial/*.deb \
-		"$tmp"/var/cache/apt/*.bin
+		"$tmp"/var/cache/apt/*.bin "$tmp"/var/lib/apt/lists/*_*
 	as_root mkdir -p "$tmp/work"
 	if ! grep -q '^sandbox:' "$tmp/etc/passwd"; then
 		echo 'sandbox:x:60000:60000:isolette sandbox:/work:/usr/sbin/nologin' | as_root tee -a "$tmp/etc/passwd" >/dev/null

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use isolette::{Image, Sandbox, Status};
+use isolette::{Image, Sandbox, SeccompPolicy, Status};
 
 fn runs() -> usize {
     std::env::var("ISOLETTE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
@@ -95,6 +95,25 @@ fn main() {
         }),
     );
     row(
+        "isolette: in-process, no cgroup (rusage accounting)",
+        measure(n, || {
+            let out = Sandbox::builder(&image).cgroup(false).run(["/bin/true"]).expect("run");
+            assert_eq!(out.status, Status::Ok);
+        }),
+    );
+    row(
+        "isolette: in-process, memory + pids + cpu-time limits",
+        measure(n, || {
+            let out = Sandbox::builder(&image)
+                .memory(256 << 20)
+                .pids(32)
+                .cpu_time(Duration::from_secs(1))
+                .run(["/bin/true"])
+                .expect("run");
+            assert_eq!(out.status, Status::Ok);
+        }),
+    );
+    row(
         "isolette: Sandbox::run in-process, user namespace",
         measure(n, || {
             let out = Sandbox::builder(&image).user_namespace(true).run(["/bin/true"]).expect("run");
@@ -125,9 +144,36 @@ fn main() {
         ),
         Err(_) => println!("bwrap: not installed (apt-get install bubblewrap for this row)"),
     }
+    seccomp_overhead(&image);
     for threads in [1, 2] {
         println!("isolette throughput, {threads} caller thread(s): {:>8.0} runs/s", throughput(&image, threads, n * 2));
     }
+}
+
+/// A syscall-heavy payload (10 million getppid calls) under the default seccomp policy and
+/// with no filter: the filter's cost on every call.
+fn seccomp_overhead(image: &Image) {
+    let probe = "/usr/local/bin/isolette-probe";
+    let time = |policy: SeccompPolicy| {
+        let b = Sandbox::builder(image).seccomp(policy).wall_time(Duration::from_secs(60));
+        let mut runs: Vec<Duration> = (0..5)
+            .map(|_| {
+                let out = b.run([probe, "syscall-loop", "10000000"]).expect("run");
+                assert_eq!(out.status, Status::Ok);
+                out.wall_time
+            })
+            .collect();
+        runs.sort();
+        runs[2]
+    };
+    let off = time(SeccompPolicy::disabled());
+    let on = time(SeccompPolicy::default_deny());
+    println!(
+        "10M getppid calls: no filter {:.3} s, default policy {:.3} s: {:.3}x",
+        off.as_secs_f64(),
+        on.as_secs_f64(),
+        on.as_secs_f64() / off.as_secs_f64()
+    );
 }
 
 fn num_cpus() -> usize {

@@ -120,6 +120,7 @@ pub(crate) struct Config {
     pub cpus: Option<f64>,
     pub cpuset: Option<String>,
     pub seccomp: SeccompPolicy,
+    pub cgroup: bool,
     pub output_limit: u64,
     pub tmpfs_size: u64,
     pub env: Vec<(String, String)>,
@@ -162,6 +163,7 @@ impl Default for Config {
             cpus: None,
             cpuset: None,
             seccomp: SeccompPolicy::default(),
+            cgroup: true,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
             env: Vec::new(),
@@ -284,6 +286,14 @@ impl SandboxBuilder {
     /// ```
     pub fn seccomp(mut self, policy: SeccompPolicy) -> Self {
         self.config.seccomp = policy;
+        self
+    }
+
+    /// Whether to use a cgroup (default: yes, where the host allows). Without one there are
+    /// no pids limit or cpu quota, memory is limited per process (`RLIMIT_AS`), cpu time per
+    /// process in whole seconds (`RLIMIT_CPU`), and the figures are approximate (rusage).
+    pub fn cgroup(mut self, on: bool) -> Self {
+        self.config.cgroup = on;
         self
     }
 

@@ -149,6 +149,8 @@ pub enum Step {
     Sync,
     /// Closing file descriptors inherited from the caller.
     CloseFds,
+    /// Moving into the run's cgroups (v1).
+    CgroupJoin,
     /// Becoming root of the user namespace.
     InitIds,
     /// Making every mount private to the sandbox.
@@ -200,11 +202,12 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 28] = [
+    const ALL: [Step; 29] = [
         Step::Clone,
         Step::IdMap,
         Step::Sync,
         Step::CloseFds,
+        Step::CgroupJoin,
         Step::InitIds,
         Step::MountPrivate,
         Step::Staging,
@@ -238,6 +241,7 @@ impl Step {
             Step::IdMap => "id map",
             Step::Sync => "sync",
             Step::CloseFds => "close fds",
+            Step::CgroupJoin => "join cgroup",
             Step::InitIds => "init ids",
             Step::MountPrivate => "make mounts private",
             Step::Staging => "staging tmpfs",

@@ -39,10 +39,10 @@ pub(crate) struct Plan {
     pub rlimits: Vec<Rlimit>,
     /// Limits applied through the run's cgroup.
     pub cgroup_limits: cgroup::Limits,
-    /// Set by the run once it has a v1 cgroup: the child, attached by the parent after the
-    /// clone, makes its cgroup namespace after the sync so the namespace's root is its own
-    /// cgroup (with v2 the clone lands in the cgroup and makes the namespace at once).
-    pub late_cgroupns: bool,
+    /// v1 cgroup `tasks` files the child writes `0` to, moving itself in; it then makes
+    /// its cgroup namespace, so the namespace's root is its own cgroup (with v2 the clone
+    /// lands in the cgroup and makes the namespace at once).
+    pub cgroup_join: Vec<CString>,
     /// The caller's argv and environment strings `(start, end)`: the init zeroes its copy so
     /// the program cannot read them in `/proc/1/cmdline` (they may hold secrets).
     pub caller_strings: [(usize, usize); 2],
@@ -143,10 +143,20 @@ impl Plan {
                 cpus: config.cpus,
                 cpuset: config.cpuset.clone(),
             },
-            late_cgroupns: false,
+            cgroup_join: Vec::new(),
             caller_strings: caller_strings(),
             program: Program::new(argv, config, workdir, !userns || caller_is_root)?,
         })
+    }
+}
+
+impl Plan {
+    /// Makes the child join these v1 cgroup `tasks` files itself, then unshare its cgroup
+    /// namespace (instead of at the clone).
+    pub(crate) fn join_cgroup(&mut self, tasks_files: &[PathBuf]) -> Result<()> {
+        self.cgroup_join = tasks_files.iter().map(|p| cstring(p.as_os_str().as_bytes())).collect::<Result<_>>()?;
+        self.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
+        Ok(())
     }
 }
 

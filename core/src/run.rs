@@ -22,11 +22,12 @@ use crate::supervise::{self, Enforce};
 
 pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Outcome> {
     let mut plan = Plan::new(image, config, argv)?;
-    let cgroup = cgroup::acquire(&plan.cgroup_limits)?;
+    let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     let cgroup_fd = cgroup.as_ref().and_then(|c| c.dir_fd());
-    if cgroup.is_some() && cgroup_fd.is_none() {
-        plan.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
-        plan.late_cgroupns = true;
+    if let Some(cg) = &cgroup
+        && cgroup_fd.is_none()
+    {
+        plan.join_cgroup(&cg.join_files())?;
     }
     if let Some(limit) = config.cpu_time {
         plan.rlimits.push(limits::cpu(limit, cgroup.is_some()));
@@ -49,9 +50,6 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
     drop((sync_r, report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
     if let Some(maps) = &plan.id_maps {
         maps.write(child.pid())?;
-    }
-    if let Some(cg) = &cgroup {
-        cg.attach(child.pid())?;
     }
     spawn::release(sync_w)?;
 
@@ -118,6 +116,11 @@ fn failure_error(plan: &Plan, f: Failure) -> Error {
             step: f.step,
             errno: f.errno,
             path: plan.program.candidates.get(index).map(|c| c.to_string_lossy().into_owned().into()),
+        },
+        Step::CgroupJoin => Error::Setup {
+            step: f.step,
+            errno: f.errno,
+            path: plan.cgroup_join.get(index).map(|c| c.to_string_lossy().into_owned().into()),
         },
         Step::Workdir => Error::Setup {
             step: f.step,

@@ -121,12 +121,8 @@ impl Cgroup for Group {
         Ok(())
     }
 
-    fn attach(&self, pid: i32) -> Result<()> {
-        let pid = pid.to_string();
-        for (_, dir) in &self.dirs {
-            fs::write(&dir.join("cgroup.procs"), &pid)?;
-        }
-        Ok(())
+    fn join_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|(_, d)| d.join("tasks")).collect()
     }
 
     fn dir_fd(&self) -> Option<RawFd> {

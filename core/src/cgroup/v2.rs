@@ -90,8 +90,8 @@ impl Cgroup for Group {
         Ok(())
     }
 
-    fn attach(&self, _pid: i32) -> Result<()> {
-        Ok(())
+    fn join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     fn dir_fd(&self) -> Option<RawFd> {

@@ -31,11 +31,8 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     // the clone so none ran before this line.
     sys::reset_signals();
     close_inherited_fds(fds).map_err(|e| Failure::new(Step::CloseFds, e))?;
+    join_cgroups(plan)?;
     wait_for_go(fds)?;
-    if plan.late_cgroupns {
-        // Attached to its v1 cgroups by now: make them the namespace's root.
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Failure::new(Step::Sync, e))?;
-    }
     // Our own session: the caller's terminal can no longer signal the sandbox.
     sys::setsid().map_err(|e| Failure::new(Step::Setsid, e))?;
     sys::umask(0);
@@ -72,6 +69,18 @@ fn close_inherited_fds(fds: &ChildFds) -> SysResult<()> {
         }
     }
     sys::close_range(next, u32::MAX)
+}
+
+/// Moves this process into its v1 cgroups (see `Cgroup::join_files`), then makes them the
+/// root of its new cgroup namespace.
+fn join_cgroups(plan: &Plan) -> Result<(), Failure> {
+    if plan.cgroup_join.is_empty() {
+        return Ok(());
+    }
+    for (i, tasks) in plan.cgroup_join.iter().enumerate() {
+        sys::write_file(tasks, b"0").map_err(|errno| Failure { step: Step::CgroupJoin, index: i as u16, errno })?;
+    }
+    sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Failure::new(Step::CgroupJoin, e))
 }
 
 /// Blocks until the parent has written the id maps (and joined cgroups); EOF means the

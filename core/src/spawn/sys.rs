@@ -175,6 +175,15 @@ pub(crate) fn touch(path: &CStr, mode: u32) -> SysResult<()> {
     Ok(())
 }
 
+/// Writes `data` to an existing file: `open(O_WRONLY|O_CLOEXEC)`, `write`, `close`.
+pub(crate) fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    // SAFETY: `path` is NUL-terminated; the fd is closed before returning.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let written = write_all(fd, data);
+    close(fd);
+    written
+}
+
 /// `symlink(target, linkpath)`
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
     // SAFETY: both are NUL-terminated.

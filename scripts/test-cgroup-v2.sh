@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Runs isolette's cgroup integration tests (`limits` and `cleanup`) on a real cgroup v2
+# kernel: boots Debian's kernel in QEMU (software emulation, no KVM needed) with
+# virtme-ng, which shares the host's filesystem read-only with the guest, and runs the
+# test binaries built here inside it, as root, with ISOLETTE_TEST_STRICT=1.
+#
+#   scripts/test-cgroup-v2.sh [--no-install] [--cargo-json FILE]
+#
+#   --no-install        fail instead of installing missing packages or virtme-ng
+#   --cargo-json FILE   take the test binaries from the saved output of
+#                       `cargo test --features cli --no-run --message-format=json`
+#                       instead of running that command
+#
+# Installs when missing (as root): qemu-system-x86, linux-image-amd64, busybox-static
+# (virtme-ng's initramfs and the test image) from apt; virtme-ng from PyPI into
+# .cache/venv-vng. Exit status: the tests' (0 = all passed); 2 = usage; 3 = the VM gave
+# no result (boot failure, crash or timeout); 4 = the guest is not on cgroup v2.
+#
+# Knobs: ISOLETTE_V2_KERNEL (a vmlinuz; default: the newest /boot/vmlinuz-* with modules),
+# ISOLETTE_V2_TIMEOUT (seconds for the whole VM run, default 600), ISOLETTE_V2_CPUS (2),
+# ISOLETTE_V2_MEMORY (2G), ISOLETTE_V2_TESTS (default "limits cleanup"),
+# ISOLETTE_V2_VNG_VERSION (virtme-ng version from PyPI, default 1.42),
+# ISOLETTE_V2_TEST_ARGS (extra arguments for the test binaries, e.g. a test name filter).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { echo "test-cgroup-v2: $*" >&2; }
+die() {
+	log "error: $*"
+	exit "${2:-1}"
+}
+
+install=1
+cargo_json=""
+while (($#)); do
+	case "$1" in
+	--no-install) install=0 ;;
+	--cargo-json)
+		[[ $# -ge 2 ]] || die "--cargo-json needs a file" 2
+		cargo_json="$2"
+		shift
+		;;
+	-h | --help)
+		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+		exit 0
+		;;
+	*) die "unknown argument: $1 (try --help)" 2 ;;
+	esac
+	shift
+done
+
+[[ $EUID -eq 0 ]] || die "run as root: the tests need root inside the VM, and apt needs it here"
+
+VENV="$ROOT/.cache/venv-vng"
+RUN_DIR="$ROOT/.cache/vng-v2"           # shared read-write with the guest
+TIMEOUT="${ISOLETTE_V2_TIMEOUT:-600}"
+CPUS="${ISOLETTE_V2_CPUS:-2}"
+MEMORY="${ISOLETTE_V2_MEMORY:-2G}"
+TESTS="${ISOLETTE_V2_TESTS:-limits cleanup}"
+VNG_VERSION="${ISOLETTE_V2_VNG_VERSION:-1.42}"
+
+declare -A took=()
+phase_start=$SECONDS
+phase_end() { took[$1]=$((SECONDS - phase_start)); phase_start=$SECONDS; }
+
+# ------------------------------------------------------------------- install
+need=()
+for p in qemu-system-x86 linux-image-amd64 busybox-static kmod gcc libc6-dev jq; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	((install)) || die "missing packages: ${need[*]} (run without --no-install)"
+	log "installing ${need[*]} (the kernel's initramfs makes this take a minute or two)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# apt may remove conflicting packages (on hosts with a backported qemu-utils it removes
+	# that one): say so loudly rather than silently.
+	removed="$(apt-get install -s -y --no-install-recommends "${need[@]}" | awk '$1 == "Remv" { print $2 }' | tr '\n' ' ')"
+	[[ -z "$removed" ]] || log "warning: installing these removes: $removed"
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [[ ! -x "$VENV/bin/vng" ]] || ! "$VENV/bin/vng" --version >/dev/null 2>&1; then
+	((install)) || die "virtme-ng is missing in $VENV (run without --no-install)"
+	log "installing virtme-ng $VNG_VERSION into ${VENV#"$ROOT"/}"
+	rm -rf "$VENV"
+	if ! python3 -m venv "$VENV" 2>/dev/null; then
+		# Debian's own python3 needs python3-venv for ensurepip.
+		rm -rf "$VENV"
+		apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+		python3 -m venv "$VENV"
+	fi
+	"$VENV/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VNG_VERSION"
+fi
+# vng runs virtme-run from PATH.
+export PATH="$VENV/bin:$PATH"
+
+kernel="${ISOLETTE_V2_KERNEL:-}"
+if [[ -z "$kernel" ]]; then
+	while read -r k; do
+		[[ -d "/lib/modules/${k#/boot/vmlinuz-}" ]] && kernel="$k"
+	done < <(printf "%s\n" /boot/vmlinuz-* | grep -v "\*" | sort -V)
+fi
+[[ -n "$kernel" && -r "$kernel" ]] || die "no kernel found in /boot (with modules in /lib/modules); set ISOLETTE_V2_KERNEL"
+phase_end install
+
+# --------------------------------------------------------------------- build
+# Test images (busybox only); cheap when they are current.
+scripts/build-test-images.sh >/dev/null
+
+if [[ -z "$cargo_json" ]]; then
+	log "building the test binaries (cargo test --features cli --no-run)"
+	cargo_json="$(mktemp)"
+	trap 'rm -f "$cargo_json"' EXIT
+	cargo test --features cli --no-run --message-format=json >"$cargo_json"
+fi
+[[ -r "$cargo_json" ]] || die "cannot read $cargo_json"
+
+rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR/bin"
+bins=()
+for t in $TESTS; do
+	exe="$(jq -r --arg t "$t" 'select(.reason == "compiler-artifact" and .target.name == $t
+		and (.target.kind | index("test")) and .executable != null) | .executable' "$cargo_json" | tail -n1)"
+	[[ -n "$exe" && -x "$exe" ]] || die "no test binary for '$t' in the cargo output"
+	# A private copy, so a rebuild on the host during the run cannot swap it.
+	cp "$exe" "$RUN_DIR/bin/$t"
+	bins+=("$RUN_DIR/bin/$t")
+done
+# One cleanup test runs the CLI through its compile-time path (CARGO_BIN_EXE_isolette),
+# which the guest sees at the same place.
+[[ -x target/debug/isolette ]] || die "target/debug/isolette is missing (build with --features cli)"
+phase_end build
+
+# ------------------------------------------------------------------ in the VM
+cat >"$RUN_DIR/guest.sh" <<'GUEST'
+#!/bin/bash
+# Runs inside the VM, as root. $1 = shared run dir, $2 = image cache, rest = test binaries.
+set -uo pipefail
+run_dir="$1" images="$2"
+shift 2
+result() { echo "$1" >"$run_dir/status"; echo "ISOLETTE-V2-RESULT: $1"; exit "$1"; }
+echo "== guest: $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo), uid $(id -u)"
+echo "   booted in $(cut -d' ' -f1 /proc/uptime) s"
+fstype="$(stat -fc %T /sys/fs/cgroup)"
+echo "   /sys/fs/cgroup: $fstype; controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
+if [[ "$fstype" != cgroup2fs ]]; then
+	echo "FATAL: /sys/fs/cgroup is $fstype, not cgroup2fs: this is no cgroup v2 kernel" >&2
+	grep cgroup /proc/self/mounts >&2
+	result 4
+fi
+# The images live on the host's 9p share; copy them to a tmpfs so overlayfs gets a
+# local lower layer, whatever the share's filesystem.
+mkdir -p /run/isolette-v2
+mount -t tmpfs -o mode=0755 isolette-v2 /run/isolette-v2
+mkdir -p /run/isolette-v2/images
+cp -a "$images/busybox" /run/isolette-v2/images/ || { echo "FATAL: cannot copy the busybox image" >&2; result 1; }
+export ISOLETTE_CACHE=/run/isolette-v2/images ISOLETTE_TEST_STRICT=1 RUST_BACKTRACE=1
+rc=0
+for bin in "$@"; do
+	echo
+	echo "==================== $(basename "$bin") (cgroup v2, ISOLETTE_TEST_STRICT=1) ===================="
+	start=$(date +%s)
+	# shellcheck disable=SC2086
+	"$bin" --test-threads=1 ${ISOLETTE_V2_TEST_ARGS:-}
+	st=$?
+	echo "-- $(basename "$bin"): exit $st in $(($(date +%s) - start)) s"
+	((st == 0)) || rc=1
+done
+echo
+echo "== cgroups after the tests"
+for f in /sys/fs/cgroup/cgroup.subtree_control /sys/fs/cgroup/isolette/cgroup.controllers \
+	/sys/fs/cgroup/isolette/cgroup.subtree_control; do
+	[[ -e "$f" ]] && echo "   $f: $(cat "$f")"
+done
+[[ -d /sys/fs/cgroup/isolette ]] && echo "   left under /sys/fs/cgroup/isolette: $(find /sys/fs/cgroup/isolette -mindepth 1 -type d | wc -l)"
+if ((rc)); then
+	echo "== kernel messages (tail)"
+	dmesg | tail -n 30
+fi
+result "$rc"
+GUEST
+chmod 0755 "$RUN_DIR/guest.sh"
+
+log "booting $kernel in QEMU (no KVM, $CPUS cpus, $MEMORY; timeout ${TIMEOUT}s)"
+echo "==================== isolette cgroup v2 tests in a VM: $(basename "$kernel") ===================="
+vm_rc=0
+# timeout signals its whole process group, so qemu goes along with vng.
+timeout --kill-after=15 "$TIMEOUT" \
+	vng --run "$kernel" --disable-kvm --memory "$MEMORY" --cpus "$CPUS" \
+	--rwdir "$RUN_DIR" -- \
+	"$RUN_DIR/guest.sh" "$RUN_DIR" "$ROOT/.cache/images" "${bins[@]}" \
+	</dev/null || vm_rc=$?
+phase_end vm
+
+status="$(cat "$RUN_DIR/status" 2>/dev/null || true)"
+echo "==================== summary ===================="
+log "phases: install ${took[install]}s, build ${took[build]}s, VM (boot + tests) ${took[vm]}s"
+if [[ -z "$status" ]]; then
+	((vm_rc == 124 || vm_rc == 137)) && die "the VM timed out after ${TIMEOUT}s" 3
+	die "the VM gave no result (vng exit $vm_rc): boot failure or crash, see above" 3
+fi
+case "$status" in
+0) log "cgroup v2: all tests passed ($TESTS)" ;;
+4) log "the guest is not on cgroup v2" ;;
+*) log "cgroup v2: tests FAILED (status $status)" ;;
+esac
+exit "$status"
