@@ -51,6 +51,8 @@ pub enum Stdin {
     Bytes(Vec<u8>),
     /// A host file, opened by the caller's process.
     File(PathBuf),
+    /// The caller's own stdin (for a command-line tool reading `< in.txt`).
+    Inherit,
 }
 
 /// Where the program's stdout or stderr goes.

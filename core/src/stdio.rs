@@ -29,6 +29,9 @@ impl Stdio {
             Stdin::Null => open_null(false)?,
             Stdin::File(path) => File::open(path).map_err(|e| Error::io("open stdin", path, e))?.into(),
             Stdin::Bytes(bytes) => memfd_with(bytes)?,
+            Stdin::Inherit => {
+                std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| Error::io("dup", "caller's stdin", e))?
+            }
         };
         let (child_stdout, capture_stdout) = output(stdout, 1)?;
         let (child_stderr, capture_stderr) = output(stderr, 2)?;

@@ -3,13 +3,13 @@
 //! `isolette run` runs one command in a sandbox; `isolette check` says what this host
 //! supports. Setup errors print the error and exit 125, as `docker run` does.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use isolette::{HostReport, Image, MountSpec, Outcome, Output, Sandbox, Status, Stdin};
+use isolette::{HostReport, Image, MountSpec, Outcome, Output, Sandbox, SeccompAction, SeccompPolicy, Status, Stdin};
 
 #[derive(Parser)]
 #[command(name = "isolette", version, about = "Run untrusted code in a fresh Linux sandbox and get an exact verdict")]
@@ -60,6 +60,12 @@ struct RunArgs {
     /// Cpus to run on, e.g. `0` or `0-1`.
     #[arg(long)]
     cpuset: Option<String>,
+    /// Seccomp policy: `default`, `off`, `deny:NAME,NAME...` or `allow:NAME,NAME...`.
+    #[arg(long, value_parser = seccomp_policy)]
+    seccomp: Option<SeccompPolicy>,
+    /// What a forbidden system call does: `kill` (status syscall_blocked) or `errno` (EPERM).
+    #[arg(long, value_parser = ["kill", "errno"])]
+    seccomp_action: Option<String>,
     /// Cap on captured stdout + stderr, e.g. `1M`.
     #[arg(long, value_parser = size)]
     output_limit: Option<u64>,
@@ -75,7 +81,8 @@ struct RunArgs {
     /// Working directory inside the sandbox.
     #[arg(long)]
     workdir: Option<PathBuf>,
-    /// File to feed to the program's stdin (default: empty).
+    /// File to feed to the program's stdin (default: this command's stdin, `< in.txt`,
+    /// unless it is a terminal).
     #[arg(long)]
     stdin: Option<PathBuf>,
     /// Hostname inside the sandbox.
@@ -102,6 +109,17 @@ fn size(s: &str) -> Result<u64, String> {
 
 fn mount(s: &str) -> Result<MountSpec, String> {
     MountSpec::parse(s).map_err(|e| e.to_string())
+}
+
+fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
+    let names = |list: &str| list.split(',').filter(|n| !n.is_empty()).map(String::from).collect::<Vec<_>>();
+    match s.split_once(':') {
+        None if s == "default" => Ok(SeccompPolicy::default_deny()),
+        None if s == "off" => Ok(SeccompPolicy::disabled()),
+        Some(("deny", list)) => SeccompPolicy::deny(names(list)).map_err(|e| e.to_string()),
+        Some(("allow", list)) => SeccompPolicy::allow(names(list)).map_err(|e| e.to_string()),
+        _ => Err(format!("`{s}`: expected default, off, deny:NAMES or allow:NAMES")),
+    }
 }
 
 fn env(s: &str) -> Result<(String, String), String> {
@@ -169,6 +187,11 @@ fn run(args: RunArgs) -> isolette::Result<u8> {
     if let Some(set) = args.cpuset {
         b = b.cpuset(set);
     }
+    let mut policy = args.seccomp.unwrap_or_default();
+    if let Some(action) = args.seccomp_action {
+        policy = policy.with_action(if action == "errno" { SeccompAction::Errno } else { SeccompAction::Kill });
+    }
+    b = b.seccomp(policy);
     if let Some(n) = args.output_limit {
         b = b.output_limit(n);
     }
@@ -184,8 +207,10 @@ fn run(args: RunArgs) -> isolette::Result<u8> {
     if let Some(w) = args.workdir {
         b = b.workdir(w);
     }
-    if let Some(f) = args.stdin {
-        b = b.stdin_from(Stdin::File(f));
+    match args.stdin {
+        Some(f) => b = b.stdin_from(Stdin::File(f)),
+        None if !std::io::stdin().is_terminal() => b = b.stdin_from(Stdin::Inherit),
+        None => {}
     }
     if let Some(h) = args.hostname {
         b = b.hostname(h);

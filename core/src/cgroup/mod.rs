@@ -7,6 +7,7 @@
 //! trait has one backend per version, `v1.rs` and `v2.rs`, with the same method names.
 
 mod fs;
+mod reaper;
 mod v1;
 mod v2;
 
@@ -122,7 +123,7 @@ impl std::ops::Deref for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        remove_soon(self.0.dirs());
+        reaper::remove_later(self.0.dirs());
     }
 }
 
@@ -177,24 +178,6 @@ fn owner_alive(name: &str) -> bool {
         return true; // Not one of ours by name: leave it.
     };
     start_time(pid) == Some(start)
-}
-
-/// Removes cgroup directories now, or from a helper thread while the kernel reports them
-/// busy (v1 may for some milliseconds after the last task exited); gives up after 5 s,
-/// leaving them to [`gc`].
-fn remove_soon(dirs: Vec<PathBuf>) {
-    let busy: Vec<PathBuf> = dirs.into_iter().filter(|d| !try_remove(d)).collect();
-    if busy.is_empty() {
-        return;
-    }
-    let _ = std::thread::Builder::new().name("isolette-cgroup-rm".into()).spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut left = busy;
-        while !left.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-            left.retain(|d| !try_remove(d));
-        }
-    });
 }
 
 /// `rmdir`; true when the directory is gone.

@@ -115,6 +115,12 @@ pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd
     Ok(Child { pid, pidfd, reaped: false })
 }
 
+/// Registers `f` to run at normal process exit (`atexit(3)`).
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function that stays valid for the life of the process.
+    unsafe { libc::atexit(f) };
+}
+
 /// Lets the child go on past its sync point.
 pub(crate) fn release(sync_w: OwnedFd) -> Result<()> {
     sys::write_all(sync_w.as_raw_fd(), &[1]).map_err(|e| Error::setup(Step::Sync, e))
