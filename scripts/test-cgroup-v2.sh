@@ -16,18 +16,21 @@
 # .cache/venv-vng. Exit status: the tests' (0 = all passed); 2 = usage; 3 = the VM gave
 # no result (boot failure, crash or timeout); 4 = the guest is not on cgroup v2.
 #
-# Knobs: ISOLETTE_V2_KERNEL (a vmlinuz; default: the newest /boot/vmlinuz-* with modules),
+# Knobs: ISOLETTE_V2_KERNEL (a vmlinuz; default: the one linux-image-amd64 installed),
 # ISOLETTE_V2_TIMEOUT (seconds for the whole VM run, default 600), ISOLETTE_V2_CPUS (2),
 # ISOLETTE_V2_MEMORY (2G), ISOLETTE_V2_TESTS (default "limits cleanup"),
 # ISOLETTE_V2_VNG_VERSION (virtme-ng version from PyPI, default 1.42),
-# ISOLETTE_V2_TEST_ARGS (extra arguments for the test binaries, e.g. a test name filter).
+# ISOLETTE_V2_TEST_ARGS (extra arguments for the test binaries, e.g. a test name filter),
+# ISOLETTE_V2_SYSTEMD_LIKE (default 1: enable every controller in the root's cgroup.subtree_control
+# before the tests, as systemd does on most v2 hosts; with 0 the guest's root cgroup is
+# left as the kernel boots it, with nothing enabled, as on hosts without systemd).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 log() { echo "test-cgroup-v2: $*" >&2; }
 die() {
-	log "error: $*"
+	log "error: $1"
 	exit "${2:-1}"
 }
 
@@ -97,6 +100,11 @@ export PATH="$VENV/bin:$PATH"
 
 kernel="${ISOLETTE_V2_KERNEL:-}"
 if [[ -z "$kernel" ]]; then
+	# The kernel linux-image-amd64 points at ("linux-image-6.1.0-56-amd64 (= 6.1.192-2)").
+	kver="$(dpkg-query -W -f '${Depends}' linux-image-amd64 2>/dev/null | awk '{ sub(/^linux-image-/, "", $1); print $1 }')"
+	[[ -n "$kver" && -r "/boot/vmlinuz-$kver" && -d "/lib/modules/$kver" ]] && kernel="/boot/vmlinuz-$kver"
+fi
+if [[ -z "$kernel" ]]; then
 	while read -r k; do
 		[[ -d "/lib/modules/${k#/boot/vmlinuz-}" ]] && kernel="$k"
 	done < <(printf "%s\n" /boot/vmlinuz-* | grep -v "\*" | sort -V)
@@ -139,9 +147,13 @@ cat >"$RUN_DIR/guest.sh" <<'GUEST'
 set -uo pipefail
 run_dir="$1" images="$2"
 shift 2
+# Knobs from the host (the guest does not inherit its environment).
+# shellcheck disable=SC1091
+source "$run_dir/env"
 result() { echo "$1" >"$run_dir/status"; echo "ISOLETTE-V2-RESULT: $1"; exit "$1"; }
 echo "== guest: $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo), uid $(id -u)"
-echo "   booted in $(cut -d' ' -f1 /proc/uptime) s"
+cut -d' ' -f1 /proc/uptime >"$run_dir/boot_seconds"
+echo "   booted in $(cat "$run_dir/boot_seconds") s"
 fstype="$(stat -fc %T /sys/fs/cgroup)"
 echo "   /sys/fs/cgroup: $fstype; controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
 if [[ "$fstype" != cgroup2fs ]]; then
@@ -149,8 +161,14 @@ if [[ "$fstype" != cgroup2fs ]]; then
 	grep cgroup /proc/self/mounts >&2
 	result 4
 fi
-# The images live on the host's 9p share; copy them to a tmpfs so overlayfs gets a
-# local lower layer, whatever the share's filesystem.
+if [[ "${ISOLETTE_V2_SYSTEMD_LIKE:-1}" == 1 ]]; then
+	echo "   ISOLETTE_V2_SYSTEMD_LIKE=1: enabling all controllers in /sys/fs/cgroup/cgroup.subtree_control"
+	sed 's/[^ ][^ ]*/+&/g' /sys/fs/cgroup/cgroup.controllers >/sys/fs/cgroup/cgroup.subtree_control
+fi
+echo "   /sys/fs/cgroup/cgroup.subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+# The images live on the host's share (9p; virtiofs where virtiofsd is installed).
+# overlayfs accepts 9p as a lower layer on 6.1, but a copy on a tmpfs costs under a
+# second (2 MB) and keeps the runs independent of the share's quirks.
 mkdir -p /run/isolette-v2
 mount -t tmpfs -o mode=0755 isolette-v2 /run/isolette-v2
 mkdir -p /run/isolette-v2/images
@@ -175,27 +193,33 @@ for f in /sys/fs/cgroup/cgroup.subtree_control /sys/fs/cgroup/isolette/cgroup.co
 done
 [[ -d /sys/fs/cgroup/isolette ]] && echo "   left under /sys/fs/cgroup/isolette: $(find /sys/fs/cgroup/isolette -mindepth 1 -type d | wc -l)"
 if ((rc)); then
-	echo "== kernel messages (tail)"
-	dmesg | tail -n 30
+	echo "== kernel warnings and OOM messages (first 40 lines)"
+	dmesg | grep -E 'WARNING|BUG|Call Trace|oom|Out of memory|allocation failure|cut here' | head -n 40
 fi
 result "$rc"
 GUEST
 chmod 0755 "$RUN_DIR/guest.sh"
+{
+	printf 'ISOLETTE_V2_SYSTEMD_LIKE=%q\n' "${ISOLETTE_V2_SYSTEMD_LIKE:-1}"
+	printf 'ISOLETTE_V2_TEST_ARGS=%q\n' "${ISOLETTE_V2_TEST_ARGS:-}"
+} >"$RUN_DIR/env"
 
 log "booting $kernel in QEMU (no KVM, $CPUS cpus, $MEMORY; timeout ${TIMEOUT}s)"
 echo "==================== isolette cgroup v2 tests in a VM: $(basename "$kernel") ===================="
 vm_rc=0
-# timeout signals its whole process group, so qemu goes along with vng.
+# timeout signals its whole process group, so qemu goes along with vng. The pipe through
+# tee matters: the guest's console output is written through a fresh open of the host's
+# stdout, which, when that is a file, would overwrite what this script wrote before.
 timeout --kill-after=15 "$TIMEOUT" \
 	vng --run "$kernel" --disable-kvm --memory "$MEMORY" --cpus "$CPUS" \
 	--rwdir "$RUN_DIR" -- \
 	"$RUN_DIR/guest.sh" "$RUN_DIR" "$ROOT/.cache/images" "${bins[@]}" \
-	</dev/null || vm_rc=$?
+	</dev/null 2>&1 | tee "$RUN_DIR/vm.log" || vm_rc=${PIPESTATUS[0]}
 phase_end vm
 
 status="$(cat "$RUN_DIR/status" 2>/dev/null || true)"
 echo "==================== summary ===================="
-log "phases: install ${took[install]}s, build ${took[build]}s, VM (boot + tests) ${took[vm]}s"
+log "phases: install ${took[install]}s, build ${took[build]}s, VM ${took[vm]}s (guest boot $(cat "$RUN_DIR/boot_seconds" 2>/dev/null || echo '?')s, the rest tests and shutdown)"
 if [[ -z "$status" ]]; then
 	((vm_rc == 124 || vm_rc == 137)) && die "the VM timed out after ${TIMEOUT}s" 3
 	die "the VM gave no result (vng exit $vm_rc): boot failure or crash, see above" 3

@@ -16,6 +16,9 @@ cargo clippy --all-targets --features cli --quiet -- -D warnings
 log "rust tests (unit, integration on the real kernel, doc)"
 cargo test --features cli
 
+log "cgroup tests again on a real cgroup v2 kernel (QEMU + virtme-ng)"
+scripts/test-cgroup-v2.sh
+
 log "nothing of ours is left on the host"
 left=$(grep -c isolette /proc/self/mountinfo || true)
 [[ "$left" == 0 ]] || { log "mounts naming isolette are left: $left"; exit 1; }

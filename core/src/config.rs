@@ -123,6 +123,7 @@ pub(crate) struct Config {
     pub cpuset: Option<String>,
     pub seccomp: SeccompPolicy,
     pub cgroup: bool,
+    pub sys: bool,
     pub output_limit: u64,
     pub tmpfs_size: u64,
     pub env: Vec<(String, String)>,
@@ -166,6 +167,7 @@ impl Default for Config {
             cpuset: None,
             seccomp: SeccompPolicy::default(),
             cgroup: true,
+            sys: false,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
             env: Vec::new(),
@@ -296,6 +298,13 @@ impl SandboxBuilder {
     /// process in whole seconds (`RLIMIT_CPU`), and the figures are approximate (rusage).
     pub fn cgroup(mut self, on: bool) -> Self {
         self.config.cgroup = on;
+        self
+    }
+
+    /// Mounts a fresh read-only `/sys` (off by default: a judged program rarely needs it,
+    /// and it shows the host's hardware).
+    pub fn sys(mut self, on: bool) -> Self {
+        self.config.sys = on;
         self
     }
 

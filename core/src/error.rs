@@ -169,6 +169,8 @@ pub enum Step {
     Overlay,
     /// Mounting `/proc`.
     Proc,
+    /// Mounting `/sys`.
+    Sysfs,
     /// Populating `/dev`.
     Dev,
     /// A bind mount the caller asked for, or /tmp.
@@ -202,7 +204,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 29] = [
+    const ALL: [Step; 30] = [
         Step::Clone,
         Step::IdMap,
         Step::Sync,
@@ -217,6 +219,7 @@ impl Step {
         Step::PivotRoot,
         Step::Overlay,
         Step::Proc,
+        Step::Sysfs,
         Step::Dev,
         Step::Bind,
         Step::Remount,
@@ -251,6 +254,7 @@ impl Step {
             Step::PivotRoot => "pivot_root",
             Step::Overlay => "overlay",
             Step::Proc => "proc",
+            Step::Sysfs => "sysfs",
             Step::Dev => "dev",
             Step::Bind => "bind mount",
             Step::Remount => "read-only remount",

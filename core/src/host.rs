@@ -14,6 +14,9 @@ pub enum CgroupLayout {
     V2 {
         /// Controllers available at the root (`cgroup.controllers`).
         controllers: Vec<String>,
+        /// Controllers the root hands down to its children (`cgroup.subtree_control`): the
+        /// ones isolette's own cgroups can use.
+        delegated: Vec<String>,
     },
     /// v1 hierarchies, one per controller (possibly with an empty v2 beside them: "hybrid").
     V1 {
@@ -59,7 +62,11 @@ impl HostReport {
             overlayfs: read("/proc/filesystems").lines().any(|l| l.split_whitespace().last() == Some("overlay"))
                 || std::path::Path::new("/sys/module/overlay").exists(),
             seccomp: read("/proc/self/status").lines().any(|l| l.starts_with("Seccomp:")),
-            cgroup: cgroup_layout(&read("/proc/self/mounts"), &read("/sys/fs/cgroup/cgroup.controllers")),
+            cgroup: cgroup_layout(
+                &read("/proc/self/mounts"),
+                &read("/sys/fs/cgroup/cgroup.controllers"),
+                &read("/sys/fs/cgroup/cgroup.subtree_control"),
+            ),
         }
     }
 
@@ -79,20 +86,29 @@ impl HostReport {
             out.push("no seccomp: system calls cannot be filtered".into());
         }
         let has = |c: &[String], names: &[&str]| names.iter().all(|n| c.iter().any(|x| x == n));
-        let fallback = "limits fall back to rlimits (memory to RLIMIT_AS, cpu time to RLIMIT_CPU, no pids limit) and cpu and memory figures are approximate (rusage)";
-        let reason = match &self.cgroup {
-            _ if !self.root => Some("not root"),
-            CgroupLayout::None => Some("no cgroups mounted"),
+        if !self.root {
+            out.push(
+                "not root: no cgroup, so limits fall back to rlimits (memory to RLIMIT_AS, cpu time to RLIMIT_CPU, no \
+                 pids limit) and cpu and memory figures are approximate (rusage)"
+                    .into(),
+            );
+            return out;
+        }
+        let unusable = match &self.cgroup {
+            CgroupLayout::None => Some("no cgroup filesystem is mounted"),
             CgroupLayout::V1 { controllers, .. } if !has(controllers, &["memory", "pids", "cpuacct"]) => {
                 Some("cgroup v1 lacks memory, pids or cpuacct")
             }
-            CgroupLayout::V2 { controllers } if !has(controllers, &["memory", "pids", "cpu"]) => {
-                Some("the cgroup v2 root does not delegate memory, pids and cpu")
-            }
+            CgroupLayout::V2 { delegated, .. } if !has(delegated, &["memory", "pids", "cpu"]) => Some(
+                "the cgroup v2 root does not delegate memory, pids and cpu (echo '+memory +pids +cpu' > \
+                 /sys/fs/cgroup/cgroup.subtree_control, as systemd does)",
+            ),
             _ => None,
         };
-        if let Some(reason) = reason {
-            out.push(format!("{reason}: {fallback}"));
+        if let Some(reason) = unusable {
+            out.push(format!(
+                "{reason}: runs fail with a host error unless cgroups are off (--no-cgroup, approximate)"
+            ));
         }
         out
     }
@@ -110,9 +126,12 @@ impl fmt::Display for HostReport {
         writeln!(f, "overlayfs        {}", yes(self.overlayfs))?;
         writeln!(f, "seccomp          {}", yes(self.seccomp))?;
         match &self.cgroup {
-            CgroupLayout::V2 { controllers } => {
-                writeln!(f, "cgroup           v2 (unified): {}", controllers.join(" "))?
-            }
+            CgroupLayout::V2 { controllers, delegated } => writeln!(
+                f,
+                "cgroup           v2 (unified): {}; delegated to children: {}",
+                controllers.join(" "),
+                if delegated.is_empty() { "none".to_string() } else { delegated.join(" ") }
+            )?,
             CgroupLayout::V1 { controllers, hybrid } => {
                 writeln!(f, "cgroup           v1{}: {}", if *hybrid { " (hybrid)" } else { "" }, controllers.join(" "))?
             }
@@ -127,11 +146,10 @@ impl fmt::Display for HostReport {
 
 /// The public view of the cgroup layout, from `/proc/self/mounts` and the v2 root's
 /// `cgroup.controllers`.
-fn cgroup_layout(mounts: &str, v2_controllers: &str) -> CgroupLayout {
+fn cgroup_layout(mounts: &str, v2_controllers: &str, v2_delegated: &str) -> CgroupLayout {
+    let words = |s: &str| s.split_whitespace().map(String::from).collect();
     match Layout::parse(mounts) {
-        Layout::V2 { .. } => {
-            CgroupLayout::V2 { controllers: v2_controllers.split_whitespace().map(String::from).collect() }
-        }
+        Layout::V2 { .. } => CgroupLayout::V2 { controllers: words(v2_controllers), delegated: words(v2_delegated) },
         Layout::V1 { mounts: v1 } => {
             let mut controllers: Vec<String> = v1.into_iter().map(|(c, _)| c).collect();
             controllers.sort();
@@ -153,7 +171,7 @@ mod tests {
                       cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
                       cgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\n";
         assert_eq!(
-            cgroup_layout(mounts, ""),
+            cgroup_layout(mounts, "", ""),
             CgroupLayout::V1 {
                 controllers: vec!["cpu".into(), "cpuacct".into(), "memory".into(), "pids".into()],
                 hybrid: true
@@ -164,10 +182,23 @@ mod tests {
     #[test]
     fn detects_unified_v2_and_none() {
         let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nsdelegate 0 0\n";
+        let v2 = cgroup_layout(mounts, "cpuset cpu io memory pids\n", "memory pids\n");
         assert_eq!(
-            cgroup_layout(mounts, "cpuset cpu io memory pids\n"),
-            CgroupLayout::V2 { controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec() }
+            v2,
+            CgroupLayout::V2 {
+                controllers: ["cpuset", "cpu", "io", "memory", "pids"].map(String::from).to_vec(),
+                delegated: vec!["memory".into(), "pids".into()],
+            }
         );
-        assert_eq!(cgroup_layout("proc /proc proc rw 0 0\n", ""), CgroupLayout::None);
+        let report = HostReport {
+            kernel: "6.1".into(),
+            root: true,
+            user_namespaces: true,
+            overlayfs: true,
+            seccomp: true,
+            cgroup: v2,
+        };
+        assert!(report.degradations().iter().any(|d| d.contains("does not delegate")), "cpu is not delegated");
+        assert_eq!(cgroup_layout("proc /proc proc rw 0 0\n", "", ""), CgroupLayout::None);
     }
 }

@@ -114,7 +114,7 @@ impl Plan {
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
-        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns)?;
+        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns, config.sys)?;
         let workdir = sandbox_path("workdir", &config.workdir)?;
 
         if config.hostname.is_empty() || config.hostname.len() > 64 || config.hostname.contains(['\0', '/']) {

@@ -74,6 +74,10 @@ pub(crate) enum MountOp {
     Proc {
         target: CString,
     },
+    /// A fresh read-only sysfs (it shows the sandbox's network namespace).
+    Sysfs {
+        target: CString,
+    },
     /// A recursive bind mount; `step` says which part of the setup it belongs to.
     Bind {
         source: CString,
@@ -108,6 +112,7 @@ impl MountOp {
             MountOp::PivotRoot { .. } => Step::PivotRoot,
             MountOp::Overlay { .. } => Step::Overlay,
             MountOp::Proc { .. } => Step::Proc,
+            MountOp::Sysfs { .. } => Step::Sysfs,
             MountOp::Bind { step, .. } => *step,
             MountOp::Setattr { .. } => Step::Remount,
             MountOp::Detach { .. } => Step::DetachOldRoot,
@@ -179,7 +184,13 @@ fn read_only_attrs() -> u64 {
 ///
 /// `layers` are the image's layer directories lowest first; `userns` adds the overlay
 /// option a user namespace needs.
-pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: bool) -> Result<RootfsPlan> {
+pub(crate) fn plan(
+    layers: &[PathBuf],
+    binds: &[Bind],
+    tmpfs_size: u64,
+    userns: bool,
+    with_sys: bool,
+) -> Result<RootfsPlan> {
     let mut p = RootfsPlan::default();
     let stage = STAGING_MOUNT_POINT;
     p.push("/", MountOp::MakePrivate { target: cstring("/")? });
@@ -232,9 +243,9 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
     }
     p.push("/proc", MountOp::Proc { target: cstring(format!("{NEW_ROOT}/proc"))? });
     // Kernel tunables are the host's: read-only, whatever ids the sandbox has.
-    let sys = cstring(format!("{NEW_ROOT}/proc/sys"))?;
-    p.push("/proc/sys", MountOp::Bind { source: sys.clone(), target: sys.clone(), step: Step::Proc });
-    p.push("/proc/sys", MountOp::Setattr { target: sys, attrs: read_only_attrs() });
+    let proc_sys = cstring(format!("{NEW_ROOT}/proc/sys"))?;
+    p.push("/proc/sys", MountOp::Bind { source: proc_sys.clone(), target: proc_sys.clone(), step: Step::Proc });
+    p.push("/proc/sys", MountOp::Setattr { target: proc_sys, attrs: read_only_attrs() });
     for file in PROC_MASKED {
         let target = cstring(format!("{NEW_ROOT}/proc/{file}"))?;
         p.push(format!("/proc/{file}"), MountOp::Mask { source: cstring(format!("{OLD_ROOT}/dev/null"))?, target });
@@ -265,6 +276,10 @@ pub(crate) fn plan(layers: &[PathBuf], binds: &[Bind], tmpfs_size: u64, userns: 
         "/tmp",
         MountOp::Bind { source: cstring("/tmp")?, target: cstring(format!("{NEW_ROOT}/tmp"))?, step: Step::Bind },
     );
+    if with_sys {
+        p.push("/sys", MountOp::Mkdir { path: cstring(format!("{NEW_ROOT}/sys"))?, mode: 0o555, must_create: false });
+        p.push("/sys", MountOp::Sysfs { target: cstring(format!("{NEW_ROOT}/sys"))? });
+    }
 
     for bind in binds {
         // Create the target's missing parents in the writable layer, then the target itself.
@@ -313,7 +328,7 @@ mod tests {
     #[test]
     fn overlay_lists_layers_top_first_and_userxattr_only_in_userns() {
         let layers = [PathBuf::from("/img/base"), PathBuf::from("/img/top")];
-        let p = plan(&layers, &[], 1 << 20, false).unwrap();
+        let p = plan(&layers, &[], 1 << 20, false, false).unwrap();
         let overlay = p
             .ops
             .iter()
@@ -323,13 +338,13 @@ mod tests {
             })
             .unwrap();
         assert_eq!(overlay, "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work");
-        let p = plan(&layers, &[], 1 << 20, true).unwrap();
+        let p = plan(&layers, &[], 1 << 20, true, false).unwrap();
         assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
     }
 
     #[test]
     fn sequence_starts_private_and_ends_detached() {
-        let p = plan(&[PathBuf::from("/img")], &[], 1 << 20, false).unwrap();
+        let p = plan(&[PathBuf::from("/img")], &[], 1 << 20, false, false).unwrap();
         assert!(matches!(p.ops.first(), Some(MountOp::MakePrivate { .. })));
         assert!(matches!(p.ops[p.ops.len() - 2], MountOp::Detach { .. }));
         assert_eq!(p.ops.len(), p.labels.len());
@@ -343,7 +358,7 @@ mod tests {
             Bind { source: "/srv/t".into(), target: "/data/in".into(), writable: false, is_dir: true },
             Bind { source: "/srv/o.txt".into(), target: "/out.txt".into(), writable: true, is_dir: false },
         ];
-        let p = plan(&[PathBuf::from("/img")], &binds, 1 << 20, false).unwrap();
+        let p = plan(&[PathBuf::from("/img")], &binds, 1 << 20, false, false).unwrap();
         let names = op_names(&p);
         let at =
             |needle: &str| names.iter().position(|n| n.contains(needle)).unwrap_or_else(|| panic!("{needle} missing"));

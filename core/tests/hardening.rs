@@ -141,6 +141,11 @@ fn proc_and_dev_hold_nothing_dangerous() {
     assert_eq!(stdout(&out), "fd\nfull\nnull\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n");
     let out = probe(&b, &["ls", "/sys"]);
     assert_eq!(out.stdout, b"", "no /sys unless asked");
+    let with_sys = Sandbox::builder(&image).sys(true);
+    let out = probe(&with_sys, &["ls", "/sys/class/net"]);
+    assert_eq!(stdout(&out), "lo\n", "the sandbox's own network namespace");
+    let out = probe(&with_sys, &["write-file", "/sys/kernel/uevent_helper", "/evil"]);
+    assert_eq!(out.status, Status::RuntimeError, "read-only");
 }
 
 #[test]

@@ -88,6 +88,13 @@ struct RunArgs {
     /// Hostname inside the sandbox.
     #[arg(long)]
     hostname: Option<String>,
+    /// Run without a cgroup: no pids limit or cpu quota, memory and cpu time limited per
+    /// process by rlimits, approximate figures.
+    #[arg(long)]
+    no_cgroup: bool,
+    /// Mount a fresh read-only /sys.
+    #[arg(long)]
+    sys: bool,
     /// Use a user namespace even as root.
     #[arg(long)]
     userns: bool,
@@ -214,6 +221,12 @@ fn run(args: RunArgs) -> isolette::Result<u8> {
     }
     if let Some(h) = args.hostname {
         b = b.hostname(h);
+    }
+    if args.sys {
+        b = b.sys(true);
+    }
+    if args.no_cgroup {
+        b = b.cgroup(false);
     }
     if args.userns {
         b = b.user_namespace(true);

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Name of the library's own parent cgroup.
 pub(crate) const PARENT: &str = "isolette";
@@ -127,8 +127,9 @@ impl Drop for Guard {
     }
 }
 
-/// Creates and limits a cgroup for one run. `None` when this host or caller has no usable
-/// cgroup (not root, or no memory/pids/cpu accounting), so figures will be approximate.
+/// Creates and limits a cgroup for one run. `None` for a caller that is not root (no
+/// cgroup to use, so figures will be approximate); for root, a host without usable cgroups
+/// is an error that says what to change, never a silent loss of the memory and pids limits.
 pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
@@ -139,15 +140,15 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     });
     let name = run_name();
     let group: Box<dyn Cgroup> = match Layout::host() {
-        Layout::V2 { root } => match v2::Group::create(root, &name, limits)? {
-            Some(g) => Box::new(g),
-            None => return Ok(None),
-        },
-        Layout::V1 { mounts } => match v1::Group::create(mounts, &name, limits)? {
-            Some(g) => Box::new(g),
-            None => return Ok(None),
-        },
-        Layout::None => return Ok(None),
+        Layout::V2 { root } => Box::new(v2::Group::create(root, &name, limits)?),
+        Layout::V1 { mounts } => Box::new(v1::Group::create(mounts, &name, limits)?),
+        Layout::None => {
+            return Err(Error::Host {
+                feature: crate::HostFeature::Cgroup,
+                hint: "no cgroup filesystem is mounted; mount cgroup2 on /sys/fs/cgroup, or run with cgroup(false) / \
+                       --no-cgroup for approximate rlimit-based limits",
+            });
+        }
     };
     let guard = Guard(group);
     guard.apply(limits)?;

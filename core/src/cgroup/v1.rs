@@ -25,8 +25,8 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// Creates the run's directories; `None` when memory, pids or cpuacct is not mounted.
-    pub(super) fn create(mounts: &[(String, PathBuf)], name: &str, limits: &Limits) -> Result<Option<Group>> {
+    /// Creates the run's directories; an error when a controller they need is not mounted.
+    pub(super) fn create(mounts: &[(String, PathBuf)], name: &str, limits: &Limits) -> Result<Group> {
         let mut wanted = vec!["memory", "pids", "cpuacct"];
         if limits.cpus.is_some() {
             wanted.push("cpu");
@@ -37,13 +37,11 @@ impl Group {
         let mut dirs: Vec<(Vec<String>, PathBuf)> = Vec::new();
         for ctrl in wanted {
             let Some((_, mount)) = mounts.iter().find(|(c, _)| c == ctrl) else {
-                if matches!(ctrl, "cpu" | "cpuset") {
-                    return Err(Error::Host {
-                        feature: crate::HostFeature::Cgroup,
-                        hint: "the cpu or cpuset cgroup controller is not mounted; drop the cpus/cpuset limit",
-                    });
-                }
-                return Ok(None);
+                return Err(Error::Host {
+                    feature: crate::HostFeature::Cgroup,
+                    hint: "a cgroup v1 controller isolette needs (memory, pids, cpuacct; cpu or cpuset when asked for) is not \
+                           mounted; mount it, or run with cgroup(false) / --no-cgroup for approximate rlimit-based limits",
+                });
             };
             let dir = mount.join(PARENT).join(name);
             match dirs.iter_mut().find(|(_, d)| *d == dir) {
@@ -59,8 +57,7 @@ impl Group {
                 return Err(e);
             }
         }
-        let group = Group { dirs };
-        Ok(Some(group))
+        Ok(Group { dirs })
     }
 
     fn dir(&self, ctrl: &str) -> Option<&Path> {

@@ -22,9 +22,10 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    /// Creates the run's directory; `None` when memory, pids or cpu cannot be enabled for
-    /// `isolette/` (the host's root does not delegate them).
-    pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<Option<Group>> {
+    /// Creates the run's directory. The root cgroup is not ours to change: when it does not
+    /// delegate memory, pids and cpu to its children (systemd does; a bare host may not),
+    /// this is an error that says how to fix it.
+    pub(super) fn create(root: &Path, name: &str, limits: &Limits) -> Result<Group> {
         let parent = root.join(PARENT);
         if !parent.exists() {
             match std::fs::create_dir(&parent) {
@@ -42,13 +43,12 @@ impl Group {
         let missing: Vec<&str> =
             wanted.iter().copied().filter(|c| !enabled.split_whitespace().any(|e| e == *c)).collect();
         if missing.iter().any(|c| !available.split_whitespace().any(|a| a == *c)) {
-            if limits.cpuset.is_some() && !available.split_whitespace().any(|a| a == "cpuset") {
-                return Err(Error::Host {
-                    feature: crate::HostFeature::Cgroup,
-                    hint: "the cpuset controller is not enabled for isolette/; drop the cpuset limit",
-                });
-            }
-            return Ok(None);
+            return Err(Error::Host {
+                feature: crate::HostFeature::Cgroup,
+                hint: "the root cgroup does not delegate the memory, pids and cpu (and for a cpuset limit, cpuset) controllers; \
+                       enable them as systemd does (echo '+memory +pids +cpu +cpuset' > /sys/fs/cgroup/cgroup.subtree_control), \
+                       or run with cgroup(false) / --no-cgroup for approximate rlimit-based limits",
+            });
         }
         if !missing.is_empty() {
             let change: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
@@ -63,7 +63,7 @@ impl Group {
                 return Err(Error::io("open", &dir, e));
             }
         };
-        Ok(Some(Group { dir, fd }))
+        Ok(Group { dir, fd })
     }
 
     fn file(&self, name: &str) -> PathBuf {

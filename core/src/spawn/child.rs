@@ -4,7 +4,7 @@
 //! returns `Result<(), Failure>`; the first failure is sent to the supervisor as a fixed
 //! size message and the child exits.
 
-use libc::{MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_REC};
+use libc::{MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC};
 use nix::errno::Errno;
 
 use super::report::{Failure, Message};
@@ -135,6 +135,9 @@ fn apply(op: &MountOp) -> SysResult<()> {
         }
         MountOp::Proc { target } => {
             sys::mount(Some(c"proc"), target, Some(c"proc"), MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+        }
+        MountOp::Sysfs { target } => {
+            sys::mount(Some(c"sysfs"), target, Some(c"sysfs"), MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         }
         MountOp::Bind { source, target, .. } => sys::mount(Some(source), target, None, MS_BIND | MS_REC, None),
         MountOp::Setattr { target, attrs } => sys::mount_setattr(target, *attrs),
