@@ -99,9 +99,9 @@ fn accounting_covers_the_whole_tree() {
     require_root!();
     let image = busybox!();
     let _serial = serial();
-    // Two children each allocate 60 MiB at the same time: the tree's peak is over 100.
+    // Two children each hold 60 MiB at the same time: the tree's peak is over 100.
     let out = Sandbox::builder(&image)
-        .run(["/bin/sh", "-c", "isolette-probe memhog 60M & isolette-probe memhog 60M & wait"])
+        .run(["/bin/sh", "-c", "isolette-probe memhog 60M 0.3 & isolette-probe memhog 60M 0.3 & wait"])
         .unwrap();
     assert_eq!(out.status, Status::Ok);
     assert!(!out.approximate);

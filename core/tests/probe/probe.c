@@ -11,7 +11,7 @@
  *   kill-self SIG          die of signal SIG (number or name: ABRT, SIGSEGV, 9...)
  *   sleep S                sleep S seconds (fractions allowed), exit 0
  *   spin [N]               busy-loop forever in N processes (default 1)
- *   memhog N[K|M|G]        mmap N bytes, touch every page, print "ok";
+ *   memhog N[K|M|G] [S]    mmap N bytes, touch every page, print "ok", hold S s;
  *                          "alloc-failed" on stderr + exit 3 if mmap fails
  *   forkbomb               fork forever (children fork too); sleeps 1 ms after
  *                          a failed fork; gives up (exit 5) only after fork has
@@ -417,7 +417,7 @@ static int cmd_spin(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_memhog(const char *arg)
+static int cmd_memhog(const char *arg, const char *hold)
 {
 	uint64_t want = parse_size(arg);
 	if (want == 0) {
@@ -440,6 +440,12 @@ static int cmd_memhog(const char *arg)
 		((volatile char *)p)[off] = 1;
 	((volatile char *)p)[len - 1] = 1;
 	puts("ok");
+	fflush(stdout);
+	if (hold) {
+		double secs = strtod(hold, NULL);
+		struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+		nanosleep(&ts, NULL);
+	}
 	return 0;
 }
 
@@ -886,8 +892,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "spin") == 0)
 		return cmd_spin(argc, argv);
 	if (strcmp(cmd, "memhog") == 0) {
-		need_args(argc, 3, "memhog BYTES[K|M|G]");
-		return cmd_memhog(argv[2]);
+		need_args(argc, 3, "memhog BYTES[K|M|G] [HOLD_SECS]");
+		return cmd_memhog(argv[2], argc > 3 ? argv[3] : NULL);
 	}
 	if (strcmp(cmd, "forkbomb") == 0)
 		return cmd_forkbomb();
