@@ -122,6 +122,10 @@ fn main() {
     );
     let cli = env!("CARGO_BIN_EXE_isolette");
     row("isolette: CLI process (isolette run)", measure(n, command(&[cli, "run", "--image", root, "--", "/bin/true"])));
+    row(
+        "isolette: CLI process, --no-cgroup (as bwrap: no limits)",
+        measure(n, command(&[cli, "run", "--no-cgroup", "--image", root, "--", "/bin/true"])),
+    );
     match Command::new("bwrap").arg("--version").output() {
         Ok(_) => row(
             "bwrap --unshare-all --die-with-parent (same rootfs)",

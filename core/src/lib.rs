@@ -40,7 +40,7 @@ mod stdio;
 mod supervise;
 mod units;
 
-pub use cgroup::{GcReport, gc};
+pub use cgroup::{GcReport, cleanup, gc};
 pub use config::{
     DEFAULT_MEMORY, DEFAULT_NOFILE, DEFAULT_OUTPUT_LIMIT, DEFAULT_PIDS, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE,
     DEFAULT_WALL_TIME, MountSpec, Output, Sandbox, SandboxBuilder, Stdin,

@@ -6,8 +6,8 @@
 //! killed caller left behind can be recognized and removed ([`gc`]). The same [`Cgroup`]
 //! trait has one backend per version, `v1.rs` and `v2.rs`, with the same method names.
 
+mod background;
 mod fs;
-mod reaper;
 mod v1;
 mod v2;
 
@@ -123,7 +123,7 @@ impl std::ops::Deref for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        reaper::remove_later(self.0.dirs());
+        background::remove_later(self.0.dirs());
     }
 }
 
@@ -134,10 +134,23 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    static GC_ONCE: OnceLock<()> = OnceLock::new();
-    GC_ONCE.get_or_init(|| {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    if RUNS.fetch_add(1, Ordering::Relaxed) == 0 {
+        // The first run of a process also clears what killed callers left behind.
         let _ = gc();
-    });
+        return make(limits).map(Some);
+    }
+    // A process that runs sandboxes again and again gets the next one's cgroup made ahead.
+    let guard = match background::take_spare(limits) {
+        Some(spare) => spare,
+        None => make(limits)?,
+    };
+    background::prepare_spare(limits);
+    Ok(Some(guard))
+}
+
+/// Creates a run's cgroup and applies `limits`.
+fn make(limits: &Limits) -> Result<Guard> {
     let name = run_name();
     let group: Box<dyn Cgroup> = match Layout::host() {
         Layout::V2 { root } => Box::new(v2::Group::create(root, &name, limits)?),
@@ -152,7 +165,7 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     };
     let guard = Guard(group);
     guard.apply(limits)?;
-    Ok(Some(guard))
+    Ok(guard)
 }
 
 /// `<pid>-<starttime>-<seq>`: unique per run, and tells whose it is.
@@ -187,6 +200,14 @@ fn try_remove(dir: &Path) -> bool {
         Ok(()) => true,
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
+}
+
+/// Removes this process's spare cgroups (made ahead for its next run) and finishes the
+/// removals still queued, waiting up to half a second for busy ones. It happens by itself
+/// at normal process exit; call it before a long idle period, or to check from a test
+/// that nothing else is left.
+pub fn cleanup() {
+    background::flush(Instant::now() + Duration::from_millis(500));
 }
 
 /// What [`gc`] removed.

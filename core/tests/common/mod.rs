@@ -75,7 +75,10 @@ pub struct Footprint {
 }
 
 impl Footprint {
+    /// What the process holds now, once isolette's spare cgroups (made ahead for a next run,
+    /// and removed at exit) are gone too.
     pub fn now() -> Footprint {
+        isolette::cleanup();
         let children = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .flatten()
@@ -134,6 +137,7 @@ pub fn own_cgroups() -> Vec<PathBuf> {
 /// Waits up to a second for this process's cgroups to be gone (removal is deferred while
 /// the kernel still holds one), then asserts that none is left.
 pub fn assert_no_own_cgroups() {
+    isolette::cleanup();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     while !own_cgroups().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
