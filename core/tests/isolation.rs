@@ -148,3 +148,37 @@ fn writable_layer_is_size_limited() {
     // head fails (ENOSPC) after exactly the tmpfs size.
     assert_eq!(stdout(&out), "1\n1048576\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn an_unprivileged_caller_gets_a_user_namespace_and_approximate_figures() {
+    require_root!(); // to become an unprivileged user for the test
+    let image = busybox!();
+    let Some(cli) = option_env!("CARGO_BIN_EXE_isolette") else {
+        common::skip(module_path!(), "build with --features cli for the CLI");
+        return;
+    };
+    if !isolette::HostReport::probe().user_namespaces {
+        common::skip(module_path!(), "user namespaces are disabled on this host");
+        return;
+    }
+    let root = image.layers()[0].to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "run", "--json", "--image", &root])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json = run(&["--", common::PROBE, "id"]);
+    assert!(json.contains(r#""status":"ok""#), "{json}");
+    assert!(json.contains("uid=60000 gid=60000 euid=60000 egid=60000"), "{json}");
+    assert!(json.contains(r#""approximate":true"#), "no cgroup for an unprivileged caller: {json}");
+    // The memory limit falls back to RLIMIT_AS: the allocation fails inside.
+    let json = run(&["--memory", "64M", "--", common::PROBE, "memhog", "100M"]);
+    assert!(json.contains(r#""status":"runtime_error""#) && json.contains("alloc-failed"), "{json}");
+    // Still no network and no host files.
+    let json = run(&["--", common::PROBE, "cat", "/etc/shadow"]);
+    assert!(json.contains(r#""status":"runtime_error""#), "{json}");
+}
