@@ -16,6 +16,9 @@ cargo clippy --all-targets --features cli --quiet -- -D warnings
 log "rust tests (unit, integration on the real kernel, doc)"
 cargo test --features cli
 
+log "fuzz every parser of outside input briefly (fuzz/README.md)"
+scripts/fuzz.sh 30
+
 log "cgroup tests again on a real cgroup v2 kernel (QEMU + virtme-ng)"
 scripts/test-cgroup-v2.sh
 

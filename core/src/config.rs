@@ -408,6 +408,26 @@ impl SandboxBuilder {
         self
     }
 
+    /// Validates the config for `cmd` exactly as [`run`](SandboxBuilder::run) would, and
+    /// creates nothing: a way to refuse a bad request before queueing it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let image = isolette::Image::open(dir.path())?;
+    /// let b = isolette::Sandbox::builder(&image);
+    /// assert!(b.check(["python3", "sol.py"]).is_ok());
+    /// assert!(b.clone().env("BAD", "nul\0").check(["python3"]).is_err());
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn check<I, S>(&self, cmd: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let argv: Vec<String> = cmd.into_iter().map(Into::into).collect();
+        crate::plan::Plan::new(&self.image, &self.config, &argv).map(drop)
+    }
+
     /// Validates the config, runs `cmd` and returns its outcome.
     ///
     /// A bad config, an unusable image, a command missing from the image or a failed setup

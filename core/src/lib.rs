@@ -50,4 +50,4 @@ pub use host::{CgroupLayout, HostReport};
 pub use image::Image;
 pub use outcome::{Outcome, Status};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
-pub use units::{format_duration, format_size, parse_duration, parse_size};
+pub use units::{format_duration, format_size, parse_duration, parse_env, parse_size};

@@ -39,9 +39,9 @@ pub(crate) fn plan(nofile: u64, fsize: Option<u64>, stack: Option<u64>) -> Resul
 /// exact limit on the whole tree and this is a backstop a second later; without it, this
 /// is the enforcement (per process, whole seconds), then SIGKILL a second later.
 pub(crate) fn cpu(limit: Duration, exact_elsewhere: bool) -> Rlimit {
-    let secs = limit.as_secs() + u64::from(limit.subsec_nanos() > 0);
-    let soft = secs.max(1) + u64::from(exact_elsewhere);
-    Rlimit { resource: libc::RLIMIT_CPU, soft, hard: soft + 1 }
+    let secs = limit.as_secs().saturating_add(u64::from(limit.subsec_nanos() > 0));
+    let soft = secs.max(1).saturating_add(u64::from(exact_elsewhere));
+    Rlimit { resource: libc::RLIMIT_CPU, soft, hard: soft.saturating_add(1) }
 }
 
 /// `RLIMIT_AS` as the memory limit where no cgroup is usable: per process and counting

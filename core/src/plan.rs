@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use libc::c_char;
 use seccompiler::BpfProgram;
@@ -235,15 +236,47 @@ fn arg_cstring(what: &str, s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::config(format!("{what} `{}` contains a NUL byte", s.escape_debug())))
 }
 
+/// Longest wall or cpu time a run may be given: a day is past any judge's need, and keeps
+/// every deadline and rlimit far from overflowing.
+const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
 fn validate_limits(config: &Config) -> Result<()> {
-    if config.wall_time.is_zero() {
-        return Err(Error::config("wall_time must be more than zero"));
+    if config.wall_time.is_zero() || config.wall_time > MAX_TIME_LIMIT {
+        return Err(Error::config("wall_time must be more than zero and at most 24h"));
     }
     if config.output_limit == 0 {
         return Err(Error::config("output_limit must be more than zero bytes"));
     }
     if config.tmpfs_size < 64 << 10 {
         return Err(Error::config(format!("tmpfs_size must be at least 64K (got {} bytes)", config.tmpfs_size)));
+    }
+    if config.cpu_time.is_some_and(|d| d.is_zero() || d > MAX_TIME_LIMIT) {
+        return Err(Error::config("cpu_time must be more than zero and at most 24h"));
+    }
+    if config.memory.is_some_and(|m| m < 1 << 20) {
+        return Err(Error::config("memory must be at least 1M"));
+    }
+    if config.pids.is_some_and(|n| n == 0 || n > 1 << 22) {
+        return Err(Error::config("pids must be between 1 and 4194304"));
+    }
+    if config.fsize == Some(0) {
+        return Err(Error::config("fsize must be more than zero bytes"));
+    }
+    if config.nofile < 3 {
+        return Err(Error::config("nofile must be at least 3 (stdin, stdout and stderr)"));
+    }
+    if config.stack.is_some_and(|s| s < 64 << 10) {
+        return Err(Error::config("stack must be at least 64K"));
+    }
+    if let Some(cpus) = config.cpus
+        && !(cpus.is_finite() && (0.01..=1024.0).contains(&cpus))
+    {
+        return Err(Error::config(format!("cpus {cpus} must be between 0.01 and 1024 cores")));
+    }
+    if let Some(set) = &config.cpuset
+        && (set.is_empty() || set.len() > 256 || !set.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-'))
+    {
+        return Err(Error::config(format!("cpuset `{}` must be a list like `0-1,3`", set.escape_debug())));
     }
     Ok(())
 }
@@ -336,8 +369,26 @@ mod tests {
             config_err(plan(&Config { env: vec![("A".into(), "\0".into())], ..base.clone() }, &["x"])).contains("NUL")
         );
         assert!(config_err(plan(&Config { wall_time: Duration::ZERO, ..base.clone() }, &["x"])).contains("wall_time"));
+        assert!(config_err(plan(&Config { wall_time: Duration::MAX, ..base.clone() }, &["x"])).contains("wall_time"));
+        assert!(
+            config_err(plan(&Config { cpu_time: Some(Duration::MAX), ..base.clone() }, &["x"])).contains("cpu_time")
+        );
         assert!(config_err(plan(&Config { output_limit: 0, ..base.clone() }, &["x"])).contains("output_limit"));
         assert!(config_err(plan(&Config { tmpfs_size: 0, ..base.clone() }, &["x"])).contains("tmpfs_size"));
+        let refused: [(Config, &str); 9] = [
+            (Config { cpu_time: Some(Duration::ZERO), ..base.clone() }, "cpu_time"),
+            (Config { memory: Some(1), ..base.clone() }, "memory"),
+            (Config { pids: Some(0), ..base.clone() }, "pids"),
+            (Config { fsize: Some(0), ..base.clone() }, "fsize"),
+            (Config { nofile: 2, ..base.clone() }, "nofile"),
+            (Config { stack: Some(1), ..base.clone() }, "stack"),
+            (Config { cpus: Some(f64::NAN), ..base.clone() }, "cpus"),
+            (Config { cpus: Some(0.0), ..base.clone() }, "cpus"),
+            (Config { cpuset: Some("0;rm".into()), ..base.clone() }, "cpuset"),
+        ];
+        for (config, word) in refused {
+            assert!(config_err(plan(&config, &["x"])).contains(word), "{word}");
+        }
         assert!(config_err(plan(&Config { workdir: "rel".into(), ..base.clone() }, &["x"])).contains("absolute"));
         assert!(config_err(plan(&Config { uid: 0, ..base.clone() }, &["x"])).contains("root"));
         assert!(config_err(plan(&Config { hostname: "".into(), ..base.clone() }, &["x"])).contains("hostname"));

@@ -225,9 +225,17 @@ pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>>
         return Ok(Some(p.clone()));
     }
     let compiled = Arc::new(compile(policy)?);
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(policy.clone(), compiled.clone());
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // Policies may come from requests: bound the cache rather than grow with every new one.
+    if cache.len() >= CACHED_POLICIES {
+        cache.clear();
+    }
+    cache.insert(policy.clone(), compiled.clone());
     Ok(Some(compiled))
 }
+
+/// Compiled policies kept at most (a judge uses a handful).
+const CACHED_POLICIES: usize = 64;
 
 fn deny_action(action: SeccompAction) -> Action {
     match action {

@@ -87,6 +87,25 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
+/// Parses an environment entry `KEY=VALUE` (the value may be empty or hold more `=`).
+///
+/// ```
+/// assert_eq!(isolette::parse_env("LANG=C.UTF-8").unwrap(), ("LANG".into(), "C.UTF-8".into()));
+/// assert!(isolette::parse_env("NO_EQUALS").is_err());
+/// ```
+pub fn parse_env(entry: &str) -> Result<(String, String)> {
+    let (key, value) = entry
+        .split_once('=')
+        .ok_or_else(|| Error::config(format!("environment entry `{}`: expected KEY=VALUE", entry.escape_debug())))?;
+    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+        return Err(Error::config(format!(
+            "environment entry `{}`: the name must be non-empty, and neither part may hold a NUL byte",
+            entry.escape_debug()
+        )));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
 /// Formats a size the way [`parse_size`] reads it, exactly (`256M`, `1536K`, `100`).
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
@@ -160,6 +179,66 @@ mod tests {
         }
         for d in [Duration::ZERO, Duration::from_millis(1500), Duration::from_secs(2), Duration::from_nanos(3)] {
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn env_entries() {
+        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert_eq!(parse_env("A=").unwrap(), ("A".into(), String::new()));
+        for bad in ["", "=x", "A", "A\0=b", "A=b\0"] {
+            assert!(matches!(parse_env(bad), Err(Error::Config(_))), "{bad:?}");
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn sizes_round_trip(bytes in any::<u64>()) {
+                prop_assert_eq!(parse_size(&format_size(bytes)).unwrap(), bytes);
+            }
+
+            #[test]
+            fn durations_round_trip(secs in 0u64..(1 << 40), nanos in 0u32..1_000_000_000) {
+                let d = Duration::new(secs, nanos);
+                prop_assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+            }
+
+            #[test]
+            fn parsers_never_panic(text in ".{0,40}") {
+                let _ = parse_size(&text);
+                let _ = parse_duration(&text);
+                let _ = parse_env(&text);
+                let _ = crate::MountSpec::parse(&text);
+            }
+
+            #[test]
+            fn number_then_unit_parses(n in 0u64..(1 << 20), unit in prop::sample::select(vec!["", "K", "M", "G", "KiB", "mb"])) {
+                let shift = match unit.to_ascii_lowercase().chars().next() {
+                    Some('k') => 10,
+                    Some('m') => 20,
+                    Some('g') => 30,
+                    _ => 0,
+                };
+                prop_assert_eq!(parse_size(&format!("{n}{unit}")).unwrap(), n << shift);
+            }
+
+            #[test]
+            fn cpu_rlimit_never_overflows(secs in any::<u64>(), nanos in 0u32..1_000_000_000, exact in any::<bool>()) {
+                let r = crate::limits::cpu(Duration::new(secs, nanos), exact);
+                prop_assert!(r.soft >= 1 && r.hard >= r.soft);
+            }
+
+            #[test]
+            fn mount_specs_round_trip(src in "/[a-z0-9/._-]{0,20}", dst in "/[a-z0-9/._-]{0,20}", rw in any::<bool>()) {
+                let spec = format!("{src}:{dst}{}", if rw { ":rw" } else { "" });
+                let m = crate::MountSpec::parse(&spec).unwrap();
+                prop_assert_eq!((m.source.to_str().unwrap(), m.target.to_str().unwrap(), m.writable), (src.as_str(), dst.as_str(), rw));
+            }
         }
     }
 }

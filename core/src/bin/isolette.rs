@@ -130,7 +130,7 @@ fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
 }
 
 fn env(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+    isolette::parse_env(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
