@@ -26,8 +26,9 @@ command -v cargo >/dev/null || { log "Rust is missing: install stable Rust (rust
 
 log "building the isolette CLI"
 cargo build --release --features cli --quiet
-log "building the test images"
+log "building the test images and the OCI fixtures"
 scripts/build-test-images.sh --python >/dev/null
+scripts/build-oci-fixtures.sh --python >/dev/null
 
 [[ "${1:-}" == --deps ]] && exit 0
 
@@ -37,5 +38,9 @@ $cli check
 echo "== a Python program in a sandbox (debian-python image), outcome as JSON"
 $cli run --image .cache/images/debian-python --wall-time 5s --json -- \
 	python3 -c 'import os, socket; print(6 * 7, os.getuid(), socket.gethostname())'
+echo "== a docker/OCI image imported once into the layer store, then run by name"
+$cli image import .cache/oci-fixtures/debian-python.oci.tar --name debian-python:12 --quiet
+$cli image ls
+$cli run --image debian-python:12 --json -- python3 -c 'import sys; print(sys.version.split()[0])'
 echo "== a program that runs too long is stopped at the wall-time limit"
 $cli run --image .cache/images/busybox --wall-time 500ms --json -- sleep 10

@@ -127,15 +127,15 @@ pub(crate) struct Config {
     pub output_limit: u64,
     pub tmpfs_size: u64,
     pub env: Vec<(String, String)>,
-    pub workdir: PathBuf,
+    pub workdir: Option<PathBuf>,
     pub mounts: Vec<MountSpec>,
     pub stdin: Stdin,
     pub stdout: Output,
     pub stderr: Output,
     pub hostname: String,
     pub user_namespace: Option<bool>,
-    pub uid: u32,
-    pub gid: u32,
+    pub user: Option<(u32, u32)>,
+    pub entrypoint: Option<Vec<String>>,
 }
 
 /// Default wall-time limit.
@@ -171,15 +171,15 @@ impl Default for Config {
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
             env: Vec::new(),
-            workdir: PathBuf::from("/"),
+            workdir: None,
             mounts: Vec::new(),
             stdin: Stdin::Null,
             stdout: Output::Capture,
             stderr: Output::Capture,
             hostname: "isolette".into(),
             user_namespace: None,
-            uid: DEFAULT_SANDBOX_ID,
-            gid: DEFAULT_SANDBOX_ID,
+            user: None,
+            entrypoint: None,
         }
     }
 }
@@ -335,10 +335,10 @@ impl SandboxBuilder {
         self
     }
 
-    /// Working directory inside the sandbox (default `/`); it must exist in the image or be
-    /// a mount target.
+    /// Working directory inside the sandbox (default: the image's, else `/`); it must exist
+    /// in the image or be a mount target.
     pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.config.workdir = dir.into();
+        self.config.workdir = Some(dir.into());
         self
     }
 
@@ -401,10 +401,21 @@ impl SandboxBuilder {
         self
     }
 
-    /// The program's uid and gid inside the sandbox (default 60000:60000); never 0.
+    /// The program's uid and gid inside the sandbox (default: the image's user, else
+    /// 60000:60000); never 0.
     pub fn user(mut self, uid: u32, gid: u32) -> Self {
-        self.config.uid = uid;
-        self.config.gid = gid;
+        self.config.user = Some((uid, gid));
+        self
+    }
+
+    /// Replaces the image's entrypoint (`docker run --entrypoint`); an empty list runs the
+    /// command as given.
+    pub fn entrypoint<I, S>(mut self, entrypoint: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());
         self
     }
 

@@ -14,6 +14,41 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
     layers: Vec<PathBuf>,
+    config: ImageConfig,
+}
+
+/// Defaults a run takes from an image's config, each overridable by the caller exactly as
+/// with `docker run`: the caller's environment entries win over the image's, an explicit
+/// working directory or user wins, and a command the caller gives replaces `cmd` (the
+/// `entrypoint` stays in front of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "store", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ImageConfig {
+    /// `KEY=VALUE` entries.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// `user`, `uid`, `user:group` or `uid:gid`.
+    pub user: Option<String>,
+    /// Runs in front of the command.
+    pub entrypoint: Vec<String>,
+    /// The command when the caller gives none.
+    pub cmd: Vec<String>,
+}
+
+#[cfg(feature = "store")]
+impl ImageConfig {
+    pub(crate) fn from_oci(config: &oci_spec::image::ImageConfiguration) -> ImageConfig {
+        let Some(c) = config.config() else { return ImageConfig::default() };
+        ImageConfig {
+            env: c.env().clone().unwrap_or_default(),
+            working_dir: c.working_dir().clone().filter(|w| !w.is_empty()),
+            user: c.user().clone().filter(|u| !u.is_empty()),
+            entrypoint: c.entrypoint().clone().unwrap_or_default(),
+            cmd: c.cmd().clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl Image {
@@ -43,7 +78,67 @@ impl Image {
                 reason: format!("{} layers; overlayfs takes at most {MAX_LAYERS}", layers.len()),
             });
         }
-        Ok(Image { layers })
+        Ok(Image { layers, config: ImageConfig::default() })
+    }
+
+    /// Opens image `name` (`NAME[:TAG]`) from the default store ([`Store::open_default`]).
+    ///
+    /// ```no_run
+    /// let image = isolette::Image::load("python:3.12")?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    ///
+    /// [`Store::open_default`]: crate::Store::open_default
+    #[cfg(feature = "store")]
+    pub fn load(name: &str) -> Result<Image> {
+        crate::store::Store::open_default()?.image(name)
+    }
+
+    /// The same layers with these config defaults.
+    pub fn with_config(mut self, config: ImageConfig) -> Image {
+        self.config = config;
+        self
+    }
+
+    /// The defaults a run takes from the image.
+    pub fn config(&self) -> &ImageConfig {
+        &self.config
+    }
+
+    /// Resolves an image user (`uid`, `uid:gid`, `name` or `name:group`) to ids, looking
+    /// names up in the image's own `/etc/passwd` and `/etc/group` (the top-most layer that
+    /// has the file).
+    pub(crate) fn resolve_user(&self, spec: &str) -> Result<(u32, u32)> {
+        let (user, group) = match spec.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (spec, None),
+        };
+        let bad = |what: &str| Error::Image {
+            path: self.layers.last().cloned().unwrap_or_default(),
+            reason: format!("image user `{spec}`: {what}"),
+        };
+        let lookup = |file: &str, name: &str| -> Option<(u32, Option<u32>)> {
+            let text = self.layers.iter().rev().find_map(|l| std::fs::read_to_string(l.join(file)).ok())?;
+            text.lines().find_map(|line| {
+                let f: Vec<&str> = line.split(':').collect();
+                (f.first() == Some(&name))
+                    .then(|| Some((f.get(2)?.parse().ok()?, f.get(3).and_then(|g| g.parse().ok()))))?
+            })
+        };
+        let (uid, primary_gid) = match user.parse::<u32>() {
+            Ok(uid) => (uid, None),
+            Err(_) => lookup("etc/passwd", user).ok_or_else(|| bad("not in the image's /etc/passwd"))?,
+        };
+        let gid = match group {
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => gid,
+                Err(_) => lookup("etc/group", g)
+                    .map(|(gid, _)| gid)
+                    .ok_or_else(|| bad("group not in the image's /etc/group"))?,
+            },
+            None => primary_gid.unwrap_or(uid),
+        };
+        Ok((uid, gid))
     }
 
     /// The layer directories, lowest first, as absolute canonical paths.

@@ -37,6 +37,8 @@ mod seccomp;
 #[allow(unsafe_code)]
 mod spawn;
 mod stdio;
+#[cfg(feature = "store")]
+mod store;
 mod supervise;
 mod units;
 
@@ -47,7 +49,9 @@ pub use config::{
 };
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
-pub use image::Image;
+pub use image::{Image, ImageConfig};
 pub use outcome::{Outcome, Status};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
+#[cfg(feature = "store")]
+pub use store::{ImageRecord, Progress, Store};
 pub use units::{format_duration, format_size, parse_duration, parse_env, parse_size};

@@ -13,7 +13,7 @@ use libc::c_char;
 use seccompiler::BpfProgram;
 
 use crate::cgroup;
-use crate::config::{Config, MountSpec};
+use crate::config::{Config, DEFAULT_SANDBOX_ID, MountSpec};
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::limits::{self, Rlimit};
@@ -79,6 +79,8 @@ impl Plan {
     /// Validates `config` against `image` and builds the plan; nothing is created.
     pub(crate) fn new(image: &Image, config: &Config, argv: &[String]) -> Result<Plan> {
         validate_limits(config)?;
+        let run = Resolved::new(image, config, argv)?;
+        let (uid, gid) = (run.uid, run.gid);
         let caller_is_root = nix::unistd::geteuid().is_root();
         let userns = match config.user_namespace {
             Some(false) if !caller_is_root => {
@@ -89,13 +91,10 @@ impl Plan {
             Some(on) => on,
             None => !caller_is_root,
         };
-        if config.uid == 0 || config.gid == 0 {
+        if uid == 0 || gid == 0 {
             return Err(Error::config("the sandbox user must not be root (uid and gid 0 are refused)"));
         }
-        if userns
-            && caller_is_root
-            && (config.uid >= namespaces::HOST_ID_COUNT || config.gid >= namespaces::HOST_ID_COUNT)
-        {
+        if userns && caller_is_root && (uid >= namespaces::HOST_ID_COUNT || gid >= namespaces::HOST_ID_COUNT) {
             return Err(Error::config(format!(
                 "with a user namespace, uid and gid must be below {}",
                 namespaces::HOST_ID_COUNT
@@ -105,18 +104,13 @@ impl Plan {
             if caller_is_root {
                 IdMaps::for_root()
             } else {
-                IdMaps::for_caller(
-                    config.uid,
-                    config.gid,
-                    nix::unistd::geteuid().as_raw(),
-                    nix::unistd::getegid().as_raw(),
-                )
+                IdMaps::for_caller(uid, gid, nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
             }
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
         let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns, config.sys)?;
-        let workdir = sandbox_path("workdir", &config.workdir)?;
+        let workdir = sandbox_path("workdir", &run.workdir)?;
 
         if config.hostname.is_empty() || config.hostname.len() > 64 || config.hostname.contains(['\0', '/']) {
             return Err(Error::config(format!(
@@ -146,8 +140,47 @@ impl Plan {
             },
             cgroup_join: Vec::new(),
             caller_strings: caller_strings(),
-            program: Program::new(argv, config, workdir, !userns || caller_is_root)?,
+            program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
         })
+    }
+}
+
+/// The run after the image's defaults: command, environment, working directory, user.
+#[derive(Debug)]
+struct Resolved {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    workdir: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl Resolved {
+    /// Docker's rules: the entrypoint goes in front of the caller's command, or of the
+    /// image's `cmd` when the caller gives none; the caller's environment entries come
+    /// after (and so win over) the image's; the caller's working directory and user win.
+    /// An image user that is root becomes the default sandbox user: nothing runs as root.
+    fn new(image: &Image, config: &Config, argv: &[String]) -> Result<Resolved> {
+        let defaults = image.config();
+        let mut full = config.entrypoint.clone().unwrap_or_else(|| defaults.entrypoint.clone());
+        full.extend(if argv.is_empty() { defaults.cmd.clone() } else { argv.to_vec() });
+        let mut env: Vec<(String, String)> =
+            defaults.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+        env.extend(config.env.iter().cloned());
+        let workdir = match (&config.workdir, &defaults.working_dir) {
+            (Some(w), _) => w.clone(),
+            (None, Some(w)) => PathBuf::from(w),
+            (None, None) => PathBuf::from("/"),
+        };
+        let (uid, gid) = match (config.user, &defaults.user) {
+            (Some(ids), _) => ids,
+            (None, Some(spec)) => match image.resolve_user(spec)? {
+                (0, _) | (_, 0) => (DEFAULT_SANDBOX_ID, DEFAULT_SANDBOX_ID),
+                ids => ids,
+            },
+            (None, None) => (DEFAULT_SANDBOX_ID, DEFAULT_SANDBOX_ID),
+        };
+        Ok(Resolved { argv: full, env, workdir, uid, gid })
     }
 }
 
@@ -162,7 +195,8 @@ impl Plan {
 }
 
 impl Program {
-    fn new(argv: &[String], config: &Config, workdir: PathBuf, setgroups: bool) -> Result<Program> {
+    fn new(run: &Resolved, config: &Config, workdir: PathBuf, setgroups: bool) -> Result<Program> {
+        let argv = &run.argv;
         let Some(command) = argv.first() else {
             return Err(Error::config("the command is empty; give at least the program to run"));
         };
@@ -171,8 +205,8 @@ impl Program {
         }
         let c_argv = argv.iter().map(|a| arg_cstring("argument", a)).collect::<Result<Vec<_>>>()?;
 
-        let mut env: Vec<(String, String)> = Vec::with_capacity(config.env.len() + 1);
-        for (k, v) in &config.env {
+        let mut env: Vec<(String, String)> = Vec::with_capacity(run.env.len() + 1);
+        for (k, v) in &run.env {
             if k.is_empty() || k.contains('=') {
                 return Err(Error::config(format!(
                     "environment name `{}` must be non-empty and without `=`",
@@ -216,8 +250,8 @@ impl Program {
             argv: argv_ptrs,
             envp: envp_ptrs,
             workdir: cstring(workdir.as_os_str().as_bytes())?,
-            uid: config.uid,
-            gid: config.gid,
+            uid: run.uid,
+            gid: run.gid,
             setgroups,
             cap_last_cap: cap_last_cap(),
             seccomp: seccomp::program(&config.seccomp)?,
@@ -389,8 +423,8 @@ mod tests {
         for (config, word) in refused {
             assert!(config_err(plan(&config, &["x"])).contains(word), "{word}");
         }
-        assert!(config_err(plan(&Config { workdir: "rel".into(), ..base.clone() }, &["x"])).contains("absolute"));
-        assert!(config_err(plan(&Config { uid: 0, ..base.clone() }, &["x"])).contains("root"));
+        assert!(config_err(plan(&Config { workdir: Some("rel".into()), ..base.clone() }, &["x"])).contains("absolute"));
+        assert!(config_err(plan(&Config { user: Some((0, 0)), ..base.clone() }, &["x"])).contains("root"));
         assert!(config_err(plan(&Config { hostname: "".into(), ..base.clone() }, &["x"])).contains("hostname"));
         let mount = |target: &str| Config {
             mounts: vec![MountSpec { source: "/".into(), target: target.into(), writable: false }],

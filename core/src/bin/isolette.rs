@@ -9,11 +9,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use isolette::{HostReport, Image, MountSpec, Outcome, Output, Sandbox, SeccompAction, SeccompPolicy, Status, Stdin};
+use isolette::{
+    HostReport, Image, MountSpec, Outcome, Output, Progress, Sandbox, SeccompAction, SeccompPolicy, Status, Stdin,
+    Store,
+};
 
 #[derive(Parser)]
 #[command(name = "isolette", version, about = "Run untrusted code in a fresh Linux sandbox and get an exact verdict")]
 struct Cli {
+    /// Image store directory (default: $ISOLETTE_STORE, /var/lib/isolette for root).
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,11 +32,39 @@ enum Command {
     Check,
     /// Remove the cgroups that killed callers left behind.
     Gc,
+    /// Manage the image store.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an OCI image layout, an oci-archive or a `docker save` archive.
+    Import {
+        /// The image file or directory.
+        source: PathBuf,
+        /// Name it NAME[:TAG] (default: the name the image carries).
+        #[arg(long)]
+        name: Option<String>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the images in the store.
+    Ls,
+    /// Remove an image (and the layers no other image uses).
+    Rm {
+        /// NAME[:TAG]
+        name: String,
+    },
+    /// Remove the layers no image uses, and what interrupted imports left.
+    Prune,
 }
 
 #[derive(Args)]
 struct RunArgs {
-    /// Unpacked image directory (repeat for layers, lowest first).
+    /// An image name from the store (`python:3.12`), or an unpacked image directory
+    /// (repeat for layers, lowest first).
     #[arg(long, required = true)]
     image: Vec<PathBuf>,
     /// Wall-time limit, e.g. `3s`, `500ms` (a bare number is seconds).
@@ -92,6 +126,9 @@ struct RunArgs {
     /// process by rlimits, approximate figures.
     #[arg(long)]
     no_cgroup: bool,
+    /// Replace the image's entrypoint (`--entrypoint ''` for none), as with `docker run`.
+    #[arg(long)]
+    entrypoint: Option<String>,
     /// Mount a fresh read-only /sys.
     #[arg(long)]
     sys: bool,
@@ -101,8 +138,8 @@ struct RunArgs {
     /// Print one JSON object with the outcome instead of passing the output through.
     #[arg(long)]
     json: bool,
-    /// The command and its arguments.
-    #[arg(last = true, required = true)]
+    /// The command and its arguments (default: the image's entrypoint and cmd).
+    #[arg(last = true)]
     cmd: Vec<String>,
 }
 
@@ -134,7 +171,9 @@ fn env(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let store = cli.store;
+    match cli.command {
         Command::Check => {
             print!("{}", HostReport::probe());
             ExitCode::SUCCESS
@@ -154,7 +193,14 @@ fn main() -> ExitCode {
                 ExitCode::from(125)
             }
         },
-        Command::Run(args) => match run(*args) {
+        Command::Image(cmd) => match image(store, cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("isolette: {e}");
+                ExitCode::from(125)
+            }
+        },
+        Command::Run(args) => match run(store, *args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("isolette: {e}");
@@ -164,8 +210,90 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> isolette::Result<u8> {
-    let image = Image::from_layers(&args.image)?;
+fn open_store(dir: Option<PathBuf>) -> isolette::Result<Store> {
+    Store::open(dir.unwrap_or_else(Store::default_dir))
+}
+
+/// A directory (or several, as layers) is an unpacked image; anything else a store name.
+fn open_image(store: Option<PathBuf>, image: &[PathBuf]) -> isolette::Result<Image> {
+    match image {
+        [one] if !one.is_dir() => open_store(store)?.image(&one.to_string_lossy()),
+        layers => Image::from_layers(layers),
+    }
+}
+
+fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
+    let store = open_store(store)?;
+    match cmd {
+        ImageCommand::Import { source, name, quiet } => {
+            let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                bar
+            });
+            let mut progress = |p: Progress| {
+                if let Some(bar) = &bar {
+                    bar.set_length(p.total_bytes);
+                    bar.set_position(p.bytes);
+                    bar.set_message(format!("layer {}/{}", p.layer + 1, p.layers));
+                }
+            };
+            let record = store.import(&source, name.as_deref(), &mut progress)?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            println!(
+                "{} {} ({} layers, {})",
+                record.name,
+                short_id(&record.id),
+                record.layers.len(),
+                human(record.size)
+            );
+        }
+        ImageCommand::Ls => {
+            println!("{:<40} {:<14} {:>10} {:>6}  CREATED", "NAME", "ID", "SIZE", "LAYERS");
+            for r in store.list()? {
+                let created = r.created.as_deref().unwrap_or("-");
+                println!(
+                    "{:<40} {:<14} {:>10} {:>6}  {created}",
+                    r.name,
+                    short_id(&r.id),
+                    human(r.size),
+                    r.layers.len()
+                );
+            }
+        }
+        ImageCommand::Rm { name } => {
+            let removed = store.remove(&name)?;
+            println!("removed {name} and {} unused layer(s)", removed.len());
+        }
+        ImageCommand::Prune => {
+            let removed = store.prune()?;
+            println!("removed {} unused layer(s)", removed.len());
+        }
+    }
+    Ok(())
+}
+
+fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.1}GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1}MB", b as f64 / (1u64 << 20) as f64),
+        b => format!("{:.1}kB", b as f64 / 1024.0),
+    }
+}
+
+fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
+    let image = open_image(store, &args.image)?;
     let mut b = Sandbox::builder(&image);
     if let Some(d) = args.wall_time {
         b = b.wall_time(d);
@@ -221,6 +349,9 @@ fn run(args: RunArgs) -> isolette::Result<u8> {
     }
     if let Some(h) = args.hostname {
         b = b.hostname(h);
+    }
+    if let Some(e) = args.entrypoint {
+        b = b.entrypoint(if e.is_empty() { vec![] } else { vec![e] });
     }
     if args.sys {
         b = b.sys(true);
