@@ -60,12 +60,8 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
 
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;
-    let stats = match &cgroup {
-        Some(cg) => {
-            let mut s = cg.stats()?;
-            s.cpu = s.cpu.saturating_sub(watched.cpu_base);
-            s
-        }
+    let mut stats = match &cgroup {
+        Some(cg) => cg.stats()?,
         None => Stats {
             user: timeval(usage.ru_utime),
             system: timeval(usage.ru_stime),
@@ -74,6 +70,9 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
             ..Stats::default()
         },
     };
+    // The init's setup (mounts, mostly kernel time) is ours, not the program's.
+    stats.cpu = stats.cpu.saturating_sub(watched.cpu_base);
+    stats.system = stats.system.saturating_sub(watched.cpu_base);
     let (status, exit_code, signal) = outcome::derive(Evidence {
         ending: watched.ending,
         enforced: watched.enforced,

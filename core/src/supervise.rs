@@ -15,7 +15,7 @@ use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::outcome::{Ending, Enforced};
 use crate::spawn::report::{self, Failure, Message};
-use crate::spawn::{Child, Reaped};
+use crate::spawn::{Child, Reaped, monotonic_ns};
 
 /// What the supervisor saw of one run.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub(crate) struct Watched {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub reaped: Reaped,
-    /// The cgroup's cpu usage when the program started (the init's setup), to subtract.
+    /// Cpu time the init used for the setup, which the cgroup counts too: to subtract.
     pub cpu_base: Duration,
 }
 
@@ -58,8 +58,10 @@ pub(crate) fn watch(
     let released = Instant::now();
     // Until the program has started, the deadline also bounds the setup.
     let mut deadline = released + limits.wall_time;
-    let mut started: Option<Instant> = None;
-    let mut ended: Option<Instant> = None;
+    // Wall time runs on CLOCK_MONOTONIC readings: the init's for start and end, ours when
+    // the supervisor ends the run.
+    let mut started: Option<u64> = None;
+    let mut ended: Option<u64> = None;
     let mut status: Option<i32> = None;
     let mut enforced = None;
     let mut killed = false;
@@ -117,25 +119,26 @@ pub(crate) fn watch(
             match slot {
                 0 => {
                     reaped = Some(child.reap()?);
-                    ended.get_or_insert_with(Instant::now);
+                    ended.get_or_insert_with(monotonic_ns);
                 }
                 1 => {
                     let fd = report.as_ref().expect("polled");
                     let mut msg = [0u8; report::SIZE];
                     match nix::unistd::read(fd, &mut msg) {
                         Ok(report::SIZE) => match Message::from_bytes(msg) {
-                            Some(Message::Started) => {
+                            Some(Message::Started(at, setup_cpu)) => {
                                 let now = Instant::now();
-                                started = Some(now);
-                                deadline = now + limits.wall_time;
-                                if let Some(cg) = cgroup {
-                                    cpu_base = cg.cpu_usage()?;
-                                    next_cpu_check = cpu_limit.map(|_| now);
-                                }
+                                started = Some(at);
+                                // Counted from the exec itself, however late we read this.
+                                let since_exec = Duration::from_nanos(monotonic_ns().saturating_sub(at));
+                                deadline = now + limits.wall_time.saturating_sub(since_exec);
+                                // The cgroup counted the init's setup too: not the program's.
+                                cpu_base = Duration::from_nanos(setup_cpu);
+                                next_cpu_check = cpu_limit.map(|_| now);
                             }
-                            Some(Message::Exited(s)) => {
+                            Some(Message::Exited(s, at)) => {
                                 status = Some(s);
-                                ended = Some(Instant::now());
+                                ended = Some(at);
                             }
                             Some(Message::Failed(f)) => {
                                 failure.get_or_insert(f);
@@ -158,7 +161,7 @@ pub(crate) fn watch(
                             capture.data.extend_from_slice(&buf[..n.min(room)]);
                             if n > room && enforced.is_none() && !killed {
                                 enforced = Some(Enforced::Output);
-                                ended.get_or_insert_with(Instant::now);
+                                ended.get_or_insert_with(monotonic_ns);
                                 child.kill();
                                 killed = true;
                             }
@@ -177,7 +180,7 @@ pub(crate) fn watch(
             let used = cg.cpu_usage()?.saturating_sub(cpu_base);
             if used >= limit {
                 enforced = Some(Enforced::CpuTime);
-                ended.get_or_insert_with(Instant::now);
+                ended.get_or_insert_with(monotonic_ns);
                 child.kill();
                 killed = true;
             } else {
@@ -187,7 +190,7 @@ pub(crate) fn watch(
         }
         if !killed && reaped.is_none() && Instant::now() >= deadline {
             enforced = Some(Enforced::WallTime);
-            ended.get_or_insert_with(Instant::now);
+            ended.get_or_insert_with(monotonic_ns);
             child.kill();
             killed = true;
         }
@@ -203,7 +206,7 @@ pub(crate) fn watch(
         _ => Ending::Killed,
     };
     let wall_time = match (started, ended) {
-        (Some(s), Some(e)) => e.saturating_duration_since(s),
+        (Some(s), Some(e)) => Duration::from_nanos(e.saturating_sub(s)),
         _ => Duration::ZERO,
     };
     let [stdout, stderr] = out.map(|c| c.data);

@@ -31,7 +31,7 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     }
     let mut buf = [0u8; report::SIZE];
     match sys::read(err_r, &mut buf) {
-        Ok(0) => Message::Started.send(fds.report_w),
+        Ok(0) => Message::Started(sys::monotonic_ns(), sys::process_cpu_ns()).send(fds.report_w),
         Ok(_) => {
             let _ = sys::write_all(fds.report_w, &buf);
             sys::exit(1)
@@ -42,7 +42,7 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     loop {
         match sys::wait4(-1, libc::__WALL) {
             Ok((p, status, _)) if p == pid => {
-                Message::Exited(status).send(fds.report_w);
+                Message::Exited(status, sys::monotonic_ns()).send(fds.report_w);
                 sys::exit(0)
             }
             Ok(_) => {}

@@ -14,7 +14,7 @@ mod sys;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, monotonic_ns};
 
 use crate::error::{Error, Result, Step};
 use crate::plan::Plan;

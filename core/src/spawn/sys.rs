@@ -153,6 +153,24 @@ pub(crate) fn seccomp_set_filter(filter: &[seccompiler::sock_filter]) -> SysResu
     cvt_long(unsafe { libc::syscall(libc::SYS_seccomp, 1u32, 0u32, &prog as *const SockFprog) }).map(drop)
 }
 
+/// `clock_gettime(clock)` in nanoseconds (async-signal-safe, POSIX).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the kernel (or vDSO) to fill.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds.
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Cpu time this process has used, in nanoseconds (`CLOCK_PROCESS_CPUTIME_ID`).
+pub(crate) fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// `chdir(path)`
 pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
     // SAFETY: `path` is NUL-terminated.
