@@ -52,6 +52,9 @@ pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use outcome::{Outcome, Status};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use store::fuzzing;
 #[cfg(feature = "store")]
 pub use store::{ImageRecord, Progress, Store};
 pub use units::{format_duration, format_size, parse_duration, parse_env, parse_size};

@@ -24,6 +24,29 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageConfig};
 
+/// Entry points for `fuzz/`: the parsers of image sources, without a store.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use crate::error::Result;
+
+    /// Unpacks a layer tar (any compression) from `bytes` into the directory `dest`.
+    pub fn unpack_layer(bytes: &[u8], dest: &Path) -> Result<()> {
+        let mut raw: &[u8] = bytes;
+        let reader: &mut dyn std::io::Read = &mut raw;
+        let decompressed = super::import::decompress(std::io::BufReader::new(reader))
+            .map_err(|e| crate::Error::io("read layer", dest, e))?;
+        super::unpack::unpack(decompressed, dest, Path::new("fuzz"), true).map(drop)
+    }
+
+    /// Reads the image in an OCI layout or `docker save` directory (manifests, index,
+    /// config, digests), unpacking nothing.
+    pub fn read_layout(dir: &Path) -> Result<()> {
+        super::import::read_layout(dir, None).map(drop)
+    }
+}
+
 /// A content-addressed store of image layers and image records.
 #[derive(Debug, Clone)]
 pub struct Store {
