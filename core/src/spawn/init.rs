@@ -29,15 +29,24 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
     for fd in [err_w, fds.stdin, fds.stdout, fds.stderr] {
         sys::close(fd);
     }
-    let mut buf = [0u8; report::SIZE];
-    match sys::read(err_r, &mut buf) {
-        Ok(0) => Message::Started(sys::monotonic_ns(), sys::process_cpu_ns()).send(fds.report_w),
-        Ok(_) => {
-            let _ = sys::write_all(fds.report_w, &buf);
-            sys::exit(1)
+    // The program sends the time it reached execve, then either a failure or, by closing
+    // the pipe in a successful exec, nothing more.
+    let mut exec_at = 0;
+    loop {
+        let mut buf = [0u8; report::SIZE];
+        match sys::read(err_r, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => match Message::from_bytes(buf) {
+                Some(Message::Started(at, _)) => exec_at = at,
+                _ => {
+                    let _ = sys::write_all(fds.report_w, &buf);
+                    sys::exit(1)
+                }
+            },
+            Err(e) => fail(Step::ForkProgram, e),
         }
-        Err(e) => fail(Step::ForkProgram, e),
     }
+    Message::Started(exec_at, sys::process_cpu_ns()).send(fds.report_w);
     sys::close(err_r);
     loop {
         match sys::wait4(-1, libc::__WALL) {
@@ -57,6 +66,8 @@ fn program(plan: &Plan, fds: &ChildFds, err_w: i32) -> ! {
         Message::Failed(failure).send(err_w);
         sys::exit(126)
     }
+    // The run's wall clock starts here, right before the exec (as `time(1)` counts it).
+    Message::Started(sys::monotonic_ns(), 0).send(err_w);
     // Try each `PATH` candidate as execvp(3) does: skip what is missing, remember EACCES.
     let p = &plan.program;
     let mut denied = None;
