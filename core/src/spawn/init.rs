@@ -66,8 +66,6 @@ fn program(plan: &Plan, fds: &ChildFds, err_w: i32) -> ! {
         Message::Failed(failure).send(err_w);
         sys::exit(126)
     }
-    // The run's wall clock starts here, right before the exec (as `time(1)` counts it).
-    Message::Started(sys::monotonic_ns(), 0).send(err_w);
     // Try each `PATH` candidate as execvp(3) does: skip what is missing, remember EACCES.
     let p = &plan.program;
     let mut denied = None;
@@ -104,6 +102,9 @@ fn prepare(plan: &Plan, fds: &ChildFds, err_w: i32) -> Result<(), Failure> {
     clear_capabilities().map_err(|e| Failure::new(Step::DropCaps, e))?;
     sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).map_err(|e| Failure::new(Step::NoNewPrivs, e))?;
     sys::umask(0o022);
+    // The run's wall clock starts here, just before the exec (as `time(1)` counts it); the
+    // filter below may forbid `write`, so this goes first.
+    Message::Started(sys::monotonic_ns(), 0).send(err_w);
     // Last, as bubblewrap does: from here on every call the program makes is filtered.
     if let Some(filter) = &p.seccomp {
         sys::seccomp_set_filter(filter).map_err(|e| Failure::new(Step::Seccomp, e))?;
