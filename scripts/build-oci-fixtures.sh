@@ -67,16 +67,8 @@ die() {
 [[ $EUID -eq 0 ]] || die "run as root: umoci unpack/repack need it to keep file ownership (uid 1000 files)"
 
 # ----------------------------------------------------------------- packages
-ensure_packages() {
-	local missing=() p
-	for p in "$@"; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-	done
-	((${#missing[@]})) || return 0
-	log "installing missing packages: ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
+# ensure_packages comes from lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # busybox-static: the tiny runnable userland of two-layer; zstd: to check the
 # zstd variant's layers; python3 (any, pyenv's is fine): the tar/JSON helper.
 ensure_packages umoci skopeo busybox-static zstd

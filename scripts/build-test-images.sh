@@ -103,16 +103,8 @@ swap_into_place() {
 }
 
 # ----------------------------------------------------------------- packages
-ensure_packages() {
-	local missing=() p
-	for p in "$@"; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-	done
-	((${#missing[@]})) || return 0
-	log "installing missing packages: ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-}
+# ensure_packages comes from lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Debian mirror for $SUITE, from apt's configuration (deb822 or one-line).
 debian_mirror() {

@@ -13,15 +13,8 @@ log() { echo "setup: $*" >&2; }
 
 # System packages: a C compiler for the test payload, busybox and debootstrap for the
 # test images, bubblewrap for the benchmark's side-by-side figures.
-need=()
-for p in gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates curl; do
-	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-if ((${#need[@]})); then
-	log "installing ${need[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source "$ROOT/scripts/lib.sh"
+ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates
 command -v cargo >/dev/null || { log "Rust is missing: install stable Rust (rustup) first"; exit 1; }
 
 log "building the isolette CLI"
