@@ -3,11 +3,10 @@
 //! Parent side. Every resource is owned by a guard, so an error or a panic at any point
 //! kills and reaps the sandbox and closes every fd.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 
 use crate::cgroup::{self, Cgroup, Stats};
 use crate::config::Config;
@@ -17,7 +16,7 @@ use crate::limits;
 use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
 use crate::spawn::{self, ChildFds, report::Failure};
-use crate::stdio::Stdio;
+use crate::stdio::{Stdio, pipe};
 use crate::supervise::{self, Enforce};
 
 pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Outcome> {
@@ -94,10 +93,6 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
         stdout: watched.stdout,
         stderr: watched.stderr,
     })
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "report pipe", e.into()))
 }
 
 fn timeval(tv: libc::timeval) -> Duration {

@@ -73,7 +73,8 @@ fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
     })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+/// A CLOEXEC pipe: `(read end, write end)`.
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "pipe", e.into()))
 }
 
