@@ -210,6 +210,27 @@ mod tests {
     }
 
     #[test]
+    fn resolves_image_users() {
+        let base = tempfile::tempdir().unwrap();
+        let top = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(base.path().join("etc")).unwrap();
+        std::fs::write(base.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n")
+            .unwrap();
+        std::fs::write(base.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let img = Image::from_layers([base.path(), top.path()]).unwrap();
+        assert_eq!(img.resolve_user("1234").unwrap(), (1234, 1234));
+        assert_eq!(img.resolve_user("1234:7").unwrap(), (1234, 7));
+        assert_eq!(img.resolve_user("app").unwrap(), (1000, 1001), "the primary group from passwd");
+        assert_eq!(img.resolve_user("app:staff").unwrap(), (1000, 50));
+        assert!(matches!(img.resolve_user("nobody-here"), Err(Error::Image { .. })));
+        assert!(matches!(img.resolve_user("app:nogroup"), Err(Error::Image { .. })));
+        // A top layer's passwd shadows the base's.
+        std::fs::create_dir_all(top.path().join("etc")).unwrap();
+        std::fs::write(top.path().join("etc/passwd"), "app:x:2000:2000::/app:/bin/sh\n").unwrap();
+        assert_eq!(img.resolve_user("app").unwrap(), (2000, 2000));
+    }
+
+    #[test]
     fn keeps_layer_order() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();

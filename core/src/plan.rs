@@ -454,6 +454,42 @@ mod tests {
     }
 
     #[test]
+    fn image_defaults_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::ImageConfig {
+            env: vec!["A=1".into(), "B=2".into()],
+            working_dir: Some("/srv".into()),
+            user: Some("0".into()),
+            entrypoint: vec!["/bin/sh".into(), "-c".into()],
+            cmd: vec!["echo hi".into()],
+        };
+        let image = Image::open(dir.path()).unwrap().with_config(config);
+        let run = Resolved::new(&image, &Config::default(), &[]).unwrap();
+        assert_eq!(run.argv, ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            (run.uid, run.gid),
+            (DEFAULT_SANDBOX_ID, DEFAULT_SANDBOX_ID),
+            "an image's root user is not root here"
+        );
+        assert_eq!(run.workdir, PathBuf::from("/srv"));
+        let caller = Config {
+            env: vec![("B".into(), "3".into())],
+            workdir: Some("/tmp".into()),
+            user: Some((7, 8)),
+            entrypoint: Some(vec![]),
+            ..Config::default()
+        };
+        let run = Resolved::new(&image, &caller, &["ls".into()]).unwrap();
+        assert_eq!(run.argv, ["ls"]);
+        assert_eq!((run.uid, run.gid, run.workdir.to_str().unwrap()), (7, 8, "/tmp"));
+        assert_eq!(
+            run.env.last().unwrap(),
+            &("B".to_string(), "3".to_string()),
+            "the caller's entry comes last and wins"
+        );
+    }
+
+    #[test]
     fn path_search_and_env() {
         let config = Config {
             env: vec![("PATH".into(), "/a:/b/".into()), ("X".into(), "1".into()), ("X".into(), "2".into())],
