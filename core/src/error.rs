@@ -67,6 +67,32 @@ pub enum Error {
 }
 
 impl Error {
+    /// What a refused `clone3` means: the host does not let this caller make namespaces.
+    pub(crate) fn from_clone(errno: Errno, caller_is_root: bool) -> Self {
+        match (errno, caller_is_root) {
+            (Errno::EPERM | Errno::ENOSPC | Errno::EUSERS, false) => Error::Host {
+                feature: HostFeature::UserNamespaces,
+                hint: "this caller may not create user namespaces (kernel.unprivileged_userns_clone=0, \
+                       user.max_user_namespaces=0, or an AppArmor/container policy); run as root or allow them, see \
+                       `isolette check`",
+            },
+            (Errno::EPERM, true) => Error::Host {
+                feature: HostFeature::Namespaces,
+                hint: "root here may not create namespaces (a container without CAP_SYS_ADMIN or with a seccomp \
+                       profile that blocks clone3); give the container CAP_SYS_ADMIN or run it with --privileged",
+            },
+            _ => Error::setup(Step::Clone, errno),
+        }
+    }
+
+    /// What a failed overlay mount means when the kernel has no overlayfs at all.
+    pub(crate) fn overlay_missing() -> Self {
+        Error::Host {
+            feature: HostFeature::Overlayfs,
+            hint: "the kernel has no overlay filesystem; run `modprobe overlay`",
+        }
+    }
+
     pub(crate) fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
@@ -93,10 +119,7 @@ fn errno_text(errno: Errno) -> String {
 
 fn hint_suffix(step: Step, errno: Errno) -> &'static str {
     match (step, errno) {
-        (Step::Clone, Errno::EPERM | Errno::ENOSPC) => {
-            "; namespaces are refused here (not root and user namespaces disabled, or inside a container without CAP_SYS_ADMIN); see `isolette check`"
-        }
-        (Step::Overlay, Errno::EINVAL | Errno::ENODEV) => {
+        (Step::Overlay, Errno::EINVAL) => {
             "; overlayfs refused the layers (a layer on overlayfs itself, or no overlay support); see `isolette check`"
         }
         (Step::Overlay | Step::Mkdir, Errno::EOVERFLOW) => {
@@ -117,8 +140,8 @@ pub enum HostFeature {
     UserNamespaces,
     /// The overlay filesystem.
     Overlayfs,
-    /// A mount point for the per-run staging tmpfs.
-    StagingDir,
+    /// Creating namespaces at all (root inside a container without `CAP_SYS_ADMIN`).
+    Namespaces,
     /// A cgroup controller.
     Cgroup,
 }
@@ -128,7 +151,7 @@ impl fmt::Display for HostFeature {
         f.write_str(match self {
             HostFeature::UserNamespaces => "user namespaces",
             HostFeature::Overlayfs => "overlayfs",
-            HostFeature::StagingDir => "a staging directory",
+            HostFeature::Namespaces => "namespaces",
             HostFeature::Cgroup => "a cgroup controller",
         })
     }
@@ -295,6 +318,17 @@ mod tests {
         }
         assert_eq!(Step::from_u8(0), None);
         assert_eq!(Step::from_u8(200), None);
+    }
+
+    #[test]
+    fn refused_namespaces_are_host_errors() {
+        let e = Error::from_clone(Errno::EPERM, false);
+        assert!(matches!(e, Error::Host { feature: HostFeature::UserNamespaces, .. }), "{e}");
+        let e = Error::from_clone(Errno::EPERM, true);
+        assert!(matches!(e, Error::Host { feature: HostFeature::Namespaces, .. }), "{e}");
+        assert!(e.to_string().contains("CAP_SYS_ADMIN"));
+        assert!(matches!(Error::from_clone(Errno::ENOMEM, true), Error::Setup { step: Step::Clone, .. }));
+        assert!(matches!(Error::overlay_missing(), Error::Host { feature: HostFeature::Overlayfs, .. }));
     }
 
     #[test]

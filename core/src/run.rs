@@ -121,6 +121,7 @@ fn failure_error(plan: &Plan, f: Failure) -> Error {
             errno: f.errno,
             path: Some(plan.program.workdir.to_string_lossy().into_owned().into()),
         },
+        Step::Overlay if f.errno == Errno::ENODEV => Error::overlay_missing(),
         step => {
             // Mount ops report their index; other steps report 0, so check the step matches.
             let path = plan.ops.get(index).filter(|op| op.step() == step).and_then(|_| plan.labels.get(index)).cloned();

@@ -46,7 +46,7 @@ pub(crate) struct Child {
     reaped: bool,
 }
 
-/// How the init ended, and the resources its whole reaped tree used.
+/// The resources the init and the whole tree it reaped used.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reaped {
     pub usage: libc::rusage,
@@ -109,7 +109,7 @@ pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd
         child::run(plan, fds);
     }
     sys::set_signal_mask(&old_mask);
-    let pid = result.map_err(|e| Error::setup(Step::Clone, e))?;
+    let pid = result.map_err(|e| Error::from_clone(e, nix::unistd::geteuid().is_root()))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok(Child { pid, pidfd, reaped: false })
