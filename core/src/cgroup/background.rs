@@ -10,9 +10,9 @@
 //!   never reused: a run's page cache and counters stay behind in its own cgroup, so no
 //!   run's figures leak into the next.
 //!
-//! At process exit an `atexit` handler removes the spares and finishes the queue, so a
-//! short-lived caller leaves nothing behind; what a killed caller leaves is for
-//! [`gc`](super::gc).
+//! At process exit an `atexit` handler removes the spares and finishes the queue,
+//! including the removals the thread is in the middle of, so a short-lived caller leaves
+//! nothing behind; what a killed caller leaves is for [`gc`](super::gc).
 
 use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, Once};
@@ -28,8 +28,19 @@ enum Job {
     Spare(Limits, u64),
 }
 
-static JOBS: Mutex<Vec<Job>> = Mutex::new(Vec::new());
+/// The queue, and how many jobs the thread has taken out of it and not finished yet: a
+/// flush waits for those too, not only for an empty queue (the thread takes the whole
+/// queue at once, so an empty queue says nothing about whether its `rmdir`s are done).
+struct Queue {
+    jobs: Vec<Job>,
+    in_flight: usize,
+}
+
+static QUEUE: Mutex<Queue> = Mutex::new(Queue { jobs: Vec::new(), in_flight: 0 });
+/// Signalled when jobs arrive.
 static WAKE: Condvar = Condvar::new();
+/// Signalled when the thread has finished a batch.
+static IDLE: Condvar = Condvar::new();
 static START: Once = Once::new();
 /// Spare cgroups, with the limits they carry, and the flush generation (bumped by every
 /// flush, under this lock, so a spare made while a flush ran is dropped, not kept).
@@ -40,13 +51,17 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
 /// Spares kept at most: about one per caller thread running at once.
 const MAX_SPARES: usize = 2;
 
+fn queue() -> std::sync::MutexGuard<'static, Queue> {
+    QUEUE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn submit(jobs: impl IntoIterator<Item = Job>) {
     START.call_once(|| {
         if std::thread::Builder::new().name("isolette-cgroup".into()).spawn(run).is_ok() {
             crate::spawn::at_exit(flush_at_exit);
         }
     });
-    JOBS.lock().unwrap_or_else(|e| e.into_inner()).extend(jobs);
+    queue().jobs.extend(jobs);
     WAKE.notify_one();
 }
 
@@ -72,11 +87,12 @@ pub(super) fn take_spare(limits: &Limits) -> Option<Guard> {
 fn run() {
     loop {
         let batch = {
-            let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-            while jobs.is_empty() {
-                jobs = WAKE.wait(jobs).unwrap_or_else(|e| e.into_inner());
+            let mut q = queue();
+            while q.jobs.is_empty() {
+                q = WAKE.wait(q).unwrap_or_else(|e| e.into_inner());
             }
-            std::mem::take(&mut *jobs)
+            q.in_flight = q.jobs.len();
+            std::mem::take(&mut q.jobs)
         };
         let mut busy = Vec::new();
         for job in batch {
@@ -94,19 +110,28 @@ fn run() {
                         if spares.1 == generation && spares.0.len() < MAX_SPARES {
                             spares.0.push((limits, guard));
                         }
-                        // Otherwise the guard drops here (after the lock) and queues its removal.
+                        // Otherwise the guard drops here (after the lock) and queues its
+                        // removal, still inside this batch, so a flush waits for it.
                     }
                 }
             }
         }
-        if !busy.is_empty() {
-            JOBS.lock().unwrap_or_else(|e| e.into_inner()).extend(busy);
+        let retry = !busy.is_empty();
+        {
+            let mut q = queue();
+            q.jobs.extend(busy);
+            q.in_flight = 0;
+        }
+        IDLE.notify_all();
+        if retry {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
 }
 
-/// Drops the spares and removes whatever is queued, retrying busy directories a little.
+/// Drops the spares and removes whatever is queued or being removed, retrying busy
+/// directories until `deadline`. Returns when nothing is left, both in the queue and in
+/// the thread's hands, or at the deadline.
 pub(super) fn flush(deadline: Instant) {
     // Dropping a spare's guard queues its directories.
     let spares = {
@@ -115,20 +140,47 @@ pub(super) fn flush(deadline: Instant) {
         std::mem::take(&mut spares.0)
     };
     drop(spares);
+    let mut q = queue();
     loop {
-        let mut jobs = JOBS.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.retain(|job| match job {
+        q.jobs.retain(|job| match job {
             Job::Remove(dir, _) => !try_remove(dir),
             Job::Spare(..) => false,
         });
-        if jobs.is_empty() || Instant::now() >= deadline {
+        let now = Instant::now();
+        if (q.jobs.is_empty() && q.in_flight == 0) || now >= deadline {
             return;
         }
-        drop(jobs);
-        std::thread::sleep(Duration::from_millis(1));
+        // Woken when the thread finishes its batch; otherwise retry busy ones shortly.
+        let wait = deadline.saturating_duration_since(now).min(Duration::from_millis(2));
+        q = IDLE.wait_timeout(q, wait).unwrap_or_else(|e| e.into_inner()).0;
     }
 }
 
 extern "C" fn flush_at_exit() {
-    flush(Instant::now() + Duration::from_millis(500));
+    flush(Instant::now() + super::FLUSH_TIMEOUT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The thread takes the whole queue at once: a flush that came then used to find the
+    /// queue empty and return while the thread was still removing (the process then
+    /// exited and left cgroups behind). Plain empty directories stand in for cgroups here.
+    #[test]
+    fn flush_waits_for_the_removals_the_thread_has_taken() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..2000).map(|i| tmp.path().join(i.to_string())).collect();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+        }
+        remove_later(dirs.clone());
+        // Wait until the thread holds the batch: the queue is empty, the work is not done.
+        while !queue().jobs.is_empty() {
+            std::hint::spin_loop();
+        }
+        flush(Instant::now() + Duration::from_secs(10));
+        let left = dirs.iter().filter(|d| d.exists()).count();
+        assert_eq!(left, 0, "flush returned while the thread still had directories to remove");
+    }
 }

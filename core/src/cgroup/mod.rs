@@ -202,12 +202,17 @@ fn try_remove(dir: &Path) -> bool {
     }
 }
 
-/// Removes this process's spare cgroups (made ahead for its next run) and finishes the
-/// removals still queued, waiting up to half a second for busy ones. It happens by itself
-/// at normal process exit; call it before a long idle period, or to check from a test
-/// that nothing else is left.
+/// How long [`cleanup`] and the exit handler wait for cgroups the kernel still holds. It
+/// is reached only when something keeps an exited task pinned (a monitor scanning `/proc`
+/// makes v1 `rmdir` return `EBUSY` for some milliseconds); what is left then is `gc`'s.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Removes this process's spare cgroups (made ahead for its next run) and finishes every
+/// removal still queued or under way, waiting up to two seconds for busy ones. It happens
+/// by itself at normal process exit; call it before a long idle period, or to check from
+/// a test that nothing else is left.
 pub fn cleanup() {
-    background::flush(Instant::now() + Duration::from_millis(500));
+    background::flush(Instant::now() + FLUSH_TIMEOUT);
 }
 
 /// What [`gc`] removed.
