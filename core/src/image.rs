@@ -3,7 +3,12 @@
 //! Parent side only. The image is checked once when it is opened and never written to:
 //! each run stacks its own writable layer on top of it with overlayfs.
 
+use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::fcntl::Flock;
 
 use crate::error::{Error, Result};
 
@@ -15,6 +20,34 @@ use crate::error::{Error, Result};
 pub struct Image {
     layers: Vec<PathBuf>,
     config: ImageConfig,
+    lease: Lease,
+}
+
+/// Shared `flock`s on a store image's layer directories, held for as long as any clone of
+/// the [`Image`] lives, so that removing or pruning images never deletes a layer that a
+/// caller may still run (the store's prune skips a layer it cannot lock exclusively). A
+/// killed holder's locks go with its process. Not part of an image's identity.
+#[derive(Clone, Default)]
+pub(crate) struct Lease(Option<Arc<Vec<Flock<File>>>>);
+
+impl Lease {
+    pub(crate) fn new(locks: Vec<Flock<File>>) -> Lease {
+        Lease(Some(Arc::new(locks)))
+    }
+}
+
+impl PartialEq for Lease {
+    fn eq(&self, _: &Lease) -> bool {
+        true
+    }
+}
+
+impl Eq for Lease {}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Lease({} layers)", self.0.as_ref().map_or(0, |l| l.len()))
+    }
 }
 
 /// Defaults a run takes from an image's config, each overridable by the caller exactly as
@@ -78,7 +111,7 @@ impl Image {
                 reason: format!("{} layers; overlayfs takes at most {MAX_LAYERS}", layers.len()),
             });
         }
-        Ok(Image { layers, config: ImageConfig::default() })
+        Ok(Image { layers, config: ImageConfig::default(), lease: Lease::default() })
     }
 
     /// Opens image `name` (`NAME[:TAG]`) from the default store ([`Store::open_default`]).
@@ -97,6 +130,13 @@ impl Image {
     /// The same layers with these config defaults.
     pub fn with_config(mut self, config: ImageConfig) -> Image {
         self.config = config;
+        self
+    }
+
+    /// The same image, holding `lease` on its layers.
+    #[cfg(feature = "store")]
+    pub(crate) fn with_lease(mut self, lease: Lease) -> Image {
+        self.lease = lease;
         self
     }
 
@@ -157,7 +197,7 @@ fn check_layer(dir: &Path) -> Result<PathBuf> {
     }
     let canon = dir.canonicalize().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => image_err(
-            "does not exist; build it first (see scripts/build-test-images.sh) or pass an unpacked rootfs directory",
+            "no such directory; pass an unpacked root filesystem directory (scripts/build-test-images.sh makes some), or import the image into the store",
         ),
         std::io::ErrorKind::PermissionDenied => image_err("permission denied"),
         _ => image_err(&e.to_string()),
@@ -194,7 +234,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let missing = Image::open(tmp.path().join("nope")).unwrap_err();
         assert!(matches!(missing, Error::Image { .. }), "{missing}");
-        assert!(missing.to_string().contains("does not exist"));
+        assert!(missing.to_string().contains("no such directory"));
 
         let file = tmp.path().join("f");
         std::fs::write(&file, "").unwrap();

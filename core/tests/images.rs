@@ -187,3 +187,54 @@ fn a_real_python_image_runs_by_name() {
     let out = out.unwrap();
     assert_eq!((out.status, stdout(&out)), (Status::Ok, "42\n".into()), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn layers_in_use_survive_rm_and_prune() {
+    require_root!();
+    let fx = fixtures!();
+    let (_d, store) = new_store();
+    import(&store, &fx.join("two-layer"), Some("lease:1")).unwrap();
+    let image = store.image("lease:1").unwrap();
+    let b = Sandbox::builder(&image).entrypoint(Vec::<String>::new());
+    // The record goes; the layers stay while an image holds them.
+    store.remove("lease:1").unwrap();
+    assert!(store.image("lease:1").is_err());
+    assert_eq!(layer_dirs(&store), 2, "rm leaves the layers a caller still holds");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut prunes = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(store.prune().unwrap(), Vec::<String>::new(), "nothing in use is pruned");
+                prunes += 1;
+            }
+            prunes
+        });
+        for i in 0..100 {
+            let out = b.run(["/bin/ls", "/data"]).unwrap_or_else(|e| panic!("run {i}: {e}"));
+            assert_eq!((out.status, stdout(&out)), (Status::Ok, "keep.txt\n".into()), "run {i}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(pruner.join().unwrap() > 0);
+    });
+    // A clone holds the layers as well as the original.
+    let clone = image.clone();
+    drop(image);
+    assert!(store.prune().unwrap().is_empty());
+    drop((b, clone));
+    assert_eq!(store.prune().unwrap().len(), 2, "once no image holds them, prune takes them");
+    assert_eq!(layer_dirs(&store), 0);
+}
+
+#[test]
+fn a_layer_without_padding_or_end_blocks_imports_as_docker_takes_it() {
+    require_root!();
+    let fx = fixtures!();
+    let (_d, store) = new_store();
+    // umoci 0.4's `insert` layer: the stream stops right after the last file's data.
+    import(&store, &fx.join("quirk-unterminated"), Some("quirk:1")).unwrap();
+    let out = Sandbox::run(&store.image("quirk:1").unwrap(), Vec::<String>::new()).unwrap();
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "c.txt\n".into()), "the opaque /olddir holds c.txt only");
+    // A stream that stops inside a file's data is still refused.
+    assert!(matches!(import(&store, &fx.join("hostile-huge"), Some("huge:1")), Err(Error::Image { .. })));
+}

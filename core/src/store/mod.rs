@@ -9,12 +9,18 @@
 //! - `tmp/`: work in progress; everything lands by `rename`, so readers never see half an
 //!   import, and a killed import leaves only `tmp/` entries that the next one removes;
 //! - `lock`: `flock`ed by imports, removals and prunes, which therefore never interleave.
+//!
+//! An [`Image`] opened from the store holds a shared `flock` on each of its layer
+//! directories for as long as it lives; prune removes only the unused layers it can lock
+//! exclusively, so an image removed while a caller still runs it keeps its layers until
+//! the caller lets go (and the next prune takes them).
 
 mod import;
 mod unpack;
 
 use std::fs::File;
 use std::io::BufReader;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,7 +28,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::image::{Image, ImageConfig};
+use crate::image::{Image, ImageConfig, Lease};
 
 /// Entry points for `fuzz/`: the parsers of image sources, without a store.
 #[cfg(feature = "fuzzing")]
@@ -266,7 +272,8 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|e| Error::Image { path, reason: format!("damaged image record: {e}") })
     }
 
-    /// Opens image `name` for running.
+    /// Opens image `name` for running. The image holds its layers (a shared lock on each)
+    /// while it or any clone of it lives: `remove` and `prune` leave them alone until then.
     pub fn image(&self, name: &str) -> Result<Image> {
         let record = self.record(name)?;
         let dirs = record
@@ -274,7 +281,8 @@ impl Store {
             .iter()
             .map(|d| Ok(self.layer_dir(&import::sha256_hex(d, &self.root)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Image::from_layers(dirs)?.with_config(record.config))
+        let locks = dirs.iter().map(|d| lease_layer(d, &record.name)).collect::<Result<Vec<_>>>()?;
+        Ok(Image::from_layers(dirs)?.with_config(record.config).with_lease(Lease::new(locks)))
     }
 
     /// Every image in the store, by name.
@@ -318,7 +326,13 @@ impl Store {
             if !entry.path().is_dir() || used.contains(&format!("sha256:{name}")) {
                 continue;
             }
-            // Out of sight first (one rename), then deleted.
+            // A layer some caller's image still holds is in use, whatever the records say.
+            let Some(_held) =
+                File::open(entry.path()).ok().and_then(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).ok())
+            else {
+                continue;
+            };
+            // Out of sight first (one rename), then deleted, all under the exclusive lock.
             let doomed = self.root.join("tmp").join(format!("prune-{name}"));
             std::fs::rename(entry.path(), &doomed).map_err(|e| Error::io("rename", entry.path(), e))?;
             let _ = std::fs::remove_file(entry.path().with_extension("size"));
@@ -335,6 +349,26 @@ impl Store {
                 let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
             }
         }
+    }
+}
+
+/// Takes a shared lock on one layer directory of image `name`. A prune that got its
+/// exclusive lock first renames the directory away before letting go, so once the shared
+/// lock is granted the path must still lead to the same directory.
+fn lease_layer(dir: &Path, name: &str) -> Result<Flock<File>> {
+    let gone = || Error::Image {
+        path: dir.to_path_buf(),
+        reason: format!("a layer of `{name}` was removed from the store while being opened; import it again"),
+    };
+    let file = File::open(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => gone(),
+        _ => Error::io("open", dir, e),
+    })?;
+    let lock = Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| Error::io("flock", dir, e.into()))?;
+    let held = lock.metadata().map_err(|e| Error::io("stat", dir, e))?;
+    match std::fs::metadata(dir) {
+        Ok(now) if (now.dev(), now.ino()) == (held.dev(), held.ino()) => Ok(lock),
+        _ => Err(gone()),
     }
 }
 

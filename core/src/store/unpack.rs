@@ -9,8 +9,10 @@
 //! device `NAME`, `.wh..wh..opq` the opaque attribute on its directory (under both the
 //! `trusted.` and the `user.` prefix, for mounts with and without a user namespace).
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use crate::error::{Error, Result};
 
@@ -33,15 +35,27 @@ const NOBODY: u32 = 65534;
 /// without it they are plain files (the outer archive of an image).
 pub(crate) fn unpack(reader: impl Read, dest: &Path, layer: &Path, whiteouts: bool) -> Result<Unpacked> {
     let bad = |why: String| Error::Image { path: layer.to_path_buf(), reason: why };
-    let mut archive = tar::Archive::new(reader);
+    let read = Rc::new(Cell::new(0u64));
+    let mut archive = tar::Archive::new(Counting { inner: reader, read: Rc::clone(&read) });
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
     let mut counts = Unpacked::default();
+    // Where the last entry's data ends in the stream; the stream ending between there and
+    // the end of its block is the one error taken as the end of the archive.
+    let mut data_end = 0u64;
     let entries = archive.entries().map_err(|e| bad(format!("not a tar archive: {e}")))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("broken tar entry: {e}")))?;
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            // The stream ended after the last entry's data, without the padding to a whole
+            // block or the end-of-archive blocks: Docker (Go's archive/tar) takes that as
+            // the end, and so do we. An end inside an entry's data is still an error.
+            Err(_) if (data_end..=data_end.next_multiple_of(512)).contains(&read.get()) => break,
+            Err(e) => return Err(bad(format!("broken tar entry: {e}"))),
+        };
+        data_end = entry.raw_file_position() + entry.header().entry_size().unwrap_or(u64::MAX / 2);
         let path = entry.path().map_err(|e| bad(format!("bad entry path: {e}")))?.into_owned();
         let relative =
             relative_path(&path).ok_or_else(|| bad(format!("entry `{}` leaves the layer", path.display())))?;
@@ -82,6 +96,20 @@ pub(crate) fn unpack(reader: impl Read, dest: &Path, layer: &Path, whiteouts: bo
         }
     }
     Ok(counts)
+}
+
+/// Counts the bytes read from the archive stream.
+struct Counting<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// An error and its causes, for messages (the tar crate wraps the io error that matters).
@@ -177,6 +205,26 @@ mod tests {
         let n = unpack(&data[..], dir.path(), Path::new("layer"), true).unwrap();
         assert_eq!(n.entries, 2);
         assert_eq!(std::fs::read(dir.path().join("etc/hello.txt")).unwrap(), b"hi");
+    }
+
+    #[test]
+    fn a_tar_without_its_end_of_archive_marker_unpacks() {
+        // Docker accepts layers whose writer never added the two zero blocks at the end.
+        // umoci 0.4 writes some with no padding after the last file's data either.
+        let full = tar_of(&[("a.txt", b"first"), ("dir/b.txt", b"second")]);
+        let data_end = full.len() - full.iter().rev().take_while(|&&b| b == 0).count();
+        let no_marker = &full[..data_end.div_ceil(512) * 512];
+        let no_padding = &full[..data_end];
+        for data in [&full[..], no_marker, no_padding] {
+            let dir = tempfile::tempdir().unwrap();
+            let n = unpack(data, dir.path(), Path::new("layer"), true).unwrap();
+            assert_eq!(n.entries, 2);
+            assert_eq!(std::fs::read(dir.path().join("dir/b.txt")).unwrap(), b"second");
+        }
+        // An end inside the data is not that: it fails.
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack(&full[..data_end - 1], dir.path(), Path::new("layer"), true).unwrap_err();
+        assert!(matches!(err, Error::Image { .. }), "{err}");
     }
 
     #[test]
