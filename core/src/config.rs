@@ -3,6 +3,8 @@
 //! Pure data on the caller's side. Nothing here is checked beyond parsing; `plan.rs`
 //! validates the whole config before anything is created.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,7 +32,7 @@ impl Sandbox {
     pub fn run<I, S>(image: &Image, cmd: I) -> Result<Outcome>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<OsStr>,
     {
         Sandbox::builder(image).run(cmd)
     }
@@ -81,23 +83,30 @@ pub struct MountSpec {
 }
 
 impl MountSpec {
-    /// Parses `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw` (read-only unless `rw`).
+    /// Parses `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw` (read-only unless `rw`). The paths
+    /// are bytes: any byte but `:` and NUL passes through as it is.
     ///
     /// ```
     /// let m = isolette::MountSpec::parse("/srv/tests/17:/data").unwrap();
     /// assert_eq!((m.target.to_str(), m.writable), (Some("/data"), false));
     /// assert!(isolette::MountSpec::parse("/srv:/out:rw").unwrap().writable);
     /// ```
-    pub fn parse(spec: &str) -> Result<MountSpec> {
-        let bad = |why: &str| Error::config(format!("mount `{spec}`: {why}; expected SRC:DST[:ro|:rw]"));
-        let mut parts = spec.split(':');
+    pub fn parse(spec: impl AsRef<OsStr>) -> Result<MountSpec> {
+        let spec = spec.as_ref().as_bytes();
+        let bad = |why: &str| {
+            Error::config(format!(
+                "mount `{}`: {why}; expected SRC:DST[:ro|:rw]",
+                String::from_utf8_lossy(spec).escape_debug()
+            ))
+        };
+        let mut parts = spec.split(|&b| b == b':');
         let (Some(src), Some(dst)) = (parts.next(), parts.next()) else {
             return Err(bad("missing `:`"));
         };
         let writable = match parts.next() {
-            None | Some("ro") => false,
-            Some("rw") => true,
-            Some(other) => return Err(bad(&format!("unknown mode `{other}`"))),
+            None | Some(b"ro") => false,
+            Some(b"rw") => true,
+            Some(other) => return Err(bad(&format!("unknown mode `{}`", String::from_utf8_lossy(other)))),
         };
         if parts.next().is_some() {
             return Err(bad("too many `:`"));
@@ -105,7 +114,8 @@ impl MountSpec {
         if src.is_empty() || dst.is_empty() {
             return Err(bad("empty path"));
         }
-        Ok(MountSpec { source: src.into(), target: dst.into(), writable })
+        let path = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        Ok(MountSpec { source: path(src), target: path(dst), writable })
     }
 }
 
@@ -126,7 +136,7 @@ pub(crate) struct Config {
     pub sys: bool,
     pub output_limit: u64,
     pub tmpfs_size: u64,
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(OsString, OsString)>,
     pub workdir: Option<PathBuf>,
     pub mounts: Vec<MountSpec>,
     pub stdin: Stdin,
@@ -135,7 +145,7 @@ pub(crate) struct Config {
     pub hostname: String,
     pub user_namespace: Option<bool>,
     pub user: Option<(u32, u32)>,
-    pub entrypoint: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<OsString>>,
 }
 
 /// Default wall-time limit.
@@ -323,15 +333,16 @@ impl SandboxBuilder {
     }
 
     /// Adds an environment variable. The program sees only these, plus a default `PATH`
-    /// when none is given.
+    /// when none is given. Names and values are bytes (`&str`, `OsStr`, `String`, ...),
+    /// passed as they are; a name may not be empty or hold `=`, and neither may hold NUL.
     ///
     /// ```
     /// # fn f(image: &isolette::Image) {
     /// let b = isolette::Sandbox::builder(image).env("LANG", "C.UTF-8");
     /// # }
     /// ```
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.config.env.push((key.into(), value.into()));
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.config.env.push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
     }
 
@@ -413,9 +424,9 @@ impl SandboxBuilder {
     pub fn entrypoint<I, S>(mut self, entrypoint: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<OsStr>,
     {
-        self.config.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());
+        self.config.entrypoint = Some(entrypoint.into_iter().map(|s| s.as_ref().to_owned()).collect());
         self
     }
 
@@ -433,24 +444,33 @@ impl SandboxBuilder {
     pub fn check<I, S>(&self, cmd: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<OsStr>,
     {
-        let argv: Vec<String> = cmd.into_iter().map(Into::into).collect();
+        let argv = argv(cmd);
         crate::plan::Plan::new(&self.image, &self.config, &argv).map(drop)
     }
 
     /// Validates the config, runs `cmd` and returns its outcome.
     ///
-    /// A bad config, an unusable image, a command missing from the image or a failed setup
-    /// step is an `Err`; whatever the program does is an [`Outcome`].
+    /// The arguments are bytes (`&str`, `OsStr`, `String`, `OsString`, paths), passed to
+    /// `execve` exactly as given. A bad config, an unusable image, a command missing from
+    /// the image or a failed setup step is an `Err`; whatever the program does is an
+    /// [`Outcome`].
     pub fn run<I, S>(&self, cmd: I) -> Result<Outcome>
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: AsRef<OsStr>,
     {
-        let argv: Vec<String> = cmd.into_iter().map(Into::into).collect();
-        crate::run::run(&self.image, &self.config, &argv)
+        crate::run::run(&self.image, &self.config, &argv(cmd))
     }
+}
+
+fn argv<I, S>(cmd: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    cmd.into_iter().map(|s| s.as_ref().to_owned()).collect()
 }
 
 #[cfg(test)]

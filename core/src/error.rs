@@ -67,6 +67,45 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name in snake_case (`config`, `image`, `command_not_found`, `host`,
+    /// `setup`, `io`): what the CLI's JSON and the bindings call this kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Image { .. } => "image",
+            Error::CommandNotFound { .. } => "command_not_found",
+            Error::Host { .. } => "host",
+            Error::Setup { .. } => "setup",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    /// The setup step that failed, for a [`Error::Setup`].
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            Error::Setup { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+
+    /// The errno behind the error, for [`Error::Setup`] and for [`Error::Io`] from a system call.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Setup { errno, .. } => Some(*errno as i32),
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// The file or directory the error is about, where there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Image { path, .. } | Error::Io { path, .. } => Some(path),
+            Error::Setup { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What a refused `clone3` means: the host does not let this caller make namespaces.
     pub(crate) fn from_clone(errno: Errno, caller_is_root: bool) -> Self {
         match (errno, caller_is_root) {
@@ -329,6 +368,21 @@ mod tests {
         assert!(e.to_string().contains("CAP_SYS_ADMIN"));
         assert!(matches!(Error::from_clone(Errno::ENOMEM, true), Error::Setup { step: Step::Clone, .. }));
         assert!(matches!(Error::overlay_missing(), Error::Host { feature: HostFeature::Overlayfs, .. }));
+    }
+
+    #[test]
+    fn accessors_name_kind_step_errno_and_path() {
+        let e = Error::Setup { step: Step::Bind, errno: Errno::ENOENT, path: Some("/data".into()) };
+        assert_eq!((e.kind(), e.step(), e.errno()), ("setup", Some(Step::Bind), Some(libc::ENOENT)));
+        assert_eq!(e.path(), Some(std::path::Path::new("/data")));
+        let e = Error::io("open", "/x", io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!((e.kind(), e.step(), e.errno()), ("io", None, Some(libc::EACCES)));
+        let e = Error::config("bad");
+        assert_eq!((e.kind(), e.errno(), e.path()), ("config", None, None));
+        let e = Error::CommandNotFound { command: "x".into(), searched: "/bin/x".into() };
+        assert_eq!(e.kind(), "command_not_found");
+        assert_eq!(Error::overlay_missing().kind(), "host");
+        assert_eq!(Error::Image { path: "/i".into(), reason: "r".into() }.kind(), "image");
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct Outcome {
     pub stdout: Vec<u8>,
     /// Captured stderr (empty when redirected).
     pub stderr: Vec<u8>,
+    /// Whether the output cap cut stdout: the program wrote more than `stdout` holds.
+    pub stdout_truncated: bool,
+    /// Whether the output cap cut stderr.
+    pub stderr_truncated: bool,
 }
 
 /// A limit the supervisor enforced by killing the sandbox.

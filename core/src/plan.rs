@@ -3,7 +3,7 @@
 //! After the clone the child must not allocate: every string is a `CString` here, every
 //! array of pointers is null-terminated here, every number is final here.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -53,7 +53,7 @@ pub(crate) struct Plan {
 /// The program's side of the plan.
 #[derive(Debug)]
 pub(crate) struct Program {
-    /// The command as given, for messages.
+    /// The command as given (lossy UTF-8), for messages.
     pub command: String,
     /// Paths to try with execve, in order (the `PATH` search, done without allocating).
     pub candidates: Vec<CString>,
@@ -77,7 +77,7 @@ pub(crate) struct Program {
 
 impl Plan {
     /// Validates `config` against `image` and builds the plan; nothing is created.
-    pub(crate) fn new(image: &Image, config: &Config, argv: &[String]) -> Result<Plan> {
+    pub(crate) fn new(image: &Image, config: &Config, argv: &[OsString]) -> Result<Plan> {
         validate_limits(config)?;
         let run = Resolved::new(image, config, argv)?;
         let (uid, gid) = (run.uid, run.gid);
@@ -148,8 +148,8 @@ impl Plan {
 /// The run after the image's defaults: command, environment, working directory, user.
 #[derive(Debug)]
 struct Resolved {
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
+    argv: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
     workdir: PathBuf,
     uid: u32,
     gid: u32,
@@ -160,11 +160,12 @@ impl Resolved {
     /// image's `cmd` when the caller gives none; the caller's environment entries come
     /// after (and so win over) the image's; the caller's working directory and user win.
     /// An image user that is root becomes the default sandbox user: nothing runs as root.
-    fn new(image: &Image, config: &Config, argv: &[String]) -> Result<Resolved> {
+    fn new(image: &Image, config: &Config, argv: &[OsString]) -> Result<Resolved> {
         let defaults = image.config();
-        let mut full = config.entrypoint.clone().unwrap_or_else(|| defaults.entrypoint.clone());
-        full.extend(if argv.is_empty() { defaults.cmd.clone() } else { argv.to_vec() });
-        let mut env: Vec<(String, String)> =
+        let os = |list: &[String]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        let mut full = config.entrypoint.clone().unwrap_or_else(|| os(&defaults.entrypoint));
+        full.extend(if argv.is_empty() { os(&defaults.cmd) } else { argv.to_vec() });
+        let mut env: Vec<(OsString, OsString)> =
             defaults.env.iter().filter_map(|e| e.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
         env.extend(config.env.iter().cloned());
         let workdir = match (&config.workdir, &defaults.working_dir) {
@@ -203,47 +204,50 @@ impl Program {
         if command.is_empty() {
             return Err(Error::config("the program name is empty"));
         }
-        let c_argv = argv.iter().map(|a| arg_cstring("argument", a)).collect::<Result<Vec<_>>>()?;
+        let c_argv = argv.iter().map(|a| arg_cstring("argument", a.as_bytes())).collect::<Result<Vec<_>>>()?;
 
-        let mut env: Vec<(String, String)> = Vec::with_capacity(run.env.len() + 1);
+        let mut env: Vec<(&OsStr, &OsStr)> = Vec::with_capacity(run.env.len() + 1);
         for (k, v) in &run.env {
-            if k.is_empty() || k.contains('=') {
+            if k.is_empty() || k.as_bytes().contains(&b'=') {
                 return Err(Error::config(format!(
                     "environment name `{}` must be non-empty and without `=`",
-                    k.escape_debug()
+                    k.to_string_lossy().escape_debug()
                 )));
             }
             // A later value for the same name replaces the earlier one, as in a shell.
             env.retain(|(old, _)| old != k);
-            env.push((k.clone(), v.clone()));
+            env.push((k, v));
         }
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push(("PATH".into(), DEFAULT_PATH.into()));
-        }
+        let path = env.iter().find(|(k, _)| *k == "PATH").map_or(DEFAULT_PATH.as_bytes(), |(_, v)| v.as_bytes());
         let c_envp = env
             .iter()
-            .map(|(k, v)| arg_cstring("environment entry", &format!("{k}={v}")))
+            .map(|(k, v)| arg_cstring("environment entry", &[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .chain((!env.iter().any(|(k, _)| *k == "PATH")).then(|| cstring(format!("PATH={DEFAULT_PATH}"))))
             .collect::<Result<Vec<_>>>()?;
-        let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH);
 
-        let candidates = if command.contains('/') {
-            vec![arg_cstring("command", command)?]
+        let name = command.as_bytes();
+        let candidates = if name.contains(&b'/') {
+            vec![arg_cstring("command", name)?]
         } else {
-            path.split(':')
+            path.split(|&b| b == b':')
                 .filter(|d| !d.is_empty())
-                .map(|d| arg_cstring("command", &format!("{}/{command}", d.trim_end_matches('/'))))
+                .map(|d| {
+                    let dir = d.strip_suffix(b"/").unwrap_or(d);
+                    arg_cstring("command", &[dir, b"/", name].concat())
+                })
                 .collect::<Result<Vec<_>>>()?
         };
         if candidates.is_empty() {
             return Err(Error::config(format!(
-                "`PATH` is empty, so `{command}` cannot be found; give an absolute path"
+                "`PATH` is empty, so `{}` cannot be found; give an absolute path",
+                command.to_string_lossy()
             )));
         }
 
         let argv_ptrs = c_argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
         let envp_ptrs = c_envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
         Ok(Program {
-            command: command.clone(),
+            command: command.to_string_lossy().into_owned(),
             candidates,
             _argv: c_argv,
             _envp: c_envp,
@@ -266,8 +270,10 @@ impl Program {
     }
 }
 
-fn arg_cstring(what: &str, s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::config(format!("{what} `{}` contains a NUL byte", s.escape_debug())))
+fn arg_cstring(what: &str, bytes: &[u8]) -> Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        Error::config(format!("{what} `{}` contains a NUL byte", String::from_utf8_lossy(bytes).escape_debug()))
+    })
 }
 
 /// Longest wall or cpu time a run may be given: a day is past any judge's need, and keeps
@@ -380,7 +386,7 @@ mod tests {
 
     fn plan(config: &Config, argv: &[&str]) -> Result<Plan> {
         let (_d, img) = image();
-        Plan::new(&img, config, &argv.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        Plan::new(&img, config, &argv.iter().map(OsString::from).collect::<Vec<_>>())
     }
 
     fn config_err(r: Result<Plan>) -> String {
@@ -482,11 +488,7 @@ mod tests {
         let run = Resolved::new(&image, &caller, &["ls".into()]).unwrap();
         assert_eq!(run.argv, ["ls"]);
         assert_eq!((run.uid, run.gid, run.workdir.to_str().unwrap()), (7, 8, "/tmp"));
-        assert_eq!(
-            run.env.last().unwrap(),
-            &("B".to_string(), "3".to_string()),
-            "the caller's entry comes last and wins"
-        );
+        assert_eq!(run.env.last().unwrap(), &("B".into(), "3".into()), "the caller's entry comes last and wins");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::spawn::{self, ChildFds, report::Failure};
 use crate::stdio::{Stdio, pipe};
 use crate::supervise::{self, Enforce};
 
-pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Outcome> {
+pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Outcome> {
     let mut plan = Plan::new(image, config, argv)?;
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     let cgroup_fd = cgroup.as_ref().and_then(|c| c.dir_fd());
@@ -92,6 +92,8 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[String]) -> Result<Out
         approximate: cgroup.is_none(),
         stdout: watched.stdout,
         stderr: watched.stderr,
+        stdout_truncated: watched.truncated[0],
+        stderr_truncated: watched.truncated[1],
     })
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Watched {
     pub wall_time: Duration,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Whether the cap dropped bytes of stdout and of stderr.
+    pub truncated: [bool; 2],
     pub reaped: Reaped,
     /// Cpu time the init used for the setup, which the cgroup counts too: to subtract.
     pub cpu_base: Duration,
@@ -43,6 +45,8 @@ pub(crate) struct Enforce {
 struct Capture {
     fd: Option<OwnedFd>,
     data: Vec<u8>,
+    /// Bytes were read past the cap and dropped.
+    truncated: bool,
 }
 
 /// Runs the loop until the init is reaped and every pipe is at EOF. A setup failure
@@ -67,7 +71,8 @@ pub(crate) fn watch(
     let mut killed = false;
     let mut failure = None;
     let mut report = Some(report);
-    let mut out = [Capture { fd: stdout, data: Vec::new() }, Capture { fd: stderr, data: Vec::new() }];
+    let capture = |fd| Capture { fd, data: Vec::new(), truncated: false };
+    let mut out = [capture(stdout), capture(stderr)];
     let mut reaped = None;
     let mut buf = vec![0u8; 64 << 10];
     // Cpu time is polled: next check after the time the remaining budget would take with
@@ -159,6 +164,7 @@ pub(crate) fn watch(
                         Ok(n) => {
                             let room = (limits.output_limit as usize).saturating_sub(total);
                             capture.data.extend_from_slice(&buf[..n.min(room)]);
+                            capture.truncated |= n > room;
                             if n > room && enforced.is_none() && !killed {
                                 enforced = Some(Enforced::Output);
                                 ended.get_or_insert_with(monotonic_ns);
@@ -209,6 +215,7 @@ pub(crate) fn watch(
         (Some(s), Some(e)) => Duration::from_nanos(e.saturating_sub(s)),
         _ => Duration::ZERO,
     };
+    let truncated = [out[0].truncated, out[1].truncated];
     let [stdout, stderr] = out.map(|c| c.data);
-    Ok(Ok(Watched { ending, enforced, wall_time, stdout, stderr, reaped, cpu_base }))
+    Ok(Ok(Watched { ending, enforced, wall_time, stdout, stderr, truncated, reaped, cpu_base }))
 }

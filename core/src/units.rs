@@ -4,6 +4,8 @@
 //! powers of 1024; a bare number is bytes. Durations take `ns`, `us`, `ms`, `s`, `m`, `h`;
 //! a bare number is seconds. Pure parsing, no I/O.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -88,22 +90,27 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 }
 
 /// Parses an environment entry `KEY=VALUE` (the value may be empty or hold more `=`).
+/// Both parts are bytes and need not be UTF-8; neither may hold NUL.
 ///
 /// ```
 /// assert_eq!(isolette::parse_env("LANG=C.UTF-8").unwrap(), ("LANG".into(), "C.UTF-8".into()));
 /// assert!(isolette::parse_env("NO_EQUALS").is_err());
 /// ```
-pub fn parse_env(entry: &str) -> Result<(String, String)> {
-    let (key, value) = entry
-        .split_once('=')
-        .ok_or_else(|| Error::config(format!("environment entry `{}`: expected KEY=VALUE", entry.escape_debug())))?;
-    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+pub fn parse_env(entry: impl AsRef<OsStr>) -> Result<(OsString, OsString)> {
+    let entry = entry.as_ref().as_bytes();
+    let shown = || String::from_utf8_lossy(entry).escape_debug().to_string();
+    let eq = entry
+        .iter()
+        .position(|&b| b == b'=')
+        .ok_or_else(|| Error::config(format!("environment entry `{}`: expected KEY=VALUE", shown())))?;
+    let (key, value) = (&entry[..eq], &entry[eq + 1..]);
+    if key.is_empty() || entry.contains(&0) {
         return Err(Error::config(format!(
             "environment entry `{}`: the name must be non-empty, and neither part may hold a NUL byte",
-            entry.escape_debug()
+            shown()
         )));
     }
-    Ok((key.to_string(), value.to_string()))
+    Ok((OsStr::from_bytes(key).to_owned(), OsStr::from_bytes(value).to_owned()))
 }
 
 /// Formats a size the way [`parse_size`] reads it, exactly (`256M`, `1536K`, `100`).
@@ -185,7 +192,12 @@ mod tests {
     #[test]
     fn env_entries() {
         assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
-        assert_eq!(parse_env("A=").unwrap(), ("A".into(), String::new()));
+        assert_eq!(parse_env("A=").unwrap(), ("A".into(), OsString::new()));
+        let latin1 = OsStr::from_bytes(b"K\xe9=v\xff\x80");
+        assert_eq!(
+            parse_env(latin1).unwrap(),
+            (OsStr::from_bytes(b"K\xe9").into(), OsStr::from_bytes(b"v\xff\x80").into())
+        );
         for bad in ["", "=x", "A", "A\0=b", "A=b\0"] {
             assert!(matches!(parse_env(bad), Err(Error::Config(_))), "{bad:?}");
         }

@@ -1,13 +1,17 @@
 //! `isolette`: the command-line front end of the isolette library.
 //!
 //! `isolette run` runs one command in a sandbox; `isolette check` says what this host
-//! supports. Setup errors print the error and exit 125, as `docker run` does.
+//! supports. Every failure before the program runs (a bad flag included) prints the error
+//! and exits 125, as `docker run` does; with `--json`, as one JSON object on stdout.
+//! Arguments, environment entries and paths are bytes and pass through unchanged.
 
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 use isolette::{
     HostReport, Image, MountSpec, Outcome, Output, Progress, Sandbox, SeccompAction, SeccompPolicy, Status, Stdin,
@@ -107,11 +111,11 @@ struct RunArgs {
     #[arg(long, value_parser = size)]
     tmpfs_size: Option<u64>,
     /// Bind mount `SRC:DST[:ro|:rw]` (read-only unless `:rw`).
-    #[arg(long = "mount", value_parser = mount)]
-    mounts: Vec<MountSpec>,
-    /// Environment variable `KEY=VALUE` for the program.
-    #[arg(long = "env", value_parser = env)]
-    envs: Vec<(String, String)>,
+    #[arg(long = "mount")]
+    mounts: Vec<OsString>,
+    /// Environment variable `KEY=VALUE` for the program (bytes, passed as they are).
+    #[arg(long = "env")]
+    envs: Vec<OsString>,
     /// Working directory inside the sandbox.
     #[arg(long)]
     workdir: Option<PathBuf>,
@@ -119,6 +123,12 @@ struct RunArgs {
     /// unless it is a terminal).
     #[arg(long)]
     stdin: Option<PathBuf>,
+    /// Write the program's stdout to FILE, byte for byte (created or truncated).
+    #[arg(long, value_name = "FILE")]
+    stdout: Option<PathBuf>,
+    /// Write the program's stderr to FILE, byte for byte (created or truncated).
+    #[arg(long, value_name = "FILE")]
+    stderr: Option<PathBuf>,
     /// Hostname inside the sandbox.
     #[arg(long)]
     hostname: Option<String>,
@@ -128,19 +138,21 @@ struct RunArgs {
     no_cgroup: bool,
     /// Replace the image's entrypoint (`--entrypoint ''` for none), as with `docker run`.
     #[arg(long)]
-    entrypoint: Option<String>,
-    /// Mount a fresh read-only /sys.
+    entrypoint: Option<OsString>,
+    /// Mount a fresh read-only /sys (off by default: it shows the host's hardware).
     #[arg(long)]
     sys: bool,
     /// Use a user namespace even as root.
     #[arg(long)]
     userns: bool,
-    /// Print one JSON object with the outcome instead of passing the output through.
+    /// Print one JSON object with the outcome instead of passing the output through
+    /// (`stdout`/`stderr` as text when valid UTF-8, else `stdout_base64`/`stderr_base64`).
     #[arg(long)]
     json: bool,
-    /// The command and its arguments (default: the image's entrypoint and cmd).
+    /// The command and its arguments, after `--`, passed verbatim (default: the image's
+    /// entrypoint and cmd).
     #[arg(last = true)]
-    cmd: Vec<String>,
+    cmd: Vec<OsString>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -149,10 +161,6 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 fn size(s: &str) -> Result<u64, String> {
     isolette::parse_size(s).map_err(|e| e.to_string())
-}
-
-fn mount(s: &str) -> Result<MountSpec, String> {
-    MountSpec::parse(s).map_err(|e| e.to_string())
 }
 
 fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
@@ -166,12 +174,29 @@ fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
     }
 }
 
-fn env(s: &str) -> Result<(String, String), String> {
-    isolette::parse_env(s).map_err(|e| e.to_string())
-}
+/// Exit code of every failure before the program runs, as `docker run`.
+const SETUP_FAILED: u8 = 125;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            if json_requested() {
+                // clap's first line, without its `error: ` prefix and the usage hint.
+                let text = e.to_string();
+                let line = text.lines().next().unwrap_or_default();
+                print_json(&failure_json("config", line.strip_prefix("error: ").unwrap_or(line), None, None, None));
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(SETUP_FAILED);
+        }
+    };
     let store = cli.store;
     match cli.command {
         Command::Check => {
@@ -188,38 +213,84 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("isolette: {e}");
-                ExitCode::from(125)
-            }
+            Err(e) => fail(&e, false),
         },
         Command::Image(cmd) => match image(store, cmd) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("isolette: {e}");
-                ExitCode::from(125)
-            }
+            Err(e) => fail(&e, false),
         },
-        Command::Run(args) => match run(store, *args) {
-            Ok(code) => ExitCode::from(code),
-            Err(e) => {
-                eprintln!("isolette: {e}");
-                ExitCode::from(125)
+        Command::Run(args) => {
+            let json = args.json;
+            let result = run(store, *args);
+            // A one-shot process: finish removing the run's cgroups now, not in the
+            // background while the process exits.
+            isolette::cleanup();
+            match result {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => fail(&e, json),
             }
-        },
+        }
     }
+}
+
+/// Whether `--json` comes before any `--` (for errors found while parsing the flags).
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+}
+
+fn fail(e: &isolette::Error, json: bool) -> ExitCode {
+    if json {
+        let path = e.path().map(|p| p.to_string_lossy().into_owned());
+        let step = e.step().map(|s| s.name().to_string());
+        print_json(&failure_json(e.kind(), &e.to_string(), step, e.errno(), path));
+    } else {
+        eprintln!("isolette: {e}");
+    }
+    ExitCode::from(SETUP_FAILED)
+}
+
+/// `{"status":"setup_error","error":{...}}`: one object a script can read, for every
+/// failure before the program ran.
+fn failure_json(
+    kind: &str,
+    message: &str,
+    step: Option<String>,
+    errno: Option<i32>,
+    path: Option<String>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "status": "setup_error",
+        "error": { "kind": kind, "message": message.trim_end(), "step": step, "errno": errno, "path": path },
+    })
+}
+
+fn print_json(value: &serde_json::Value) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{value}");
+    let _ = stdout.flush();
 }
 
 fn open_store(dir: Option<PathBuf>) -> isolette::Result<Store> {
     Store::open(dir.unwrap_or_else(Store::default_dir))
 }
 
-/// A directory (or several, as layers) is an unpacked image; anything else a store name.
+/// Several `--image`s are layers; one is a directory when it exists or does not read as
+/// an image name (`./dir`, `/srv/img`), and a name in the store otherwise.
 fn open_image(store: Option<PathBuf>, image: &[PathBuf]) -> isolette::Result<Image> {
     match image {
-        [one] if !one.is_dir() => open_store(store)?.image(&one.to_string_lossy()),
+        [one] if !one.exists() && one.to_str().is_some_and(looks_like_image_name) => {
+            open_store(store)?.image(&one.to_string_lossy())
+        }
         layers => Image::from_layers(layers),
     }
+}
+
+/// `python`, `python:3.12`, `library/gcc:14`; not `./x`, `/x`, `x/` or `..`.
+fn looks_like_image_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['.', '/'])
+        && !s.ends_with('/')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/:-".contains(&b))
 }
 
 fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
@@ -245,6 +316,9 @@ fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
             let record = store.import(&source, name.as_deref(), &mut progress)?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
+            }
+            if quiet {
+                return Ok(()); // No summary either: the exit code says it all.
             }
             println!(
                 "{} {} ({} layers, {})",
@@ -333,10 +407,11 @@ fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
     if let Some(n) = args.tmpfs_size {
         b = b.tmpfs_size(n);
     }
-    for m in args.mounts {
-        b = b.mount(m);
+    for m in &args.mounts {
+        b = b.mount(MountSpec::parse(m)?);
     }
-    for (k, v) in args.envs {
+    for e in &args.envs {
+        let (k, v) = isolette::parse_env(e)?;
         b = b.env(k, v);
     }
     if let Some(w) = args.workdir {
@@ -362,10 +437,13 @@ fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
     if args.userns {
         b = b.user_namespace(true);
     }
-    if !args.json {
-        b = b.stdout(Output::Inherit).stderr(Output::Inherit);
-    }
-    let out = b.run(args.cmd)?;
+    let target = |file: Option<PathBuf>| match file {
+        Some(f) => Output::File(f),
+        None if args.json => Output::Capture,
+        None => Output::Inherit,
+    };
+    b = b.stdout(target(args.stdout.clone())).stderr(target(args.stderr.clone()));
+    let out = b.run(&args.cmd)?;
     if args.json {
         println!("{}", json(&out));
         return Ok(0);
@@ -382,7 +460,7 @@ fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
 }
 
 fn json(out: &Outcome) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "status": out.status.as_str(),
         "exit_code": out.exit_code,
         "signal": out.signal,
@@ -392,7 +470,15 @@ fn json(out: &Outcome) -> serde_json::Value {
         "wall_time": out.wall_time.as_secs_f64(),
         "memory_peak": out.memory_peak,
         "approximate": out.approximate,
-        "stdout": String::from_utf8_lossy(&out.stdout),
-        "stderr": String::from_utf8_lossy(&out.stderr),
-    })
+        "stdout_truncated": out.stdout_truncated,
+        "stderr_truncated": out.stderr_truncated,
+    });
+    for (name, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        // Text only when it is text: any other bytes go as base64, never lossily.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => v[name] = text.into(),
+            Err(_) => v[format!("{name}_base64")] = base64::engine::general_purpose::STANDARD.encode(bytes).into(),
+        }
+    }
+    v
 }

@@ -32,6 +32,7 @@
  *   try-syscall NAME       invoke NAME with harmless/invalid args; print "ok"
  *                          or "errno=N <strerror>"; exit 0 either way
  *   env                    environment, one K=V per line
+ *   args [ARG...]          each ARG as it arrived, followed by a NUL byte
  *   pwd                    current working directory
  *   fds                    open fds (sorted, space-separated)
  *   syscall-loop N         N getppid() calls (for the seccomp overhead bench)
@@ -928,6 +929,12 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "try-syscall") == 0) {
 		need_args(argc, 3, "try-syscall NAME");
 		return cmd_try_syscall(argv[2]);
+	}
+	if (strcmp(cmd, "args") == 0) {
+		for (int i = 2; i < argc; i++)
+			if (write_all(1, argv[i], strlen(argv[i]) + 1) != 0)
+				return EXIT_WRITE;
+		return 0;
 	}
 	if (strcmp(cmd, "env") == 0) {
 		for (char **e = environ; e && *e; e++)
