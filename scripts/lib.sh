@@ -1,15 +1,117 @@
 # shellcheck shell=bash
 # Shared by the scripts in this folder: `source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"`.
+# Functions only; nothing runs on sourcing (scripts/selftest.sh tests them on their own).
+
+# Re-runs the calling script as root when it is not root: through sudo, keeping PATH, the
+# user's Rust (CARGO_HOME, RUSTUP_HOME) and the ISOLETTE_* knobs, all of which sudo would
+# otherwise reset. Without sudo it says what to do. Call it first: `run_as_root SCRIPT "$@"`.
+run_as_root() {
+	local script="$1" name keep=()
+	shift
+	((EUID != 0)) || return 0
+	if ! command -v sudo >/dev/null; then
+		echo "$(basename "$script"): needs root, and sudo is not installed: run it from a root shell (su -), or install sudo" >&2
+		exit 1
+	fi
+	keep=("PATH=$PATH")
+	# The user's rustup install, unless set elsewhere: root's HOME has none.
+	if [[ -n "${CARGO_HOME:-}" ]]; then keep+=("CARGO_HOME=$CARGO_HOME"); elif [[ -d "$HOME/.cargo" ]]; then keep+=("CARGO_HOME=$HOME/.cargo"); fi
+	if [[ -n "${RUSTUP_HOME:-}" ]]; then keep+=("RUSTUP_HOME=$RUSTUP_HOME"); elif [[ -d "$HOME/.rustup" ]]; then keep+=("RUSTUP_HOME=$HOME/.rustup"); fi
+	for name in $(compgen -e); do
+		[[ "$name" != ISOLETTE_* ]] || keep+=("$name=${!name}")
+	done
+	echo "$(basename "$script"): not root: running it again through sudo" >&2
+	# `sudo env ...`, not --preserve-env: Debian's secure_path would replace PATH anyway.
+	exec sudo env "${keep[@]}" bash "$script" "$@"
+}
+
+# True when the Debian package $1 is installed (not merely known, or removed with its
+# configuration left, which `dpkg -s` also accepts).
+package_installed() {
+	dpkg-query -W -f '${db:Status-Status}\n' "$1" 2>/dev/null | grep -x installed >/dev/null
+}
+
+# Reads an `apt-get install -s` simulation on stdin and prints one line per change to a
+# package already on the host that no script of ours may make: "remove NAME VERSION" or
+# "downgrade NAME OLD -> NEW". Prints nothing when the plan only adds or upgrades.
+apt_plan_problems() {
+	local word name old new
+	while read -r word name old new _; do
+		case "$word" in
+		Remv | Purg) echo "remove $name ${old//[][]/}" ;;
+		Inst)
+			# "Inst NAME [OLD] (NEW ...)" changes an installed package; "Inst NAME (NEW ...)" adds one.
+			[[ "$old" == \[*\] ]] || continue
+			old="${old//[][]/}" new="${new#(}"
+			if dpkg --compare-versions "$new" lt "$old"; then echo "downgrade $name $old -> $new"; fi
+			;;
+		esac
+	done
+	return 0
+}
+
+# Reads an `apt-get install -s` simulation on stdin and prints NAME=VERSION for every
+# package it would unpack (new or upgraded): what `apt-get download` needs to fetch the
+# same set.
+apt_plan_installs() {
+	awk '$1 == "Inst" { v = ($3 ~ /^\[/) ? $4 : $3; sub(/^\(/, "", v); print $2 "=" v }'
+}
 
 # Installs the Debian packages among "$@" that are missing (as root, or through sudo).
+# Never removes or downgrades a package: apt resolves a conflict by removing the installed
+# side (Debian 12's qemu-system-x86 removes a backported qemu-utils 10.0, for example), so
+# the install is simulated first and refused, installing nothing, when the plan would.
 ensure_packages() {
-	local missing=() p sudo=()
+	local missing=() p sudo=() plan problems
 	for p in "$@"; do
-		dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+		package_installed "$p" || missing+=("$p")
 	done
 	((${#missing[@]})) || return 0
 	[[ $EUID -eq 0 ]] || sudo=(sudo)
+	# Explicit returns: callers may run this where `set -e` does not apply (`a || ensure_packages b`).
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+	plan="$(LC_ALL=C apt-get install -s -y --no-install-recommends "${missing[@]}")" || {
+		echo "apt cannot install ${missing[*]} (see its message above); nothing was installed" >&2
+		return 1
+	}
+	problems="$(apt_plan_problems <<<"$plan")" || return 1
+	if [[ -n "$problems" ]]; then
+		{
+			echo "refusing to install ${missing[*]}: apt would change packages this host already has:"
+			while IFS= read -r p; do echo "  $p"; done <<<"$problems"
+			echo "Nothing was installed. If that change is acceptable, make it yourself"
+			echo "(apt-get install --no-install-recommends ${missing[*]}) and run this again;"
+			echo "otherwise install these packages another way, or use a host without the conflict."
+		} >&2
+		return 1
+	fi
 	echo "installing missing packages: ${missing[*]}" >&2
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	# --no-remove: apt aborts rather than remove anything, should the plan change in between.
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove \
+		"${missing[@]}" >&2 || return 1
+}
+
+# Prints how many inputs a libFuzzer run executed, read from its output on stdin: the last
+# `stat::number_of_executed_units: N` (-print_final_stats=1), else the last `Done N runs`.
+# Fails, printing nothing, when the output has neither (the fuzzer never ran).
+fuzz_executions() {
+	awk '
+		$1 == "stat::number_of_executed_units:" && $2 ~ /^[0-9]+$/ { stat = $2 }
+		$1 == "Done" && $2 ~ /^[0-9]+$/ && $3 == "runs" { done = $2 }
+		END { n = (stat != "") ? stat : done; if (n == "") exit 1; print n }'
+}
+
+# fuzz_enough_runs LOG FLOOR: true when the libFuzzer output in LOG reports at least FLOOR
+# executed inputs. Prints one line saying what it found, either way.
+fuzz_enough_runs() {
+	local log="$1" floor="$2" n
+	if ! n="$(fuzz_executions <"$log")"; then
+		echo "no execution count in the fuzzer's output: it did not run"
+		return 1
+	fi
+	if ((n < floor)); then
+		echo "$n executions, below the floor of $floor: it barely ran"
+		return 1
+	fi
+	echo "$n executions (floor $floor)"
 }

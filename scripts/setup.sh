@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for a fresh Debian 12 machine (as root): installs what isolette needs,
-# builds the CLI and the test images, and runs real programs in sandboxes.
+# One command for a fresh Debian 12 machine: installs what isolette needs, builds the CLI
+# and the test images, and runs real programs in sandboxes. Needs root (sandboxes with
+# full isolation, apt): as another user it runs itself again through sudo.
 #
 #   scripts/setup.sh            everything, ending with a demo run
 #   scripts/setup.sh --deps     only packages, build and images (used by scripts/test.sh)
@@ -9,17 +10,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 log() { echo "setup: $*" >&2; }
 
-[[ $EUID -eq 0 ]] || { log "run as root (sudo $0): sandboxes with full isolation need it"; exit 1; }
+source "$ROOT/scripts/lib.sh"
+run_as_root "$ROOT/scripts/setup.sh" "$@"
+# Before any package: without Rust nothing else is of use.
+command -v cargo >/dev/null || { log "Rust is missing: install stable Rust with rustup (https://rustup.rs) first"; exit 1; }
 
 # System packages: a C compiler for the test payload, busybox and debootstrap for the
 # test images, bubblewrap for the benchmark's side-by-side figures.
-source "$ROOT/scripts/lib.sh"
 ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates
-command -v cargo >/dev/null || { log "Rust is missing: install stable Rust (rustup) first"; exit 1; }
 
-log "building the isolette CLI"
-cargo build --release --features cli --quiet
-log "building the test images and the OCI fixtures"
+log "building the isolette CLI (release: about 2.5 minutes the first time, on 2 cores)"
+cargo build --release --features cli
+log "building the test images and the OCI fixtures (debootstrap of a Debian rootfs: 1-2 minutes the first time)"
 scripts/build-test-images.sh --python >/dev/null
 scripts/build-oci-fixtures.sh --python >/dev/null
 

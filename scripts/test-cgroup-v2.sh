@@ -4,17 +4,23 @@
 # virtme-ng, which shares the host's filesystem read-only with the guest, and runs the
 # test binaries built here inside it, as root, with ISOLETTE_TEST_STRICT=1.
 #
-#   scripts/test-cgroup-v2.sh [--no-install] [--cargo-json FILE]
+#   scripts/test-cgroup-v2.sh [--no-install] [--cargo-json FILE] [--boot-check]
 #
-#   --no-install        fail instead of installing missing packages or virtme-ng
+#   --no-install        fail instead of installing missing packages, QEMU or virtme-ng
 #   --cargo-json FILE   take the test binaries from the saved output of
 #                       `cargo test --features cli --no-run --message-format=json`
 #                       instead of running that command
+#   --boot-check        install what is missing, boot the VM and show its kernel and
+#                       cgroups, without building or running any test (15-40 s)
 #
-# Installs when missing (as root): qemu-system-x86, linux-image-amd64, busybox-static
-# (virtme-ng's initramfs and the test image) from apt; virtme-ng from PyPI into
-# .cache/venv-vng. Exit status: the tests' (0 = all passed); 2 = usage; 3 = the VM gave
-# no result (boot failure, crash or timeout); 4 = the guest is not on cgroup v2.
+# Installs when missing (as root): linux-image-amd64, busybox-static (virtme-ng's
+# initramfs and the test image), kmod, gcc, libc6-dev, jq from apt (never removing or
+# downgrading a package: see ensure_packages in lib.sh); virtme-ng from PyPI into
+# .cache/venv-vng. QEMU is NOT installed: a qemu-system-x86_64 already on PATH is used,
+# else Debian's qemu-system-x86 and the libraries it needs are downloaded and unpacked
+# into .cache/qemu, because installing it removes a backported qemu-utils on our hosts.
+# Exit status: the tests' (0 = all passed); 2 = usage; 3 = the VM gave no result (boot
+# failure, crash or timeout); 4 = the guest is not on cgroup v2.
 #
 # Knobs: ISOLETTE_V2_KERNEL (a vmlinuz; default: the one linux-image-amd64 installed),
 # ISOLETTE_V2_TIMEOUT (seconds for the whole VM run, default 600), ISOLETTE_V2_CPUS (2),
@@ -36,9 +42,11 @@ die() {
 
 install=1
 cargo_json=""
+boot_check=0
 while (($#)); do
 	case "$1" in
 	--no-install) install=0 ;;
+	--boot-check) boot_check=1 ;;
 	--cargo-json)
 		[[ $# -ge 2 ]] || die "--cargo-json needs a file" 2
 		cargo_json="$2"
@@ -56,6 +64,7 @@ done
 [[ $EUID -eq 0 ]] || die "run as root: the tests need root inside the VM, and apt needs it here"
 
 VENV="$ROOT/.cache/venv-vng"
+QEMU_CACHE="$ROOT/.cache/qemu"
 RUN_DIR="$ROOT/.cache/vng-v2"           # shared read-write with the guest
 TIMEOUT="${ISOLETTE_V2_TIMEOUT:-600}"
 CPUS="${ISOLETTE_V2_CPUS:-2}"
@@ -68,21 +77,72 @@ phase_start=$SECONDS
 phase_end() { took[$1]=$((SECONDS - phase_start)); phase_start=$SECONDS; }
 
 # ------------------------------------------------------------------- install
+# ensure_packages, package_installed and apt_plan_installs come from lib.sh.
+source "$ROOT/scripts/lib.sh"
 need=()
-for p in qemu-system-x86 linux-image-amd64 busybox-static kmod gcc libc6-dev jq; do
-	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+for p in linux-image-amd64 busybox-static kmod gcc libc6-dev jq; do
+	package_installed "$p" || need+=("$p")
 done
 if ((${#need[@]})); then
 	((install)) || die "missing packages: ${need[*]} (run without --no-install)"
 	log "installing ${need[*]} (the kernel's initramfs makes this take a minute or two)"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	# apt may remove conflicting packages (on hosts with a backported qemu-utils it removes
-	# that one): say so loudly rather than silently.
-	removed="$(apt-get install -s -y --no-install-recommends "${need[@]}" | awk '$1 == "Remv" { print $2 }' | tr '\n' ' ')"
-	[[ -z "$removed" ]] || log "warning: installing these removes: $removed"
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	ensure_packages "${need[@]}"
 fi
+
+# QEMU without installing it. Debian 12's qemu-system-x86 conflicts with the qemu-utils
+# 10.0 from backports these hosts have (apt would remove it), so the packages apt would
+# install are downloaded and unpacked into .cache/qemu/root instead, and a wrapper named
+# qemu-system-x86_64 (what vng runs from PATH) points the binary at its libraries,
+# modules and firmware there. A QEMU already on PATH is used as it is.
+provide_qemu() {
+	local root="$QEMU_CACHE/root" bin="$QEMU_CACHE/bin" plan pkgs=() deb libpath moddir
+	if command -v qemu-system-x86_64 >/dev/null; then
+		log "using $(command -v qemu-system-x86_64) ($(qemu-system-x86_64 --version | head -n1))"
+		return 0
+	fi
+	if "$bin/qemu-system-x86_64" --version >/dev/null 2>&1; then
+		export PATH="$bin:$PATH"
+		log "using ${bin#"$ROOT"/}/qemu-system-x86_64 (unpacked earlier, not installed)"
+		return 0
+	fi
+	((install)) || die "no qemu-system-x86_64 on PATH and none unpacked in ${QEMU_CACHE#"$ROOT"/} (run without --no-install)"
+	log "downloading qemu-system-x86 and the libraries it needs into ${QEMU_CACHE#"$ROOT"/} (unpacked there, not installed)"
+	apt-get update -qq
+	# The packages an install would add or upgrade are exactly what the binary needs
+	# beyond what the host has.
+	plan="$(LC_ALL=C apt-get install -s -y --no-install-recommends qemu-system-x86)"
+	mapfile -t pkgs < <(apt_plan_installs <<<"$plan")
+	((${#pkgs[@]})) || die "apt plans no packages for qemu-system-x86"
+	rm -rf "$QEMU_CACHE/debs" "$root" "$bin"
+	mkdir -p "$QEMU_CACHE/debs" "$root" "$bin"
+	# As root, apt's download sandbox user (_apt) cannot write here; nothing is installed.
+	(cd "$QEMU_CACHE/debs" && apt-get download -q -o APT::Sandbox::User=root "${pkgs[@]}" >/dev/null)
+	for deb in "$QEMU_CACHE"/debs/*.deb; do
+		dpkg -x "$deb" "$root"
+	done
+	[[ -x "$root/usr/bin/qemu-system-x86_64" ]] || die "the qemu-system-x86 package has no usr/bin/qemu-system-x86_64"
+	# Every directory of the unpacked tree that holds shared libraries.
+	libpath="$(find "$root" -name 'lib*.so*' -printf '%h\n' | sort -u | paste -sd:)"
+	# Debian's QEMU loads its TCG accelerator (all we have without KVM) as a module from a
+	# compiled-in directory, and looks for firmware in /usr/share/qemu, /usr/share/seabios
+	# and /usr/lib/ipxe/qemu: point both at the unpacked tree.
+	moddir="$(find "$root/usr/lib" -name 'accel-tcg-*.so' -printf '%h' -quit)"
+	[[ -n "$moddir" ]] || die "no accel-tcg module in the unpacked QEMU"
+	cat >"$bin/qemu-system-x86_64.tmp" <<-WRAPPER
+		#!/bin/sh
+		# Written by scripts/test-cgroup-v2.sh: Debian's QEMU unpacked in $root, not installed.
+		export LD_LIBRARY_PATH="$libpath\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+		export QEMU_MODULE_DIR="$moddir"
+		exec "$root/usr/bin/qemu-system-x86_64" -L "$root/usr/share/qemu" -L "$root/usr/share/seabios" -L "$root/usr/lib/ipxe/qemu" "\$@"
+	WRAPPER
+	chmod 0755 "$bin/qemu-system-x86_64.tmp"
+	mv "$bin/qemu-system-x86_64.tmp" "$bin/qemu-system-x86_64"
+	"$bin/qemu-system-x86_64" --version >/dev/null || die "the unpacked QEMU does not run: see above"
+	export PATH="$bin:$PATH"
+	log "using ${bin#"$ROOT"/}/qemu-system-x86_64 ($(qemu-system-x86_64 --version | head -n1))"
+}
+provide_qemu
+
 if [[ ! -x "$VENV/bin/vng" ]] || ! "$VENV/bin/vng" --version >/dev/null 2>&1; then
 	((install)) || die "virtme-ng is missing in $VENV (run without --no-install)"
 	log "installing virtme-ng $VNG_VERSION into ${VENV#"$ROOT"/}"
@@ -90,7 +150,7 @@ if [[ ! -x "$VENV/bin/vng" ]] || ! "$VENV/bin/vng" --version >/dev/null 2>&1; th
 	if ! python3 -m venv "$VENV" 2>/dev/null; then
 		# Debian's own python3 needs python3-venv for ensurepip.
 		rm -rf "$VENV"
-		apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+		ensure_packages python3-venv
 		python3 -m venv "$VENV"
 	fi
 	"$VENV/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VNG_VERSION"
@@ -111,6 +171,35 @@ if [[ -z "$kernel" ]]; then
 fi
 [[ -n "$kernel" && -r "$kernel" ]] || die "no kernel found in /boot (with modules in /lib/modules); set ISOLETTE_V2_KERNEL"
 phase_end install
+
+if ((boot_check)); then
+	# The same VM as the tests get (kernel, QEMU, vng, shared run dir), running only a
+	# report of its kernel and cgroups: checks the set-up without building anything.
+	rm -rf "$RUN_DIR"
+	mkdir -p "$RUN_DIR"
+	cat >"$RUN_DIR/boot-check.sh" <<'GUEST'
+#!/bin/sh
+echo "== guest: kernel $(uname -r), /sys/fs/cgroup: $(stat -fc %T /sys/fs/cgroup), uptime $(cut -d' ' -f1 /proc/uptime) s"
+echo "   controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
+echo "   /proc/self/cgroup: $(cat /proc/self/cgroup)"
+stat -fc %T /sys/fs/cgroup >"$1/status"
+GUEST
+	chmod 0755 "$RUN_DIR/boot-check.sh"
+	log "--boot-check: booting $kernel in QEMU (no KVM, $CPUS cpus, $MEMORY; timeout ${TIMEOUT}s), no tests"
+	vm_rc=0
+	# As below: timeout takes qemu down with vng; tee keeps the console from overwriting.
+	timeout --kill-after=15 "$TIMEOUT" \
+		vng --run "$kernel" --disable-kvm --memory "$MEMORY" --cpus "$CPUS" \
+		--rwdir "$RUN_DIR" -- "$RUN_DIR/boot-check.sh" "$RUN_DIR" \
+		</dev/null 2>&1 | tee "$RUN_DIR/vm.log" || vm_rc=${PIPESTATUS[0]}
+	phase_end vm
+	fstype="$(cat "$RUN_DIR/status" 2>/dev/null || true)"
+	log "phases: install ${took[install]}s, VM ${took[vm]}s"
+	[[ -n "$fstype" ]] || die "the VM gave no result (vng exit $vm_rc): boot failure or crash, see above" 3
+	[[ "$fstype" == cgroup2fs ]] || die "the guest's /sys/fs/cgroup is $fstype, not cgroup v2" 4
+	log "boot check passed: the VM boots and is on cgroup v2"
+	exit 0
+fi
 
 # --------------------------------------------------------------------- build
 # Test images (busybox only); cheap when they are current.

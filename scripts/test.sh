@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test of isolette on this machine (as root, so sandboxes get full isolation).
-# Installs what is missing first (scripts/setup.sh --deps). CI runs this through .ci/run
-# with ISOLETTE_TEST_STRICT=1, which turns every "skipped: needs root/feature" into a failure.
+# Runs every test of isolette on this machine (as root, so sandboxes get full isolation;
+# as another user it runs itself again through sudo). Installs what is missing first
+# (scripts/setup.sh --deps). CI runs this through .ci/run with ISOLETTE_TEST_STRICT=1,
+# which turns every "skipped: needs root/feature" into a failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 log() { echo "test: $*" >&2; }
 
+source "$ROOT/scripts/lib.sh"
+run_as_root "$ROOT/scripts/test.sh" "$@"
+
+# Marks the start, to find what this run leaves in /tmp (older leftovers are not ours).
+started="$(mktemp "${TMPDIR:-/tmp}/isolette-test-start.XXXXXX")"
+trap 'rm -f "$started"' EXIT
+
+# First, in a second: a broken script must not pass by skipping a step.
+log "the scripts' own logic (scripts/selftest.sh: fuzz floor, apt guard)"
+scripts/selftest.sh
+
 scripts/setup.sh --deps
 
 log "format and lints"
 cargo fmt --all --check
-cargo clippy --all-targets --features cli --quiet -- -D warnings
+cargo clippy --all-targets --features cli -- -D warnings
 
 log "rust tests (unit, integration on the real kernel, doc)"
 cargo test --features cli
@@ -30,4 +42,6 @@ for d in /sys/fs/cgroup/*/isolette /sys/fs/cgroup/isolette; do
 	n=$(find "$d" -mindepth 1 -type d | wc -l)
 	[[ "$n" == 0 ]] || { log "cgroups left under $d: $n"; exit 1; }
 done
+left="$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'isolette-*' -newer "$started" ! -path "$started" | head -n 5)"
+[[ -z "$left" ]] || { log "left in ${TMPDIR:-/tmp} by this run: ${left//$'\n'/ }"; exit 1; }
 log "all tests passed"
