@@ -245,6 +245,8 @@ pub enum Step {
     Hostname,
     /// Setting resource limits.
     Rlimits,
+    /// `execveat` of the init binary (from its sealed memfd).
+    ExecInit,
     /// Forking the program from the init.
     ForkProgram,
     /// Starting a new session for the program.
@@ -266,7 +268,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 30] = [
+    const ALL: [Step; 31] = [
         Step::Clone,
         Step::IdMap,
         Step::Sync,
@@ -288,6 +290,7 @@ impl Step {
         Step::DetachOldRoot,
         Step::Hostname,
         Step::Rlimits,
+        Step::ExecInit,
         Step::ForkProgram,
         Step::Setsid,
         Step::Stdio,
@@ -323,6 +326,7 @@ impl Step {
             Step::DetachOldRoot => "detach old root",
             Step::Hostname => "sethostname",
             Step::Rlimits => "setrlimit",
+            Step::ExecInit => "exec init",
             Step::ForkProgram => "fork program",
             Step::Setsid => "setsid",
             Step::Stdio => "stdio",

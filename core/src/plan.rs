@@ -6,11 +6,10 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use libc::c_char;
-use seccompiler::BpfProgram;
 
 use crate::cgroup;
 use crate::config::{Config, DEFAULT_SANDBOX_ID, MountSpec};
@@ -20,6 +19,7 @@ use crate::limits::{self, Rlimit};
 use crate::namespaces::{self, IdMaps};
 use crate::rootfs::{self, MountOp, cstring, sandbox_path};
 use crate::seccomp::{self, SeccompAction, SeccompPolicy};
+use crate::spawn::proto;
 
 /// `PATH` when the caller sets none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -33,6 +33,10 @@ pub(crate) struct Plan {
     /// Root caller with a user namespace: the init becomes uid/gid 0 inside before mounting,
     /// so what it creates is owned by a mapped id.
     pub init_becomes_root: bool,
+    /// Highest capability number of the running kernel, when the init will not be root
+    /// (an unprivileged caller's user namespace): exec then leaves it no capabilities, so
+    /// the sandbox's first process empties the bounding set itself, before the exec.
+    pub drop_bounding_set: Option<u32>,
     pub ops: Vec<MountOp>,
     /// For each op, the path an error names.
     pub labels: Vec<PathBuf>,
@@ -44,33 +48,24 @@ pub(crate) struct Plan {
     /// its cgroup namespace, so the namespace's root is its own cgroup (with v2 the clone
     /// lands in the cgroup and makes the namespace at once).
     pub cgroup_join: Vec<CString>,
-    /// The caller's argv and environment strings `(start, end)`: the init zeroes its copy so
-    /// the program cannot read them in `/proc/1/cmdline` (they may hold secrets).
-    pub caller_strings: [(usize, usize); 2],
     pub program: Program,
 }
 
-/// The program's side of the plan.
+/// The program's side of the plan: what the init binary gets through `execve`.
 #[derive(Debug)]
 pub(crate) struct Program {
     /// The command as given (lossy UTF-8), for messages.
     pub command: String,
-    /// Paths to try with execve, in order (the `PATH` search, done without allocating).
+    /// Paths to try with execve, in order (the `PATH` search), for messages.
     pub candidates: Vec<CString>,
-    _argv: Vec<CString>,
-    _envp: Vec<CString>,
-    /// Null-terminated pointers into `_argv` and `_envp`, which live as long as the plan.
-    pub argv: Vec<*const c_char>,
-    pub envp: Vec<*const c_char>,
+    /// The working directory, for messages.
     pub workdir: CString,
-    pub uid: u32,
-    pub gid: u32,
-    /// Whether `setgroups` is allowed (not after an unprivileged caller's "deny").
-    pub setgroups: bool,
-    /// Highest capability number of the running kernel.
-    pub cap_last_cap: u32,
-    /// The seccomp program, installed last before `execve`; shared by every run of a policy.
-    pub seccomp: Option<Arc<BpfProgram>>,
+    /// The init's argv (`spawn/proto.rs` lays it out) and envp (the program's), and
+    /// null-terminated pointers into them, which live as long as the plan.
+    _init_argv: Vec<CString>,
+    _envp: Vec<CString>,
+    pub init_argv: Vec<*const c_char>,
+    pub init_envp: Vec<*const c_char>,
     /// Whether a forbidden call kills the process (so `SIGSYS` means `syscall_blocked`).
     pub seccomp_kills: bool,
 }
@@ -127,6 +122,7 @@ impl Plan {
             clone_flags,
             id_maps,
             init_becomes_root: userns && caller_is_root,
+            drop_bounding_set: (!caller_is_root).then(cap_last_cap),
             ops: rootfs.ops,
             labels: rootfs.labels,
             hostname: cstring(&config.hostname)?,
@@ -139,7 +135,6 @@ impl Plan {
                 cpuset: config.cpuset.clone(),
             },
             cgroup_join: Vec::new(),
-            caller_strings: caller_strings(),
             program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
         })
     }
@@ -244,21 +239,23 @@ impl Program {
             )));
         }
 
-        let argv_ptrs = c_argv.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
-        let envp_ptrs = c_envp.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        let workdir = cstring(workdir.as_os_str().as_bytes())?;
+        let filter = seccomp::program(&config.seccomp)?;
+        let numbers =
+            format!("{} {} {} {} {}", run.uid, run.gid, u8::from(setgroups), cap_last_cap(), candidates.len());
+        let hex = filter.as_deref().map(seccomp::hex).unwrap_or_default();
+        let mut init_argv = vec![cstring(proto::ARGV0)?, cstring(numbers)?, workdir.clone(), cstring(hex)?];
+        init_argv.extend(candidates.iter().cloned());
+        init_argv.extend(c_argv);
+        let pointers = |strings: &[CString]| strings.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
         Ok(Program {
             command: command.to_string_lossy().into_owned(),
             candidates,
-            _argv: c_argv,
+            workdir,
+            init_argv: pointers(&init_argv),
+            init_envp: pointers(&c_envp),
+            _init_argv: init_argv,
             _envp: c_envp,
-            argv: argv_ptrs,
-            envp: envp_ptrs,
-            workdir: cstring(workdir.as_os_str().as_bytes())?,
-            uid: run.uid,
-            gid: run.gid,
-            setgroups,
-            cap_last_cap: cap_last_cap(),
-            seccomp: seccomp::program(&config.seccomp)?,
             seccomp_kills: config.seccomp != SeccompPolicy::disabled()
                 && config.seccomp.action() == SeccompAction::Kill,
         })
@@ -342,26 +339,6 @@ fn check_mount(spec: &MountSpec) -> Result<rootfs::Bind> {
         .canonicalize()
         .map_err(|e| Error::config(format!("mount source `{}`: {e}", spec.source.display())))?;
     Ok(rootfs::Bind { is_dir: source.is_dir(), source, target, writable: spec.writable })
-}
-
-/// `arg_start..arg_end` and `env_start..env_end` of this process (proc(5), `/proc/self/stat`
-/// fields 48 to 51); empty ranges when unreadable or implausible.
-fn caller_strings() -> [(usize, usize); 2] {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    parse_caller_strings(&stat).unwrap_or_default()
-}
-
-fn parse_caller_strings(stat: &str) -> Option<[(usize, usize); 2]> {
-    // Fields after the command name, which may itself hold spaces and parentheses.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<usize> = rest.split_whitespace().skip(45).take(4).map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    let range = |a: usize, b: usize| {
-        if a < b && b - a <= 1 << 20 { (a, b) } else { (0, 0) }
-    };
-    match fields[..] {
-        [a0, a1, e0, e1] => Some([range(a0, a1), range(e0, e1)]),
-        _ => None,
-    }
 }
 
 /// `/proc/sys/kernel/cap_last_cap`, read once; 63 when unreadable, so every cap is dropped.
@@ -448,18 +425,6 @@ mod tests {
     }
 
     #[test]
-    fn caller_strings_come_from_stat_fields_48_to_51() {
-        let mut stat = String::from("12 (a (b) c) S");
-        for n in 4..=52 {
-            stat.push_str(&format!(" {}", n * 100));
-        }
-        assert_eq!(parse_caller_strings(&stat), Some([(4800, 4900), (5000, 5100)]));
-        assert_eq!(parse_caller_strings("1 (x) S 2"), None);
-        let [argv, _] = caller_strings();
-        assert!(argv.0 < argv.1, "this test process has arguments");
-    }
-
-    #[test]
     fn image_defaults_and_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::ImageConfig {
@@ -500,9 +465,18 @@ mod tests {
         let p = plan(&config, &["prog", "arg"]).unwrap();
         let cands: Vec<_> = p.program.candidates.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(cands, ["/a/prog", "/b/prog"]);
-        assert_eq!(p.program.argv.len(), 3);
-        assert!(p.program.argv[2].is_null());
-        assert_eq!(p.program.envp.len(), 3, "PATH and one X");
+        // argv0, numbers, workdir, filter, two candidates, the program's two arguments, NULL.
+        assert_eq!(p.program.init_argv.len(), 9);
+        assert!(p.program.init_argv[8].is_null());
+        assert_eq!(p.program.init_envp.len(), 3, "PATH and one X");
+        let arg = |i: usize| p.program._init_argv[i].to_str().unwrap();
+        assert_eq!(p.program.init_argv[0], p.program._init_argv[0].as_ptr());
+        assert_eq!(arg(0), proto::ARGV0);
+        let numbers: Vec<&str> = arg(1).split(' ').collect();
+        assert_eq!(numbers.len(), proto::NUMBERS);
+        assert_eq!(numbers[4], "2", "two candidates");
+        assert_eq!((arg(4), arg(5), arg(6), arg(7)), ("/a/prog", "/b/prog", "prog", "arg"));
+        assert_eq!(arg(3).len() % 16, 0, "the filter: 8 bytes per instruction, as hex");
 
         let p = plan(&Config::default(), &["./rel/prog"]).unwrap();
         assert_eq!(p.program.candidates.len(), 1);

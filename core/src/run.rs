@@ -43,6 +43,7 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -
         stdin: stdio.child_stdin.as_raw_fd(),
         stdout: stdio.child_stdout.as_raw_fd(),
         stderr: stdio.child_stderr.as_raw_fd(),
+        init: -1,
     };
     let mut child = spawn::clone_sandbox(&plan, &fds, cgroup_fd)?;
     // The child has its copies; ours must go, or the pipes never reach EOF.

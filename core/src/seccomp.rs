@@ -234,6 +234,24 @@ pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>>
     Ok(Some(compiled))
 }
 
+/// The program's `sock_filter` bytes as lowercase hex, as the init binary takes it.
+pub(crate) fn hex(program: &BpfProgram) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(program.len() * 16);
+    for insn in program {
+        let mut bytes = [0u8; 8];
+        bytes[0..2].copy_from_slice(&insn.code.to_ne_bytes());
+        bytes[2] = insn.jt;
+        bytes[3] = insn.jf;
+        bytes[4..8].copy_from_slice(&insn.k.to_ne_bytes());
+        for b in bytes {
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 15)] as char);
+        }
+    }
+    out
+}
+
 /// Compiled policies kept at most (a judge uses a handful).
 const CACHED_POLICIES: usize = 64;
 

@@ -36,9 +36,9 @@ impl Stdio {
         let (child_stdout, capture_stdout) = output(stdout, 1)?;
         let (child_stderr, capture_stderr) = output(stderr, 2)?;
         Ok(Stdio {
-            child_stdin: above_stdio(child_stdin)?,
-            child_stdout: above_stdio(child_stdout)?,
-            child_stderr: above_stdio(child_stderr)?,
+            child_stdin: crate::spawn::high_fd(child_stdin)?,
+            child_stdout: crate::spawn::high_fd(child_stdout)?,
+            child_stderr: crate::spawn::high_fd(child_stderr)?,
             capture_stdout,
             capture_stderr,
         })
@@ -51,7 +51,7 @@ fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
             let (r, w) = pipe()?;
             fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
                 .map_err(|e| Error::io("fcntl O_NONBLOCK", "pipe", e.into()))?;
-            (w, Some(above_stdio(r)?))
+            (w, Some(r))
         }
         Output::File(path) => {
             let f = OpenOptions::new()
@@ -73,9 +73,11 @@ fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
     })
 }
 
-/// A CLOEXEC pipe: `(read end, write end)`.
+/// A CLOEXEC pipe: `(read end, write end)`, both at `spawn::MIN_FD` or above so either
+/// may be handed to a sandbox.
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "pipe", e.into()))
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "pipe", e.into()))?;
+    Ok((crate::spawn::high_fd(r)?, crate::spawn::high_fd(w)?))
 }
 
 fn open_null(write: bool) -> Result<OwnedFd> {
@@ -96,15 +98,4 @@ fn memfd_with(bytes: &[u8]) -> Result<OwnedFd> {
     nix::unistd::lseek(&file, 0, nix::unistd::Whence::SeekSet)
         .map_err(|e| Error::io("lseek", "stdin memfd", e.into()))?;
     Ok(file.into())
-}
-
-/// Moves an fd to 3 or above (CLOEXEC), so the child's `dup2` onto 0, 1, 2 cannot clobber
-/// another of its fds when the caller runs with a standard stream closed.
-fn above_stdio(fd: OwnedFd) -> Result<OwnedFd> {
-    use std::os::fd::AsRawFd;
-    if fd.as_raw_fd() >= 3 {
-        return Ok(fd);
-    }
-    // std's try_clone is fcntl(F_DUPFD_CLOEXEC, 3): the copy lands at 3 or above.
-    fd.try_clone().map_err(|e| Error::io("dup", "stdio", e))
 }

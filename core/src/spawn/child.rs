@@ -1,25 +1,37 @@
-//! The child's setup sequence, from `clone3` to the init: runs the plan, changes nothing in it.
+//! The sandbox's first process, from `clone3` to the exec of the init: runs the plan,
+//! changes nothing in it.
 //!
-//! Async-signal-safe only: no allocation, no locks, no `std::fs`, no panics. Every step
-//! returns `Result<(), Failure>`; the first failure is sent to the supervisor as a fixed
-//! size message and the child exits.
+//! It shares the caller's memory (`CLONE_VM`) and runs on a stack of its own, so: no
+//! allocation, no locks, no `std::fs`, no panics, no thread-local storage (no libc; every
+//! call goes through `sys.rs`'s raw wrappers), and nothing written but its own stack.
+//! Every step returns `Result<(), Failure>`; the first failure is sent to the supervisor
+//! as a fixed size message and the process exits. On success it execs the init binary,
+//! which gives it an address space of its own and lets the caller's memory go.
 
 use libc::{MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC};
 use nix::errno::Errno;
 
 use super::report::{Failure, Message};
 use super::sys::{self, SysResult};
-use super::{ChildFds, init};
+use super::{ChildFds, Start, proto};
 use crate::error::Step;
 use crate::plan::Plan;
 use crate::rootfs::MountOp;
 
-/// Runs the setup sequence, then becomes the sandbox's init. Never returns.
-pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
-    match setup(plan, fds) {
-        Ok(()) => init::run(plan, fds),
+/// Where the child puts the init binary's fd before exec (after stdio and the report pipe).
+const INIT_FD: i32 = proto::REPORT_FD + 1;
+
+/// The entry point `clone3_on_stack` calls, with a pointer to the [`Start`]. Never returns.
+pub(super) extern "C" fn entry(start: usize) -> ! {
+    // SAFETY: the parent passes a pointer to a `Start` that it keeps alive and unchanged
+    // until this process has exec'd or exited (`spawn::Child` owns it).
+    let start = unsafe { &*(start as *const Start) };
+    // SAFETY: as above; the plan outlives the `Start`.
+    let plan = unsafe { &*start.plan };
+    match setup(plan, &start.fds) {
+        Ok(()) => exec_init(plan, &start.fds),
         Err(failure) => {
-            Message::Failed(failure).send(fds.report_w);
+            Message::Failed(failure).send(start.fds.report_w);
             sys::exit(1)
         }
     }
@@ -39,9 +51,7 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     if plan.init_becomes_root {
         become_root().map_err(|e| Failure::new(Step::InitIds, e))?;
     }
-    // After the id change, which resets both (prctl(2)).
-    hide_caller(plan).map_err(|e| Failure::new(Step::Sync, e))?;
-    // Die with the supervising thread.
+    // Die with the supervising thread (kept across the exec of the init).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| Failure::new(Step::Sync, e))?;
     for (i, op) in plan.ops.iter().enumerate() {
         apply(op).map_err(|errno| Failure { step: op.step(), index: i as u16, errno })?;
@@ -49,6 +59,20 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
     for r in &plan.rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
+    }
+    if let Some(last) = plan.drop_bounding_set {
+        drop_bounding_set(last).map_err(|e| Failure::new(Step::DropCaps, e))?;
+    }
+    Ok(())
+}
+
+/// Empties the capability bounding set (`PR_CAPBSET_DROP` for each, up to `last`).
+fn drop_bounding_set(last: u32) -> SysResult<()> {
+    for cap in 0..=last {
+        match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
+            Ok(()) | Err(Errno::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -97,18 +121,27 @@ fn wait_for_go(fds: &ChildFds) -> Result<(), Failure> {
     }
 }
 
-/// Keeps the caller's secrets out of the sandbox: the init's copy of the caller's argv and
-/// environment is zeroed (`/proc/1/cmdline` is world-readable), and the init is made
-/// non-dumpable, so a program running with the same uid can neither read `/proc/1/environ`
-/// or `/proc/1/mem` nor ptrace it.
-fn hide_caller(plan: &Plan) -> SysResult<()> {
-    for (start, end) in plan.caller_strings {
-        // SAFETY: the ranges come from this process's own /proc/self/stat (arg and env
-        // strings on the initial stack, writable) and nothing in the child reads them.
-        unsafe { sys::zero_memory(start, end) };
+/// Execs the init binary, with the program's stdio at 0 to 2 and the report pipe at 3
+/// (`proto.rs`), and no other fd. Never returns.
+fn exec_init(plan: &Plan, fds: &ChildFds) -> ! {
+    let fail = |fd, errno| -> ! {
+        Message::Failed(Failure::new(Step::ExecInit, errno)).send(fd);
+        sys::exit(1)
+    };
+    // The parent put every fd above INIT_FD, so no dup below overwrites one still needed.
+    let placed = sys::dup_to(fds.stdin, 0, false)
+        .and_then(|()| sys::dup_to(fds.stdout, 1, false))
+        .and_then(|()| sys::dup_to(fds.stderr, 2, false))
+        .and_then(|()| sys::dup_to(fds.report_w, proto::REPORT_FD, false))
+        .and_then(|()| sys::dup_to(fds.init, INIT_FD, true));
+    if let Err(e) = placed {
+        fail(fds.report_w, e);
     }
-    sys::prctl(libc::PR_SET_NAME, c"isolette-init".as_ptr() as libc::c_ulong)?;
-    sys::prctl(libc::PR_SET_DUMPABLE, 0)
+    if let Err(e) = sys::close_range(INIT_FD as u32 + 1, u32::MAX) {
+        fail(proto::REPORT_FD, e);
+    }
+    let errno = sys::execveat(INIT_FD, &plan.program.init_argv, &plan.program.init_envp);
+    fail(proto::REPORT_FD, errno)
 }
 
 fn become_root() -> SysResult<()> {

@@ -1,15 +1,27 @@
 //! Creating the sandbox: `clone3` into new namespaces, the child's setup, the init.
 //!
-//! This is the only module with `unsafe` code. Everything that runs after the clone lives
-//! in `child.rs` and `init.rs` and must be async-signal-safe: the caller may be a Python
-//! or Node process with many threads, and the child is a copy of just one of them, so a
-//! lock held by another thread stays held forever. Between clone and exec there is no
-//! allocation, no lock, no `std::fs`, no `format!`, no panic; only `&CStr`, `RawFd` and
-//! integers taken from the [`Plan`], ending in `execve` or `_exit`.
+//! This is the only module with `unsafe` code. A sandbox starts as a `clone3` with
+//! `CLONE_VM`: its first process shares the caller's memory, on a stack of its own, so
+//! the caller's page tables are never copied, however much memory it holds (a Python or
+//! Node process: hundreds of megabytes). That process runs `child.rs` (the mounts), then
+//! execs the init binary (`init/main.rs`, built by `build.rs`, carried in a sealed memfd:
+//! `exe.rs`), which forks the program from a few pages of its own.
+//!
+//! Everything that runs between the clone and that exec lives in `child.rs` and must be
+//! async-signal-safe and more: the caller may have many threads and shares its memory
+//! with the child, so there is no allocation, no lock, no `std::fs`, no `format!`, no
+//! panic and no thread-local storage (no libc); only `&CStr`, `RawFd` and integers taken
+//! from the [`Plan`], ending in `execveat` or `exit`.
 
 mod child;
-mod init;
+mod exe;
+// Shared with the init binary, which uses what the library does not.
+#[allow(dead_code)]
+pub(crate) mod proto;
+#[allow(dead_code)]
+mod raw;
 pub(crate) mod report;
+mod stack;
 mod sys;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -29,13 +41,25 @@ pub(crate) struct ChildFds {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
+    /// The init binary's memfd (filled in by [`clone_sandbox`]).
+    pub init: RawFd,
 }
 
 impl ChildFds {
-    fn all(&self) -> [RawFd; 5] {
-        [self.sync_r, self.report_w, self.stdin, self.stdout, self.stderr]
+    fn all(&self) -> [RawFd; 6] {
+        [self.sync_r, self.report_w, self.stdin, self.stdout, self.stderr, self.init]
     }
 }
+
+/// What the child starts from: read through a pointer, so it lives in the [`Child`].
+struct Start {
+    plan: *const Plan,
+    fds: ChildFds,
+}
+
+/// Lowest fd number the child may be handed: it moves fds into 0 to 4 for the init, so
+/// none it still needs may sit there (`child::exec_init`).
+pub(crate) const MIN_FD: RawFd = 5;
 
 /// The sandbox's init as the parent sees it. Dropping it kills and reaps the sandbox, so a
 /// panic or an early return never leaves it running.
@@ -44,6 +68,20 @@ pub(crate) struct Child {
     pid: libc::pid_t,
     pidfd: OwnedFd,
     reaped: bool,
+    /// The child's stack and start, which it may use until it execs the init: dropped
+    /// (after the kill and reap in `drop`) only once it cannot.
+    _stack: stack::Stack,
+    _start: Box<Start>,
+}
+
+// SAFETY: `Start` holds a pointer to the plan only for the child's use; the parent never
+// reads through it, so a `Child` may move to another thread like any other value.
+unsafe impl Send for Child {}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Start").field("fds", &self.fds).finish_non_exhaustive()
+    }
 }
 
 /// The resources the init and the whole tree it reaped used.
@@ -88,31 +126,54 @@ impl Drop for Child {
 /// `CLONE_INTO_CGROUP`: the child starts in the cgroup whose directory fd is `args.cgroup`.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// Clones the sandbox's init into its new namespaces (and straight into `cgroup_fd`, a v2
-/// cgroup directory, when given); it waits for [`release`].
+/// Clones the sandbox's first process into its new namespaces (and straight into
+/// `cgroup_fd`, a v2 cgroup directory, when given), sharing the caller's memory until it
+/// execs the init; it waits for [`release`]. `plan` must outlive the returned [`Child`].
+/// Every fd in `fds` must be at least [`MIN_FD`].
 pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd>) -> Result<Child> {
+    let init = exe::init_fd()?;
+    let start = Box::new(Start { plan, fds: ChildFds { init, ..*fds } });
+    debug_assert!(start.fds.all().iter().all(|&fd| fd >= MIN_FD), "{:?}", start.fds);
+    let stack = stack::Stack::take().map_err(|e| Error::setup(Step::Clone, e))?;
     let mut pidfd: RawFd = -1;
     let mut args = sys::CloneArgs {
-        flags: plan.clone_flags | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
+        flags: plan.clone_flags | libc::CLONE_VM as u64 | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
         cgroup: cgroup_fd.map_or(0, |fd| fd as u64),
         pidfd: &mut pidfd as *mut RawFd as u64,
         // No exit signal: the caller's SIGCHLD handler and waitpid(-1) never see the sandbox.
         exit_signal: 0,
+        stack: stack.base() as u64,
+        stack_size: stack.size() as u64,
         ..Default::default()
     };
     // No handler of the caller may run in the child before it resets them.
     let old_mask = sys::block_all_signals();
-    // SAFETY: the child runs only `child::run`, which is async-signal-safe and ends in
-    // execve or _exit; it reads the plan and fds, which the copy of memory holds.
-    let result = unsafe { sys::clone3(&mut args) };
-    if let Ok(0) = result {
-        child::run(plan, fds);
-    }
+    // SAFETY: `stack` is a mapped stack for the child alone; `child::entry` follows the
+    // CLONE_VM rules (no TLS, no allocation, no locks, ends in execveat or exit); `start`
+    // and the plan it points to stay alive and unchanged until after the child is reaped
+    // (the `Child` owns the stack and `start`; the caller keeps the plan).
+    let result = unsafe { sys::clone3_on_stack(&mut args, child::entry, &*start as *const Start as usize) };
     sys::set_signal_mask(&old_mask);
     let pid = result.map_err(|e| Error::from_clone(e, nix::unistd::geteuid().is_root()))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child { pid, pidfd, reaped: false })
+    Ok(Child { pid, pidfd, reaped: false, _stack: stack, _start: start })
+}
+
+/// Moves an fd to [`MIN_FD`] or above (CLOEXEC): the sandbox's first process moves the fds
+/// it hands on into 0 to 4, which must not clobber one it still needs (a caller running
+/// with a standard stream closed gets low numbers for new fds).
+pub(crate) fn high_fd(fd: OwnedFd) -> Result<OwnedFd> {
+    if fd.as_raw_fd() >= MIN_FD {
+        return Ok(fd);
+    }
+    // SAFETY: plain integers on an fd we own.
+    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MIN_FD) };
+    if high < 0 {
+        return Err(Error::io("fcntl F_DUPFD_CLOEXEC", "stdio", std::io::Error::last_os_error()));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
 /// Registers `f` to run at normal process exit (`atexit(3)`).

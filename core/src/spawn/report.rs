@@ -1,21 +1,17 @@
-//! The fixed-size messages the sandbox's init sends to the supervisor.
+//! The fixed-size messages the sandbox sends to the supervisor.
 //!
-//! One `write(2)` of [`SIZE`] bytes each (below `PIPE_BUF`, so never torn). The child only
-//! builds and writes them; the parent decodes them.
+//! One `write(2)` of [`SIZE`] bytes each (below `PIPE_BUF`, so never torn), in the layout of
+//! `proto.rs`, which the init binary writes too. The sandbox's first process sends a
+//! setup failure; the init sends the rest. The parent decodes them.
 
 use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
+pub(crate) use super::proto::SIZE;
+use super::proto::{self, EXITED, FAILED, STARTED};
 use super::sys;
 use crate::error::Step;
-
-/// Bytes in one message.
-pub(crate) const SIZE: usize = 24;
-
-const FAILED: u8 = 1;
-const STARTED: u8 = 2;
-const EXITED: u8 = 3;
 
 /// A setup step failed inside the sandbox: which one, on which op or exec candidate, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,31 +44,18 @@ pub(crate) enum Message {
 
 impl Message {
     pub(crate) fn to_bytes(self) -> [u8; SIZE] {
-        let (kind, step, index, value, time, extra) = match self {
-            Message::Failed(f) => (FAILED, f.step as u8, f.index, f.errno as i32, 0, 0),
-            Message::Started(t, cpu) => (STARTED, 0, 0, 0, t, cpu),
-            Message::Exited(status, t) => (EXITED, 0, 0, status, t, 0),
-        };
-        let mut b = [0u8; SIZE];
-        b[0] = kind;
-        b[1] = step;
-        b[2..4].copy_from_slice(&index.to_ne_bytes());
-        b[4..8].copy_from_slice(&value.to_ne_bytes());
-        b[8..16].copy_from_slice(&time.to_ne_bytes());
-        b[16..24].copy_from_slice(&extra.to_ne_bytes());
-        b
+        match self {
+            Message::Failed(f) => proto::encode(FAILED, f.step as u8, f.index, f.errno as i32, 0, 0),
+            Message::Started(t, cpu) => proto::encode(STARTED, 0, 0, 0, t, cpu),
+            Message::Exited(status, t) => proto::encode(EXITED, 0, 0, status, t, 0),
+        }
     }
 
     pub(crate) fn from_bytes(b: [u8; SIZE]) -> Option<Message> {
-        let index = u16::from_ne_bytes([b[2], b[3]]);
-        let value = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
-        let word = |at: usize| {
-            u64::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]])
-        };
-        let (time, extra) = (word(8), word(16));
-        match b[0] {
+        let (kind, step, index, value, time, extra) = proto::decode(&b);
+        match kind {
             FAILED => {
-                Some(Message::Failed(Failure { step: Step::from_u8(b[1])?, index, errno: Errno::from_raw(value) }))
+                Some(Message::Failed(Failure { step: Step::from_u8(step)?, index, errno: Errno::from_raw(value) }))
             }
             STARTED => Some(Message::Started(time, extra)),
             EXITED => Some(Message::Exited(value, time)),
@@ -100,5 +83,25 @@ mod tests {
             assert_eq!(Message::from_bytes(m.to_bytes()), Some(m));
         }
         assert_eq!(Message::from_bytes([9; SIZE]), None);
+    }
+
+    #[test]
+    fn the_init_numbers_steps_as_the_library_does() {
+        use proto::step;
+        let pairs = [
+            (step::CLOSE_FDS, Step::CloseFds),
+            (step::FORK_PROGRAM, Step::ForkProgram),
+            (step::SETSID, Step::Setsid),
+            (step::STDIO, Step::Stdio),
+            (step::WORKDIR, Step::Workdir),
+            (step::SET_IDS, Step::SetIds),
+            (step::DROP_CAPS, Step::DropCaps),
+            (step::NO_NEW_PRIVS, Step::NoNewPrivs),
+            (step::SECCOMP, Step::Seccomp),
+            (step::EXEC, Step::Exec),
+        ];
+        for (number, step) in pairs {
+            assert_eq!(Step::from_u8(number), Some(step), "{step}");
+        }
     }
 }

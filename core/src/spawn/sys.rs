@@ -1,27 +1,35 @@
 //! Thin, allocation-free wrappers over the system calls of a run.
 //!
 //! Each wrapper is one syscall: `&CStr`, `RawFd` and integers in, `Result<_, Errno>` out.
-//! They are safe to call between clone and exec: no allocation, no locks, no panics.
+//! The ones the sandbox's first process calls go through `raw.rs`, never libc: that
+//! process shares the caller's memory until it execs the init, and libc's wrappers write
+//! `errno` into the calling thread's thread-local storage. No allocation, no locks, no
+//! panics. The parent-side ones (clone, wait, signals) may use libc.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::ptr;
 
-use libc::{c_char, c_int, c_long, c_ulong, pid_t};
+use libc::{c_char, c_int, c_ulong, pid_t};
 use nix::errno::Errno;
+
+use super::raw::{self, nr};
 
 pub(crate) type SysResult<T> = Result<T, Errno>;
 
-fn cvt(r: c_int) -> SysResult<c_int> {
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+/// One raw system call, its result as `Result`.
+fn call(n: usize, args: &[usize]) -> SysResult<usize> {
+    // SAFETY: every wrapper below passes the arguments its call takes: integers, and
+    // pointers to NUL-terminated strings or structs that outlive the call.
+    raw::check(unsafe { raw::syscall(n, args) }).map_err(Errno::from_raw)
 }
 
-fn cvt_long(r: c_long) -> SysResult<c_long> {
-    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+fn ptr_of(s: &CStr) -> usize {
+    s.as_ptr() as usize
 }
 
-fn opt_ptr(s: Option<&CStr>) -> *const c_char {
-    s.map_or(ptr::null(), CStr::as_ptr)
+fn opt_ptr(s: Option<&CStr>) -> usize {
+    s.map_or(0, ptr_of)
 }
 
 /// `struct clone_args` of `clone3(2)`.
@@ -41,27 +49,48 @@ pub(crate) struct CloneArgs {
     pub cgroup: u64,
 }
 
-/// `clone3(args)` without a new stack: returns twice like `fork`, 0 in the child.
+/// `clone3(args)` with the child on the stack `args` names, where it calls `f(arg)`, which
+/// never returns. Returns the child's pid in the parent.
 /// <https://man7.org/linux/man-pages/man2/clone3.2.html>
 ///
-/// # Safety
-/// In a multi-threaded caller the child is a copy of one thread only: it may run only
-/// async-signal-safe code (no allocation, no locks) and must end in `execve` or `_exit`.
-pub(crate) unsafe fn clone3(args: &mut CloneArgs) -> SysResult<pid_t> {
-    // SAFETY: `args` is a valid, initialized clone_args of the size we pass; the kernel
-    // writes the pidfd through the pointer the caller stored in `args.pidfd`.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, args as *mut CloneArgs, size_of::<CloneArgs>()) };
-    cvt_long(r).map(|p| p as pid_t)
-}
-
-/// `fork()` as a bare `clone(SIGCHLD)`, skipping libc's atfork handlers (which may lock).
+/// With `CLONE_VM` the child shares the caller's memory and runs on its own stack: it must
+/// not touch thread-local storage (so no libc), must not allocate or lock, and ends in
+/// `execve` or `exit`. The stack must stay mapped, and whatever `arg` points to alive and
+/// unchanged, until it has.
 ///
 /// # Safety
-/// Same contract as [`clone3`]: the child runs only async-signal-safe code.
-pub(crate) unsafe fn fork() -> SysResult<pid_t> {
-    // SAFETY: a clone with no CLONE_VM and no new stack duplicates the process like fork(2).
-    let r = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as c_ulong, 0usize, 0usize, 0usize, 0usize) };
-    cvt_long(r).map(|p| p as pid_t)
+/// `args.stack`/`args.stack_size` must describe a mapped, writable, 16-byte aligned stack
+/// no one else uses, and `f` must follow the rules above.
+pub(crate) unsafe fn clone3_on_stack(
+    args: &mut CloneArgs,
+    f: extern "C" fn(usize) -> !,
+    arg: usize,
+) -> SysResult<pid_t> {
+    let ret: isize;
+    // SAFETY: the kernel starts the child with the stack pointer at the top of its own
+    // stack and every other register as the parent's, so it finds `f` and `arg` in r12 and
+    // r13 and calls `f` with an aligned stack; `f` never returns. The parent only gets the
+    // result in rax (rcx and r11 are the syscall's clobbers).
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r13",
+            "call r12",
+            "ud2",
+            "2:",
+            inlateout("rax") nr::CLONE3 as isize => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") size_of::<CloneArgs>(),
+            in("r12") f,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    raw::check(ret).map(|pid| pid as pid_t).map_err(Errno::from_raw)
 }
 
 /// `mount(source, target, fstype, flags, data)` — <https://man7.org/linux/man-pages/man2/mount.2.html>
@@ -72,22 +101,17 @@ pub(crate) fn mount(
     flags: c_ulong,
     data: Option<&CStr>,
 ) -> SysResult<()> {
-    // SAFETY: every pointer is a NUL-terminated string or null, as mount(2) takes them.
-    let r = unsafe { libc::mount(opt_ptr(source), target.as_ptr(), opt_ptr(fstype), flags, opt_ptr(data).cast()) };
-    cvt(r).map(drop)
+    call(nr::MOUNT, &[opt_ptr(source), ptr_of(target), opt_ptr(fstype), flags as usize, opt_ptr(data)]).map(drop)
 }
 
 /// `umount2(target, flags)` — <https://man7.org/linux/man-pages/man2/umount2.2.html>
 pub(crate) fn umount2(target: &CStr, flags: c_int) -> SysResult<()> {
-    // SAFETY: `target` is a NUL-terminated path.
-    cvt(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+    call(nr::UMOUNT2, &[ptr_of(target), flags as usize]).map(drop)
 }
 
 /// `pivot_root(new_root, put_old)` — <https://man7.org/linux/man-pages/man2/pivot_root.2.html>
 pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
-    // SAFETY: both arguments are NUL-terminated paths.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
-    cvt_long(r).map(drop)
+    call(nr::PIVOT_ROOT, &[ptr_of(new_root), ptr_of(put_old)]).map(drop)
 }
 
 /// `struct mount_attr` of `mount_setattr(2)`.
@@ -108,136 +132,92 @@ pub(crate) const MOUNT_ATTR_NODEV: u64 = 0x4;
 /// <https://man7.org/linux/man-pages/man2/mount_setattr.2.html>
 pub(crate) fn mount_setattr(path: &CStr, attr_set: u64) -> SysResult<()> {
     let attr = MountAttr { attr_set, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    // SAFETY: `path` is NUL-terminated and `attr` a valid mount_attr of the size passed.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as c_ulong,
-            &attr as *const MountAttr,
-            size_of::<MountAttr>(),
-        )
-    };
-    cvt_long(r).map(drop)
-}
-
-/// Zeroes `start..end` of this process's memory.
-///
-/// # Safety
-/// The range must be mapped and writable in this process and hold nothing in use; in the
-/// child it is its private copy of the caller's argv or environment strings.
-pub(crate) unsafe fn zero_memory(start: usize, end: usize) {
-    if start < end {
-        // SAFETY: the caller guarantees the range is mapped, writable and unused.
-        unsafe { ptr::write_bytes(start as *mut u8, 0, end - start) };
-    }
+    let args = [
+        libc::AT_FDCWD as usize,
+        ptr_of(path),
+        libc::AT_RECURSIVE as usize,
+        &attr as *const MountAttr as usize,
+        size_of::<MountAttr>(),
+    ];
+    call(nr::MOUNT_SETATTR, &args).map(drop)
 }
 
 /// `unshare(flags)`
 pub(crate) fn unshare(flags: c_int) -> SysResult<()> {
-    // SAFETY: plain integer flags.
-    cvt(unsafe { libc::unshare(flags) }).map(drop)
+    call(nr::UNSHARE, &[flags as usize]).map(drop)
 }
 
-/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` — <https://man7.org/linux/man-pages/man2/seccomp.2.html>
-pub(crate) fn seccomp_set_filter(filter: &[seccompiler::sock_filter]) -> SysResult<()> {
-    #[repr(C)]
-    struct SockFprog {
-        len: u16,
-        filter: *const seccompiler::sock_filter,
-    }
-    let prog = SockFprog { len: filter.len() as u16, filter: filter.as_ptr() };
-    // SAFETY: `prog` points at `filter`, a valid BPF program (same layout as the kernel's
-    // sock_filter) that outlives the call; the kernel copies it.
-    cvt_long(unsafe { libc::syscall(libc::SYS_seccomp, 1u32, 0u32, &prog as *const SockFprog) }).map(drop)
-}
-
-/// `clock_gettime(clock)` in nanoseconds (async-signal-safe, POSIX).
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec for the kernel (or vDSO) to fill.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
-}
-
-/// `CLOCK_MONOTONIC` now, in nanoseconds.
+/// `CLOCK_MONOTONIC` now, in nanoseconds (the parent's reading; the init takes its own).
 pub(crate) fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-/// Cpu time this process has used, in nanoseconds (`CLOCK_PROCESS_CPUTIME_ID`).
-pub(crate) fn process_cpu_ns() -> u64 {
-    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the vDSO to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 /// `chdir(path)`
 pub(crate) fn chdir(path: &CStr) -> SysResult<()> {
-    // SAFETY: `path` is NUL-terminated.
-    cvt(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+    call(nr::CHDIR, &[ptr_of(path)]).map(drop)
 }
 
-/// `mkdir(path, mode)`
+/// `mkdir(path, mode)` (as `mkdirat(AT_FDCWD, ...)`)
 pub(crate) fn mkdir(path: &CStr, mode: u32) -> SysResult<()> {
-    // SAFETY: `path` is NUL-terminated.
-    cvt(unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
+    call(nr::MKDIRAT, &[libc::AT_FDCWD as usize, ptr_of(path), mode as usize]).map(drop)
+}
+
+fn open(path: &CStr, flags: c_int, mode: u32) -> SysResult<RawFd> {
+    call(nr::OPENAT, &[libc::AT_FDCWD as usize, ptr_of(path), flags as usize, mode as usize]).map(|fd| fd as RawFd)
 }
 
 /// Creates an empty file if missing: `open(path, O_CREAT|O_WRONLY|O_CLOEXEC, mode)` + `close`.
 pub(crate) fn touch(path: &CStr, mode: u32) -> SysResult<()> {
-    // SAFETY: `path` is NUL-terminated; the fd is closed right away.
-    let fd = cvt(unsafe {
-        libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode)
-    })?;
+    let fd = open(path, libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW, mode)?;
     close(fd);
     Ok(())
 }
 
 /// Writes `data` to an existing file: `open(O_WRONLY|O_CLOEXEC)`, `write`, `close`.
 pub(crate) fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
-    // SAFETY: `path` is NUL-terminated; the fd is closed before returning.
-    let fd = cvt(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let fd = open(path, libc::O_WRONLY | libc::O_CLOEXEC, 0)?;
     let written = write_all(fd, data);
     close(fd);
     written
 }
 
-/// `symlink(target, linkpath)`
+/// `symlink(target, linkpath)` (as `symlinkat`)
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
-    // SAFETY: both are NUL-terminated.
-    cvt(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(drop)
+    call(nr::SYMLINKAT, &[ptr_of(target), libc::AT_FDCWD as usize, ptr_of(link)]).map(drop)
 }
 
 /// `sethostname(name)`
 pub(crate) fn sethostname(name: &CStr) -> SysResult<()> {
-    let bytes = name.to_bytes();
-    // SAFETY: the pointer and length describe `name`'s bytes.
-    cvt(unsafe { libc::sethostname(bytes.as_ptr().cast(), bytes.len()) }).map(drop)
+    call(nr::SETHOSTNAME, &[ptr_of(name), name.to_bytes().len()]).map(drop)
 }
 
-/// `setrlimit(resource, {soft, hard})`
+/// `setrlimit(resource, {soft, hard})` (as `prlimit64(0, ...)`)
 pub(crate) fn setrlimit(resource: u32, soft: u64, hard: u64) -> SysResult<()> {
-    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-    // SAFETY: `lim` is a valid rlimit.
-    cvt(unsafe { libc::setrlimit(resource as _, &lim) }).map(drop)
+    let lim = [soft, hard];
+    call(nr::PRLIMIT64, &[0, resource as usize, lim.as_ptr() as usize, 0]).map(drop)
 }
 
 /// `setsid()`
 pub(crate) fn setsid() -> SysResult<()> {
-    // SAFETY: no arguments.
-    cvt(unsafe { libc::setsid() }).map(drop)
+    call(nr::SETSID, &[]).map(drop)
 }
 
 /// `umask(mask)`
 pub(crate) fn umask(mask: u32) {
-    // SAFETY: no pointers; umask cannot fail.
-    unsafe { libc::umask(mask) };
+    let _ = call(nr::UMASK, &[mask as usize]);
 }
 
-/// `dup2(old, new)`, clearing CLOEXEC on `new`.
-pub(crate) fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
-    // SAFETY: plain integers; the kernel checks the fds.
-    cvt(unsafe { libc::dup2(old, new) }).map(drop)
+/// `dup3(old, new, flags)`; `old == new` only sets or clears CLOEXEC (`fcntl(F_SETFD)`).
+pub(crate) fn dup_to(old: RawFd, new: RawFd, cloexec: bool) -> SysResult<()> {
+    if old == new {
+        let flags = if cloexec { libc::FD_CLOEXEC } else { 0 };
+        return call(nr::FCNTL, &[old as usize, libc::F_SETFD as usize, flags as usize]).map(drop);
+    }
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    call(nr::DUP3, &[old as usize, new as usize, flags as usize]).map(drop)
 }
 
 /// `close_range(first, last, 0)` — <https://man7.org/linux/man-pages/man2/close_range.2.html>
@@ -245,90 +225,40 @@ pub(crate) fn close_range(first: u32, last: u32) -> SysResult<()> {
     if first > last {
         return Ok(());
     }
-    // SAFETY: plain integers.
-    cvt_long(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) }).map(drop)
+    call(nr::CLOSE_RANGE, &[first as usize, last as usize, 0]).map(drop)
 }
 
 /// `close(fd)`, ignoring errors (there is nothing to do about them).
 pub(crate) fn close(fd: RawFd) {
-    // SAFETY: the caller owns `fd` and does not use it afterwards.
-    unsafe { libc::close(fd) };
-}
-
-/// `setgroups(0, NULL)` as a raw syscall: drops every supplementary group.
-///
-/// Never glibc's wrapper for id changes: in a child of a multi-threaded process it
-/// signals the caller's other threads (which the child does not have) and waits forever.
-pub(crate) fn setgroups_empty() -> SysResult<()> {
-    // SAFETY: an empty list with a null pointer is valid.
-    cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, 0usize, ptr::null::<libc::gid_t>()) }).map(drop)
+    raw::close(fd);
 }
 
 /// `setresuid(uid, uid, uid)` as a raw syscall (glibc's wrapper signals every thread).
 pub(crate) fn setresuid(uid: u32) -> SysResult<()> {
-    // SAFETY: plain integers; the raw syscall affects only the calling thread, which is all
-    // there is in the child.
-    cvt_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+    call(nr::SETRESUID, &[uid as usize, uid as usize, uid as usize]).map(drop)
 }
 
 /// `setresgid(gid, gid, gid)` as a raw syscall.
 pub(crate) fn setresgid(gid: u32) -> SysResult<()> {
-    // SAFETY: as for `setresuid`.
-    cvt_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
+    call(nr::SETRESGID, &[gid as usize, gid as usize, gid as usize]).map(drop)
 }
 
-/// `prctl(option, arg2, 0, 0, 0)`
+/// `prctl(option, arg2, 0, 0, 0)` with integer arguments.
 pub(crate) fn prctl(option: c_int, arg2: c_ulong) -> SysResult<()> {
-    // SAFETY: every option we pass takes integer arguments only.
-    cvt(unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) }).map(drop)
+    call(nr::PRCTL, &[option as usize, arg2 as usize, 0, 0, 0]).map(drop)
 }
 
-/// `capset` with empty effective, permitted and inheritable sets (version 3, 64 bits).
-pub(crate) fn capset_empty() -> SysResult<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: c_int,
-    }
-    #[repr(C)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut header = Header { version: 0x2008_0522, pid: 0 };
-    let data =
-        [Data { effective: 0, permitted: 0, inheritable: 0 }, Data { effective: 0, permitted: 0, inheritable: 0 }];
-    // SAFETY: a v3 header with two data elements, as capset(2) requires.
-    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) }).map(drop)
-}
-
-/// Resets every signal disposition to its default and unblocks every signal.
+/// Resets every signal disposition to its default and unblocks every signal (the raw
+/// `rt_sigaction` and `rt_sigprocmask`, whose kernel `sigaction` layout this builds).
 pub(crate) fn reset_signals() {
-    // 1..=64: every signal Linux has (_NSIG is 65).
-    for sig in 1..65 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a zeroed sigaction is SIG_DFL with no flags and an empty mask; errors (for
-        // signals libc reserves) are ignored.
-        unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &act, ptr::null_mut());
-        }
+    // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes for 64 signals).
+    let default = [0usize; 4];
+    // 1..=64: every signal Linux has; SIGKILL and SIGSTOP refuse, which is fine.
+    for sig in 1..=64usize {
+        let _ = call(nr::RT_SIGACTION, &[sig, default.as_ptr() as usize, 0, 8]);
     }
-    set_signal_mask(&empty_sigset());
-}
-
-/// An empty signal set.
-pub(crate) fn empty_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset initializes the whole set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        set
-    }
+    let empty = 0u64;
+    let _ = call(nr::RT_SIGPROCMASK, &[libc::SIG_SETMASK as usize, &empty as *const u64 as usize, 0, 8]);
 }
 
 /// Blocks every signal in the calling thread and returns the previous mask.
@@ -349,54 +279,30 @@ pub(crate) fn set_signal_mask(set: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, set, ptr::null_mut()) };
 }
 
-/// `execve(path, argv, envp)`; returns only on failure.
-pub(crate) fn execve(path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the program open at `fd`; returns
+/// only on failure. <https://man7.org/linux/man-pages/man2/execveat.2.html>
+pub(crate) fn execveat(fd: RawFd, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
     debug_assert!(argv.last().is_some_and(|p| p.is_null()) && envp.last().is_some_and(|p| p.is_null()));
-    // SAFETY: `argv` and `envp` are null-terminated arrays of NUL-terminated strings that
-    // outlive the call (they belong to the plan).
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    Errno::last()
+    let args = [fd as usize, ptr_of(c""), argv.as_ptr() as usize, envp.as_ptr() as usize, libc::AT_EMPTY_PATH as usize];
+    match call(nr::EXECVEAT, &args) {
+        Err(e) => e,
+        Ok(_) => Errno::UnknownErrno,
+    }
 }
 
-/// `_exit(code)`: ends the process without running atexit handlers or flushing stdio.
+/// `exit_group(code)`: ends the process without running atexit handlers or flushing stdio.
 pub(crate) fn exit(code: c_int) -> ! {
-    // SAFETY: _exit is async-signal-safe and never returns.
-    unsafe { libc::_exit(code) }
+    raw::exit(code)
 }
 
 /// `write(fd, buf)` until all is written; EINTR is retried.
-pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> SysResult<()> {
-    while !buf.is_empty() {
-        // SAFETY: the pointer and length describe `buf`.
-        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        match r {
-            n if n >= 0 => buf = &buf[n as usize..],
-            _ if Errno::last() == Errno::EINTR => {}
-            _ => return Err(Errno::last()),
-        }
-    }
-    Ok(())
+pub(crate) fn write_all(fd: RawFd, buf: &[u8]) -> SysResult<()> {
+    raw::write_all(fd, buf).map_err(Errno::from_raw)
 }
 
 /// `read(fd, buf)` once, retrying EINTR; returns the number of bytes read (0 at EOF).
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
-    loop {
-        // SAFETY: the pointer and length describe `buf`.
-        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        match r {
-            n if n >= 0 => return Ok(n as usize),
-            _ if Errno::last() == Errno::EINTR => {}
-            _ => return Err(Errno::last()),
-        }
-    }
-}
-
-/// `pipe2(O_CLOEXEC)`: `[read end, write end]`.
-pub(crate) fn pipe_cloexec() -> SysResult<[RawFd; 2]> {
-    let mut fds = [-1; 2];
-    // SAFETY: `fds` has room for the two fds pipe2 writes.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok(fds)
+    raw::read(fd, buf).map_err(Errno::from_raw)
 }
 
 /// `wait4(pid, &status, flags, &rusage)`: `(pid, raw wait status, rusage)`, retrying EINTR.
@@ -418,6 +324,6 @@ pub(crate) fn wait4(pid: pid_t, flags: c_int) -> SysResult<(pid_t, c_int, libc::
 /// `pidfd_send_signal(pidfd, sig, NULL, 0)` — <https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html>
 pub(crate) fn pidfd_send_signal(pidfd: RawFd, sig: c_int) -> SysResult<()> {
     // SAFETY: plain integers and a null siginfo, as documented.
-    cvt_long(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, ptr::null::<libc::siginfo_t>(), 0u32) })
-        .map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, ptr::null::<libc::siginfo_t>(), 0u32) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }

@@ -1,0 +1,404 @@
+//! `isolette-init`: pid 1 of every sandbox. A tiny static program with no libc, built by
+//! `core/build.rs` and carried inside the library, which `execveat`s it from a sealed
+//! memfd once the sandbox's mounts are made (`spawn/child.rs`).
+//!
+//! It exists so that no sandbox ever copies the caller's address space: the first process
+//! of a sandbox shares the caller's memory (`CLONE_VM`) until it execs this, and this forks
+//! the program from a few pages instead of from a Python or Node process holding hundreds
+//! of megabytes.
+//!
+//! What it does: fork the program; in the program, the last steps before `execve`
+//! (session, fds, working directory, ids, capabilities, `no_new_privs`, seccomp); in
+//! itself, report the exec time, then reap every process until the program ends, report
+//! its wait status and exit, which takes whatever is left in the pid namespace with it.
+//! The program is a child, not pid 1 itself, so it keeps normal signal semantics (pid 1
+//! ignores signals it has no handler for).
+//!
+//! Everything comes through `execve`: the layout of argv is in `proto.rs`; fds 0 to 2 are
+//! the program's stdio and fd 3 the report pipe. Nothing is allocated; the only state is
+//! one static buffer for the seccomp filter.
+#![no_std]
+#![no_main]
+
+#[path = "../proto.rs"]
+#[allow(dead_code)]
+mod proto;
+#[path = "../raw.rs"]
+#[allow(dead_code)]
+mod raw;
+
+use core::arch::{asm, global_asm};
+
+use raw::{check, nr, syscall};
+
+// The entry point: the kernel leaves argc, argv and envp on the stack.
+global_asm!(
+    ".globl _start",
+    "_start:",
+    "xor ebp, ebp",
+    "mov rdi, rsp",
+    "and rsp, -16",
+    "call {main}",
+    "ud2",
+    main = sym main,
+);
+
+const SIGCHLD: usize = 17;
+const WALL: usize = 0x4000_0000;
+const O_CLOEXEC: usize = 0o2000000;
+const PR_SET_NAME: usize = 15;
+const PR_SET_DUMPABLE: usize = 4;
+const PR_SET_NO_NEW_PRIVS: usize = 38;
+const PR_CAPBSET_READ: usize = 23;
+const PR_CAPBSET_DROP: usize = 24;
+const PR_CAP_AMBIENT: usize = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+const EINVAL: i32 = 22;
+const ENOENT: i32 = 2;
+const ENOTDIR: i32 = 20;
+const EACCES: i32 = 13;
+
+/// What argv says to do.
+struct Spec {
+    uid: usize,
+    gid: usize,
+    setgroups: bool,
+    cap_last_cap: usize,
+    workdir: *const u8,
+    /// The seccomp filter's `sock_filter` count; the program is in `FILTER`.
+    filter_len: usize,
+    candidates: &'static [*const u8],
+    argv: *const *const u8,
+    envp: *const *const u8,
+}
+
+/// The decoded seccomp filter: BPF programs have at most 4096 instructions of 8 bytes.
+static mut FILTER: [u64; 4096] = [0; 4096];
+
+extern "C" fn main(sp: *const usize) -> ! {
+    // SAFETY: the kernel's initial stack: argc, argv[argc] + NULL, envp + NULL.
+    let (argc, argv, envp) = unsafe {
+        let argc = *sp;
+        let argv = sp.add(1) as *const *const u8;
+        (argc, argv, argv.add(argc + 1))
+    };
+    let _ = prctl(PR_SET_NAME, c"isolette-init".as_ptr() as usize);
+    // Exec made us dumpable again; a program with our uid must not read or ptrace us.
+    let _ = prctl(PR_SET_DUMPABLE, 0);
+    // SAFETY: argv has argc valid entries and envp is null-terminated, from the kernel.
+    let spec = match unsafe { parse(argc, argv, envp) } {
+        Some(spec) => spec,
+        None => fail(proto::step::FORK_PROGRAM, 0, EINVAL),
+    };
+    let mut pipe = [0i32; 2];
+    // SAFETY: `pipe` has room for two fds.
+    if let Err(e) = check(unsafe { syscall(nr::PIPE2, &[pipe.as_mut_ptr() as usize, O_CLOEXEC]) }) {
+        fail(proto::step::FORK_PROGRAM, 0, e);
+    }
+    let [err_r, err_w] = pipe;
+    // SAFETY: a plain fork (no CLONE_VM): the child gets its own copy of this tiny process.
+    let pid = match check(unsafe { syscall(nr::CLONE, &[SIGCHLD]) }) {
+        Ok(0) => program(&spec, err_w),
+        Ok(pid) => pid,
+        Err(e) => fail(proto::step::FORK_PROGRAM, 0, e),
+    };
+    for fd in [err_w, 0, 1, 2] {
+        raw::close(fd);
+    }
+    // The program has its copy of argv; ours would only clutter `ps` (`/proc/1/cmdline`).
+    // SAFETY: argv's strings lie one after another from argv[1] to the last one's NUL,
+    // and nothing in this process reads them any more.
+    unsafe {
+        let first = *argv.add(1);
+        let last = *argv.add(argc - 1);
+        let end = last.add(c_bytes(last).len());
+        memset(first as *mut u8, 0, end as usize - first as usize);
+    }
+    // The program sends the time it reached execve, then either a failure or, by closing
+    // the pipe in a successful exec, nothing more.
+    let mut exec_at = 0;
+    loop {
+        let mut buf = [0u8; proto::SIZE];
+        match raw::read(err_r, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => match proto::decode(&buf) {
+                (proto::STARTED, _, _, _, at, _) => exec_at = at,
+                _ => {
+                    let _ = raw::write_all(proto::REPORT_FD, &buf);
+                    raw::exit(1)
+                }
+            },
+            Err(e) => fail(proto::step::FORK_PROGRAM, 0, e),
+        }
+    }
+    raw::close(err_r);
+    // The cpu time this process used so far is the sandbox's setup (mounts, mostly), which
+    // the cgroup counts too: the supervisor subtracts it from the program's.
+    let setup_cpu = raw::clock_ns(raw::CLOCK_PROCESS_CPUTIME_ID);
+    send(proto::encode(proto::STARTED, 0, 0, 0, exec_at, setup_cpu));
+    loop {
+        let mut status = 0i32;
+        // SAFETY: `status` is writable; no rusage.
+        let r = unsafe { syscall(nr::WAIT4, &[usize::MAX, &mut status as *mut i32 as usize, WALL, 0]) };
+        match check(r) {
+            Ok(p) if p == pid => {
+                send(proto::encode(proto::EXITED, 0, 0, status, raw::clock_ns(raw::CLOCK_MONOTONIC), 0));
+                raw::exit(0)
+            }
+            Ok(_) | Err(raw::EINTR) => {}
+            Err(_) => raw::exit(1),
+        }
+    }
+}
+
+fn send(message: [u8; proto::SIZE]) {
+    let _ = raw::write_all(proto::REPORT_FD, &message);
+}
+
+fn fail(step: u8, index: u16, errno: i32) -> ! {
+    send(proto::encode(proto::FAILED, step, index, errno, 0, 0));
+    raw::exit(1)
+}
+
+/// Reads argv as `proto.rs` lays it out.
+///
+/// # Safety
+/// `argv` must hold `argc` NUL-terminated strings followed by NULL, and `envp` be a
+/// null-terminated array, as the kernel passes them; both live as long as the process.
+unsafe fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> Option<Spec> {
+    if argc < 5 {
+        return None;
+    }
+    // SAFETY: indexes below argc are valid entries.
+    let arg = |i: usize| unsafe { c_bytes(*argv.add(i)) };
+    let mut numbers = [0usize; proto::NUMBERS];
+    let mut fields = arg(1).split(|&b| b == b' ');
+    for n in numbers.iter_mut() {
+        *n = decimal(fields.next()?)?;
+    }
+    let [uid, gid, setgroups, cap_last_cap, candidates] = numbers;
+    let first_candidate = 4;
+    let first_arg = first_candidate + candidates;
+    if candidates == 0 || first_arg >= argc {
+        return None;
+    }
+    let filter_len = unhex_filter(arg(3))?;
+    Some(Spec {
+        uid,
+        gid,
+        setgroups: setgroups != 0,
+        cap_last_cap,
+        // SAFETY: entry 2 exists (argc >= 5).
+        workdir: unsafe { *argv.add(2) },
+        filter_len,
+        // SAFETY: entries first_candidate..first_arg exist and live for the process.
+        candidates: unsafe { core::slice::from_raw_parts(argv.add(first_candidate), candidates) },
+        // SAFETY: entries from first_arg to the NULL at argc are the program's argv.
+        argv: unsafe { argv.add(first_arg) },
+        envp,
+    })
+}
+
+/// The bytes of a NUL-terminated string, without the NUL.
+///
+/// # Safety
+/// `s` must point to a NUL-terminated string that lives for the process.
+unsafe fn c_bytes(s: *const u8) -> &'static [u8] {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated, so every byte up to the NUL is readable.
+    // black_box keeps the compiler from making this a call to strlen, which is not here.
+    while unsafe { *s.add(core::hint::black_box(n)) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `n` bytes from `s` are readable and live for the process.
+    unsafe { core::slice::from_raw_parts(s, n) }
+}
+
+fn decimal(text: &[u8]) -> Option<usize> {
+    if text.is_empty() || text.len() > 19 {
+        return None;
+    }
+    text.iter().try_fold(0usize, |n, &b| b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0')))
+}
+
+/// Decodes the hex filter into `FILTER`; its instruction count.
+fn unhex_filter(hex: &[u8]) -> Option<usize> {
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if !hex.len().is_multiple_of(16) || hex.len() / 16 > 4096 {
+        return None;
+    }
+    // SAFETY: this process is single-threaded and only this function writes FILTER,
+    // before the fork.
+    let filter = unsafe { &mut *core::ptr::addr_of_mut!(FILTER) };
+    for (i, chunk) in hex.chunks(16).enumerate() {
+        let mut bytes = [0u8; 8];
+        for (j, pair) in chunk.chunks(2).enumerate() {
+            bytes[j] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        filter[i] = u64::from_ne_bytes(bytes);
+    }
+    Some(hex.len() / 16)
+}
+
+fn prctl(option: usize, arg: usize) -> Result<usize, i32> {
+    // SAFETY: every option used here takes integer arguments (or, for PR_SET_NAME, a
+    // pointer to a NUL-terminated string that outlives the call).
+    check(unsafe { syscall(nr::PRCTL, &[option, arg, 0, 0, 0]) })
+}
+
+/// The program's last steps before `execve`. Never returns.
+fn program(spec: &Spec, err_w: i32) -> ! {
+    let fail = |step: u8, index: u16, errno: i32| -> ! {
+        let _ = raw::write_all(err_w, &proto::encode(proto::FAILED, step, index, errno, 0, 0));
+        raw::exit(126)
+    };
+    // SAFETY: each call below takes integers or pointers into argv/FILTER, which live on.
+    unsafe {
+        if let Err(e) = check(syscall(nr::SETSID, &[])) {
+            fail(proto::step::SETSID, 0, e);
+        }
+        // Exactly stdin, stdout and stderr remain (and, until exec, the report pipe).
+        let closed = check(syscall(nr::CLOSE_RANGE, &[3, err_w as usize - 1, 0]))
+            .and_then(|_| check(syscall(nr::CLOSE_RANGE, &[err_w as usize + 1, u32::MAX as usize, 0])));
+        if let Err(e) = closed {
+            fail(proto::step::CLOSE_FDS, 0, e);
+        }
+        if let Err(e) = check(syscall(nr::CHDIR, &[spec.workdir as usize])) {
+            fail(proto::step::WORKDIR, 0, e);
+        }
+        // The bounding set first: dropping it needs CAP_SETPCAP, which the id change removes.
+        // What is no longer in it needs no dropping (an init that is not root has no
+        // capabilities, and the first process emptied the set before the exec).
+        for cap in 0..=spec.cap_last_cap {
+            if prctl(PR_CAPBSET_READ, cap) != Ok(1) {
+                continue;
+            }
+            if let Err(e) = prctl(PR_CAPBSET_DROP, cap) {
+                fail(proto::step::DROP_CAPS, 0, e);
+            }
+        }
+        // Raw calls: they change this process only, which is all there is.
+        let ids = (if spec.setgroups { check(syscall(nr::SETGROUPS, &[0, 0])) } else { Ok(0) })
+            .and_then(|_| check(syscall(nr::SETRESGID, &[spec.gid, spec.gid, spec.gid])))
+            .and_then(|_| check(syscall(nr::SETRESUID, &[spec.uid, spec.uid, spec.uid])));
+        if let Err(e) = ids {
+            fail(proto::step::SET_IDS, 0, e);
+        }
+        let header = [0x2008_0522u32, 0];
+        let data = [0u32; 6];
+        let caps = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+            .and_then(|_| check(syscall(nr::CAPSET, &[header.as_ptr() as usize, data.as_ptr() as usize])));
+        if let Err(e) = caps {
+            fail(proto::step::DROP_CAPS, 0, e);
+        }
+        if let Err(e) = prctl(PR_SET_NO_NEW_PRIVS, 1) {
+            fail(proto::step::NO_NEW_PRIVS, 0, e);
+        }
+        syscall(nr::UMASK, &[0o022]);
+        // The run's wall clock starts here, just before the exec (as `time(1)` counts it);
+        // the filter below may forbid `write`, so this goes first.
+        let now = raw::clock_ns(raw::CLOCK_MONOTONIC);
+        let _ = raw::write_all(err_w, &proto::encode(proto::STARTED, 0, 0, 0, now, 0));
+        // Last, as bubblewrap does: from here on every call the program makes is filtered.
+        if spec.filter_len > 0 {
+            let prog: (u16, *const u64) = (spec.filter_len as u16, core::ptr::addr_of!(FILTER) as *const u64);
+            let fprog = [prog.0 as usize, prog.1 as usize];
+            if let Err(e) = check(syscall(nr::SECCOMP, &[1, 0, fprog.as_ptr() as usize])) {
+                fail(proto::step::SECCOMP, 0, e);
+            }
+        }
+        // Try each PATH candidate as execvp(3) does: skip what is missing, remember EACCES.
+        let mut denied = None;
+        for (i, path) in spec.candidates.iter().enumerate() {
+            let r = syscall(nr::EXECVE, &[*path as usize, spec.argv as usize, spec.envp as usize]);
+            match check(r) {
+                Err(ENOENT | ENOTDIR) => {}
+                Err(EACCES) => denied = denied.or(Some(i)),
+                Err(e) => fail(proto::step::EXEC, i as u16, e),
+                Ok(_) => {}
+            }
+        }
+        match denied {
+            Some(i) => fail(proto::step::EXEC, i as u16, EACCES),
+            None => fail(proto::step::EXEC, 0, ENOENT),
+        }
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    raw::exit(101)
+}
+
+/// Never called (panics abort), but the prebuilt `core` refers to it.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+// The memory functions the compiler may call, as there is no libc to provide them. String
+// instructions, so the compiler cannot turn them back into calls to themselves.
+
+/// # Safety
+/// As C's `memcpy`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller passes valid, non-overlapping ranges of n bytes.
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+            options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// As C's `memmove`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize) + n {
+        // SAFETY: copying forwards is correct when dst is below src or past its end.
+        return unsafe { memcpy(dst, src, n) };
+    }
+    // SAFETY: backwards, from the last byte, with the direction flag set and restored.
+    unsafe {
+        asm!("std", "rep movsb", "cld", inout("rcx") n => _, inout("rdi") dst.add(n - 1) => _,
+            inout("rsi") src.add(n - 1) => _, options(nostack));
+    }
+    dst
+}
+
+/// # Safety
+/// As C's `memset`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memset(dst: *mut u8, value: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller passes a valid range of n bytes.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") value as u8,
+            options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// As C's `memcmp`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    for i in 0..n {
+        // SAFETY: both ranges hold n readable bytes; black_box keeps this a loop.
+        let (x, y) = unsafe { (*a.add(core::hint::black_box(i)), *b.add(i)) };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+    }
+    0
+}
+
+/// # Safety
+/// As C's `bcmp`.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: as for memcmp.
+    unsafe { memcmp(a, b, n) }
+}
