@@ -7,12 +7,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source "$ROOT/scripts/lib.sh"
 runs="${1:-3}"
 archive=.cache/oci-fixtures/debian-python.oci.tar
 [[ -f "$archive" ]] || scripts/build-oci-fixtures.sh --python >/dev/null
-command -v umoci >/dev/null || { apt-get install -y -qq umoci >/dev/null; }
-cargo build --release --features cli --quiet
-cli="$ROOT/target/release/isolette"
+ensure_packages umoci
+cli="$(build_static_cli)"
 work="$(mktemp -d /var/tmp/isolette-import-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/layout" && tar -xf "$archive" -C "$work/layout"

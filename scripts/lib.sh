@@ -115,3 +115,15 @@ fuzz_enough_runs() {
 	fi
 	echo "$n executions (floor $floor)"
 }
+
+# Builds the release CLI as a static, non-PIE executable and prints its path. Static: no
+# dynamic loader and no relocations at each start, which is 0.4 ms of every `isolette run`
+# on these machines (and the binary runs on any x86-64 Linux). The host triple is passed
+# so the flags reach only this binary, not build scripts or proc macros.
+build_static_cli() {
+	local host
+	host="$(rustc -vV | sed -n 's/^host: //p')"
+	RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+		cargo build --release --features cli --bin isolette --target "$host" >&2
+	echo "$ROOT/target/$host/release/isolette"
+}

@@ -20,14 +20,14 @@ command -v cargo >/dev/null || { log "Rust is missing: install stable Rust with 
 ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates
 
 log "building the isolette CLI (release: about 2.5 minutes the first time, on 2 cores)"
-cargo build --release --features cli
+cli="$(build_static_cli)"
 log "building the test images and the OCI fixtures (debootstrap of a Debian rootfs: 1-2 minutes the first time)"
 scripts/build-test-images.sh --python >/dev/null
 scripts/build-oci-fixtures.sh --python >/dev/null
 
 [[ "${1:-}" == --deps ]] && exit 0
 
-cli=target/release/isolette
+echo "== the CLI: $cli (a static binary; copy it anywhere)"
 echo "== isolette check"
 $cli check
 echo "== a Python program in a sandbox (debian-python image), outcome as JSON"

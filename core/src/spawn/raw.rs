@@ -96,11 +96,7 @@ pub unsafe fn syscall(n: usize, args: &[usize]) -> isize {
 /// `Ok(value)` or `Err(errno)` from a raw result.
 #[inline(always)]
 pub fn check(r: isize) -> Result<usize, i32> {
-    if (-4095..0).contains(&r) {
-        Err((-r) as i32)
-    } else {
-        Ok(r as usize)
-    }
+    if (-4095..0).contains(&r) { Err((-r) as i32) } else { Ok(r as usize) }
 }
 
 /// `EINTR`, retried by the readers and writers.

@@ -33,6 +33,7 @@
  *                          or "errno=N <strerror>"; exit 0 either way
  *   env                    environment, one K=V per line
  *   args [ARG...]          each ARG as it arrived, followed by a NUL byte
+ *   mono                   CLOCK_MONOTONIC now, in nanoseconds (when the program started)
  *   pwd                    current working directory
  *   fds                    open fds (sorted, space-separated)
  *   syscall-loop N         N getppid() calls (for the seccomp overhead bench)
@@ -929,6 +930,12 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "try-syscall") == 0) {
 		need_args(argc, 3, "try-syscall NAME");
 		return cmd_try_syscall(argv[2]);
+	}
+	if (strcmp(cmd, "mono") == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		printf("%lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+		return 0;
 	}
 	if (strcmp(cmd, "args") == 0) {
 		for (int i = 2; i < argc; i++)

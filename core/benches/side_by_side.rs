@@ -1,0 +1,542 @@
+//! isolette side by side with the anchors, in one run: start-up latency of `/bin/true`
+//! without limits (W1) and with memory + pids limits (W2), throughput with two runs at a
+//! time, per-run cost against the caller's own memory, and the floors the kernel sets.
+//!
+//! Run it through `bench/side-by-side.sh`, which builds and finds the anchors and plots
+//! the result; by hand: `cargo bench --features cli --bench side_by_side` as root, with the
+//! busybox test image built. Anchors come from the environment, each row skipped with a
+//! message when its tool is missing: `BWRAP`, `CRUN` + `CRUN_BUNDLE_W1` + `CRUN_BUNDLE_W2`,
+//! `NSJAIL`, `ISOLATE` + `ISOLATE_BOX`. `ISOLETTE_BENCH_RUNS` sets the runs per row
+//! (default 300), `ISOLETTE_BENCH_JSON` a file for the figures.
+//!
+//! Rows are measured in interleaved rounds (every row a few runs, then again), so a slow
+//! minute of this noisy machine weighs on every row alike and the ratios hold.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use isolette::{Image, Sandbox, SandboxBuilder, Status};
+
+/// One measured thing: what it is, its workload, and how to run it once.
+struct Row {
+    name: String,
+    workload: &'static str,
+    run: Box<dyn FnMut()>,
+    times: Vec<Duration>,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` asks for a list; this is not a test.
+    }
+    let rootfs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/images/busybox");
+    if !nix::unistd::geteuid().is_root() || !rootfs.join("bin/true").exists() {
+        eprintln!("side-by-side bench: needs root and the busybox image (scripts/build-test-images.sh)");
+        return;
+    }
+    let rootfs = rootfs.canonicalize().unwrap();
+    let machine = machine();
+    hide_unified_cgroup_for_crun();
+    let image = Image::open(&rootfs).unwrap();
+    let runs: usize = env_or("ISOLETTE_BENCH_RUNS", 300);
+    let mut json = BTreeMap::new();
+
+    println!("isolette side by side: /bin/true from the busybox image, {runs} runs per row, interleaved");
+    println!("machine: {machine}");
+    json.insert("machine".to_string(), serde_json::json!(machine));
+    let quiet_before = floor_fork(200);
+
+    let mut rows = latency_rows(&rootfs, &image);
+    measure_interleaved(&mut rows, runs);
+    println!("\n{:<62} {:>9} {:>9}", "latency of one sandbox running /bin/true", "median", "p90");
+    let mut latency = Vec::new();
+    for workload in ["W1", "W2"] {
+        println!("{workload}: {}", if workload == "W1" { "no limits" } else { "memory 256M + pids 64" });
+        for row in rows.iter_mut().filter(|r| r.workload == workload) {
+            row.times.sort();
+            let (median, p90) = (row.times[row.times.len() / 2], row.times[row.times.len() * 9 / 10]);
+            println!("  {:<60} {:>7.3}ms {:>7.3}ms", row.name, ms(median), ms(p90));
+            latency.push(serde_json::json!({
+                "name": row.name, "workload": workload, "median_ms": ms(median), "p90_ms": ms(p90)
+            }));
+        }
+    }
+    json.insert("latency".into(), serde_json::json!(latency));
+
+    println!("\nthroughput, two runs at a time (W2 where the tool has limits)");
+    let mut throughput = Vec::new();
+    for (name, make) in throughput_rows(&rootfs, &image) {
+        let per_sec = two_at_a_time(make, runs.max(100));
+        println!("  {name:<60} {per_sec:>7.0} runs/s");
+        throughput.push(serde_json::json!({ "name": name, "runs_per_s": per_sec }));
+    }
+    json.insert("throughput".into(), serde_json::json!(throughput));
+
+    println!("\nin-process W2 against the memory the calling process holds (touched)");
+    let mut caller = Vec::new();
+    let base = caller_memory(&image, &mut caller, runs.min(150));
+    json.insert("caller_memory".into(), serde_json::json!({ "rows": caller, "ratio_2g_to_20m": base }));
+
+    println!("\nfloors: what the kernel charges for each part (median of 200)");
+    let floors = floors(&rootfs);
+    json.insert("floors".into(), serde_json::json!(floors));
+
+    let quiet_after = floor_fork(200);
+    let drift = ms(quiet_after) / ms(quiet_before);
+    println!(
+        "\nquietness: fork+exit+wait {:.3} ms before, {:.3} ms after ({drift:.2}x); load average {}",
+        ms(quiet_before),
+        ms(quiet_after),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    json.insert(
+        "quietness".into(),
+        serde_json::json!({ "fork_ms_before": ms(quiet_before), "fork_ms_after": ms(quiet_after) }),
+    );
+    if let Ok(path) = std::env::var("ISOLETTE_BENCH_JSON") {
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        println!("figures written to {path}");
+    }
+}
+
+/// crun 1.8 refuses a hybrid host whose unified hierarchy lists any controller ("cgroups
+/// in hybrid mode not supported"); these machines list hugetlb there. Every row runs in a
+/// private mount namespace of this process, made first thing while it has one thread,
+/// where `/sys/fs/cgroup/unified` is unmounted: the host's mounts and cgroups are untouched.
+fn hide_unified_cgroup_for_crun() {
+    if std::env::var_os("CRUN").is_none() || !Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+        return;
+    }
+    // SAFETY: single-threaded here; plain flags and NUL-terminated strings.
+    let ok = unsafe {
+        libc::unshare(libc::CLONE_NEWNS) == 0
+            && libc::mount(
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) == 0
+            && libc::umount2(c"/sys/fs/cgroup/unified".as_ptr(), libc::MNT_DETACH) == 0
+    };
+    println!(
+        "note: every row runs in a private mount namespace without /sys/fs/cgroup/unified, for crun ({})",
+        if ok { "done" } else { "failed: crun rows may fail" }
+    );
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name\t: ").map(String::from))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report = isolette::HostReport::probe();
+    format!("{cores} cores, {cpu}, kernel {}, cgroup {:?}", report.kernel, report.cgroup)
+}
+
+/// The CLI to time: `ISOLETTE_CLI` (the static build users get), else cargo's.
+fn cli() -> String {
+    std::env::var("ISOLETTE_CLI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_isolette").to_string())
+}
+
+/// Runs a command to completion, quietly; it must succeed.
+fn command(argv: Vec<String>) -> Box<dyn FnMut()> {
+    Box::new(move || {
+        let status = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(status.success(), "{argv:?}: {status}");
+    })
+}
+
+fn in_process(b: SandboxBuilder) -> Box<dyn FnMut()> {
+    Box::new(move || {
+        let out = b.run(["/bin/true"]).expect("run");
+        assert_eq!(out.status, Status::Ok);
+    })
+}
+
+fn strings(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// A tool from the environment variable `var`, if it names something runnable.
+fn tool(var: &str) -> Option<String> {
+    let path = std::env::var(var).ok()?;
+    Command::new(&path).arg("--version").output().ok().map(|_| path)
+}
+
+fn latency_rows(rootfs: &Path, image: &Image) -> Vec<Row> {
+    let root = rootfs.to_str().unwrap();
+    let cli = &cli();
+    let mut rows = Vec::new();
+    let mut add = |name: &str, workload, run| {
+        rows.push(Row { name: name.to_string(), workload, run, times: Vec::new() });
+    };
+    add(
+        "isolette CLI (--no-cgroup)",
+        "W1",
+        command(strings(&[cli, "run", "--no-cgroup", "--image", root, "--", "/bin/true"])),
+    );
+    add("isolette in-process, no cgroup", "W1", in_process(Sandbox::builder(image).cgroup(false)));
+    add(
+        "isolette CLI --memory 256M --pids 64",
+        "W2",
+        command(strings(&[cli, "run", "--memory", "256M", "--pids", "64", "--image", root, "--", "/bin/true"])),
+    );
+    add("isolette in-process, memory + pids", "W2", in_process(Sandbox::builder(image).memory(256 << 20).pids(64)));
+    match tool("BWRAP") {
+        Some(bwrap) => add(
+            "bubblewrap --unshare-all",
+            "W1",
+            command(strings(&[
+                &bwrap,
+                "--unshare-all",
+                "--die-with-parent",
+                "--ro-bind",
+                root,
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "/bin/true",
+            ])),
+        ),
+        None => println!("skipped: bubblewrap (set BWRAP; apt-get install bubblewrap)"),
+    }
+    match (tool("CRUN"), std::env::var("CRUN_BUNDLE_W1"), std::env::var("CRUN_BUNDLE_W2")) {
+        (Some(crun), Ok(w1), Ok(w2)) => {
+            for (workload, bundle) in [("W1", w1), ("W2", w2)] {
+                let crun = crun.clone();
+                let mut n = 0u64;
+                add(
+                    &format!("crun run (cgroupfs{})", if workload == "W2" { ", limits" } else { "" }),
+                    workload,
+                    Box::new(move || {
+                        n += 1;
+                        let id = format!("isolette-bench-{}-{n}", std::process::id());
+                        command(strings(&[&crun, "--cgroup-manager=cgroupfs", "run", "--bundle", &bundle, &id]))();
+                    }),
+                );
+            }
+        }
+        _ => println!("skipped: crun (set CRUN, CRUN_BUNDLE_W1 and CRUN_BUNDLE_W2; bench/side-by-side.sh does)"),
+    }
+    match tool("NSJAIL") {
+        Some(nsjail) => {
+            let base = strings(&[&nsjail, "-Mo", "-q", "--chroot", root, "--disable_clone_newuser"]);
+            add("nsjail -Mo", "W1", command([base.clone(), strings(&["--", "/bin/true"])].concat()));
+            let limits = strings(&["--cgroup_mem_max", "268435456", "--cgroup_pids_max", "64", "--", "/bin/true"]);
+            add("nsjail -Mo, cgroup limits", "W2", command([base, limits].concat()));
+        }
+        None => println!("skipped: nsjail (set NSJAIL to a binary built from google/nsjail)"),
+    }
+    match (tool("ISOLATE"), std::env::var("ISOLATE_BOX")) {
+        (Some(isolate), Ok(bx)) => {
+            let id = format!("--box-id={bx}");
+            add("isolate 1.10 --run", "W1", command(strings(&[&isolate, &id, "--run", "--", "/bin/true"])));
+            add(
+                "isolate 1.10 --cg --run, memory + processes",
+                "W2",
+                command(strings(&[
+                    &isolate,
+                    "--cg",
+                    &id,
+                    "--cg-mem=262144",
+                    "--processes=64",
+                    "--run",
+                    "--",
+                    "/bin/true",
+                ])),
+            );
+        }
+        _ => println!("skipped: isolate (set ISOLATE and ISOLATE_BOX, a box made with --cg --init)"),
+    }
+    rows
+}
+
+/// Every row `runs` times, in rounds of 10 runs per row.
+fn measure_interleaved(rows: &mut [Row], runs: usize) {
+    for row in rows.iter_mut() {
+        for _ in 0..5 {
+            (row.run)(); // warm up: caches, the first run's cgroup gc, page cache
+        }
+    }
+    let mut done = 0;
+    while done < runs {
+        let batch = (runs - done).min(10);
+        for row in rows.iter_mut() {
+            for _ in 0..batch {
+                let t = Instant::now();
+                (row.run)();
+                row.times.push(t.elapsed());
+            }
+        }
+        done += batch;
+    }
+}
+
+type Maker = Box<dyn Fn() -> Box<dyn FnMut()> + Sync>;
+
+fn throughput_rows(rootfs: &Path, image: &Image) -> Vec<(String, Maker)> {
+    let root = rootfs.to_str().unwrap().to_string();
+    let cli = cli();
+    let mut rows: Vec<(String, Maker)> = Vec::new();
+    let r = root.clone();
+    rows.push((
+        "isolette CLI, W2".into(),
+        Box::new(move || {
+            command(strings(&[&cli, "run", "--memory", "256M", "--pids", "64", "--image", &r, "--", "/bin/true"]))
+        }),
+    ));
+    let image = image.clone();
+    rows.push((
+        "isolette in-process (2 threads), W2".into(),
+        Box::new(move || in_process(Sandbox::builder(&image).memory(256 << 20).pids(64))),
+    ));
+    if let Some(bwrap) = tool("BWRAP") {
+        let r = root.clone();
+        rows.push((
+            "bubblewrap, W1 (no limits)".into(),
+            Box::new(move || {
+                command(strings(&[
+                    &bwrap,
+                    "--unshare-all",
+                    "--die-with-parent",
+                    "--ro-bind",
+                    &r,
+                    "/",
+                    "--proc",
+                    "/proc",
+                    "--dev",
+                    "/dev",
+                    "/bin/true",
+                ]))
+            }),
+        ));
+    }
+    if let (Some(nsjail), r) = (tool("NSJAIL"), root.clone()) {
+        rows.push((
+            "nsjail, W2".into(),
+            Box::new(move || {
+                command(strings(&[
+                    &nsjail,
+                    "-Mo",
+                    "-q",
+                    "--chroot",
+                    &r,
+                    "--disable_clone_newuser",
+                    "--cgroup_mem_max",
+                    "268435456",
+                    "--cgroup_pids_max",
+                    "64",
+                    "--",
+                    "/bin/true",
+                ]))
+            }),
+        ));
+    }
+    rows
+}
+
+/// Runs per second with two workers, each running its own copy of the row.
+fn two_at_a_time(make: Maker, total: usize) -> f64 {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let make = &make;
+            s.spawn(move || {
+                let mut run = make();
+                for _ in 0..total / 2 {
+                    run();
+                }
+            });
+        }
+    });
+    total as f64 / t.elapsed().as_secs_f64()
+}
+
+/// p50 of in-process W2 runs while this process holds 20 MiB, 200 MiB, 1 GiB, 2 GiB of
+/// touched memory; returns the 2 GiB / 20 MiB ratio.
+fn caller_memory(image: &Image, out: &mut Vec<serde_json::Value>, runs: usize) -> f64 {
+    let b = Sandbox::builder(image).memory(256 << 20).pids(64);
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut first = 0.0;
+    let mut last = 0.0;
+    for mib in [20usize, 200, 1024, 2048] {
+        let have = held.iter().map(Vec::len).sum::<usize>() >> 20;
+        let mut more = vec![0u8; (mib - have) << 20];
+        for i in (0..more.len()).step_by(4096) {
+            more[i] = 1;
+        }
+        held.push(more);
+        let mut run = in_process(b.clone());
+        for _ in 0..5 {
+            run();
+        }
+        let mut times: Vec<Duration> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                run();
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        let p50 = ms(times[runs / 2]);
+        if first == 0.0 {
+            first = p50;
+        }
+        last = p50;
+        println!("  caller holds {mib:>5} MiB: p50 {p50:.3} ms ({:.2}x the 20 MiB row)", p50 / first);
+        out.push(serde_json::json!({ "caller_mib": mib, "p50_ms": p50 }));
+    }
+    last / first
+}
+
+/// Median of `n` timed calls.
+fn median(n: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[n / 2]
+}
+
+/// fork + _exit + wait: the cheapest process the kernel makes; also the quietness gauge.
+fn floor_fork(n: usize) -> Duration {
+    median(n, || fork_and(|| {}))
+}
+
+/// Forks a child that runs `f` (async-signal-safe only) and exits 0; waits for it.
+fn fork_and(f: impl Fn()) {
+    // SAFETY: the child runs only `f` (raw syscalls) and _exit; the parent waits for it.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            f();
+            libc::_exit(0);
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        assert_eq!(status, 0, "floor child failed");
+    }
+}
+
+/// What each part of a sandbox costs on this kernel: a process, each namespace, exec, the
+/// /proc mount, a v1 cgroup. Each part is a fork whose child does it and exits, measured
+/// interleaved with the bare fork; the part's cost is the difference of the medians.
+fn floors(rootfs: &Path) -> Vec<serde_json::Value> {
+    let busybox = rootfs.join("bin/busybox");
+    let bb = busybox.to_str().unwrap().to_string();
+    let mut parts: Vec<(String, Box<dyn FnMut()>)> = vec![
+        ("fork + exit + wait".into(), Box::new(|| fork_and(|| {}))),
+        ("fork + exec static busybox true + wait".into(), command(strings(&[&bb, "true"]))),
+    ];
+    for (name, flag) in [
+        ("user", libc::CLONE_NEWUSER),
+        ("pid", libc::CLONE_NEWPID),
+        ("mount", libc::CLONE_NEWNS),
+        ("net", libc::CLONE_NEWNET),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+    ] {
+        // SAFETY: unshare takes plain flags.
+        parts.push((
+            format!("+ {name} namespace"),
+            Box::new(move || fork_and(|| unsafe { assert_eq!(libc::unshare(flag), 0) })),
+        ));
+    }
+    parts.push(("+ pid + mount namespace, first process".into(), Box::new(|| fork_and(|| pid_and_mount_ns(false)))));
+    parts.push((
+        "+ pid + mount namespace, first process mounting /proc".into(),
+        Box::new(|| fork_and(|| pid_and_mount_ns(true))),
+    ));
+    let cg = Path::new("/sys/fs/cgroup/memory/isolette");
+    if cg.is_dir() {
+        let dir = cg.join(format!("bench-{}", std::process::id()));
+        parts.push((
+            "v1 memory cgroup mkdir + limit + rmdir (no process)".into(),
+            Box::new(move || {
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::write(dir.join("memory.limit_in_bytes"), "268435456").unwrap();
+                std::fs::remove_dir(&dir).unwrap();
+            }),
+        ));
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); parts.len()];
+    for _ in 0..30 {
+        for (i, (_, f)) in parts.iter_mut().enumerate() {
+            for _ in 0..10 {
+                let t = Instant::now();
+                f();
+                times[i].push(t.elapsed());
+            }
+        }
+    }
+    let medians: Vec<Duration> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (i, (name, _)) in parts.iter().enumerate() {
+        let base = match name.as_str() {
+            n if n.starts_with("+ pid + mount namespace, first process mounting") => medians[i - 1],
+            n if n.starts_with('+') => medians[0],
+            _ => Duration::ZERO,
+        };
+        let cost = medians[i].saturating_sub(base);
+        println!("  {name:<60} {:>7.3}ms", ms(cost));
+        out.push(serde_json::json!({ "name": name, "median_ms": ms(cost) }));
+    }
+    out
+}
+
+/// In a forked child: new pid and mount namespaces, then the first process of the pid
+/// namespace, which mounts a /proc when asked.
+fn pid_and_mount_ns(mount_proc: bool) {
+    // SAFETY: plain flags and NUL-terminated strings; both processes exit right after.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID), 0);
+        libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
+        let pid = libc::fork();
+        if pid == 0 {
+            let ok = !mount_proc
+                || libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), 0, std::ptr::null()) == 0;
+            libc::_exit(if ok { 0 } else { 1 });
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0);
+        assert_eq!(status, 0);
+    }
+}
