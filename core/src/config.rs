@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::outcome::Outcome;
+use crate::pool::Pool;
 use crate::seccomp::SeccompPolicy;
 
 /// Runs commands in sandboxes. See [`Sandbox::run`] and [`Sandbox::builder`].
@@ -39,7 +40,7 @@ impl Sandbox {
 
     /// Starts a builder to set limits, mounts, environment and I/O before running.
     pub fn builder(image: &Image) -> SandboxBuilder {
-        SandboxBuilder { image: image.clone(), config: Config::default() }
+        SandboxBuilder { image: image.clone(), config: Config::default(), pool: None }
     }
 }
 
@@ -203,6 +204,8 @@ impl Default for Config {
 pub struct SandboxBuilder {
     image: Image,
     config: Config,
+    /// Where runs take a warm sandbox from (see [`Pool::builder`]).
+    pool: Option<Pool>,
 }
 
 impl SandboxBuilder {
@@ -450,6 +453,28 @@ impl SandboxBuilder {
         crate::plan::Plan::new(&self.image, &self.config, &argv).map(drop)
     }
 
+    /// Keeps `size` sandboxes of this builder's image and settings ready ahead of requests
+    /// (namespaces, cgroup, overlay root, `/proc` and `/dev` made; the first process
+    /// waiting before the bind mounts), made again in the background as they are used. Runs
+    /// through [`Pool::builder`] then pay only for their own bind mounts, the switch of root,
+    /// and the exec of the program; each sandbox serves one run only. A request whose
+    /// writable-layer size, user namespace, `/sys` or cgroup settings differ from this
+    /// builder's runs cold, the ordinary way.
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let pool = isolette::Sandbox::builder(&image).pool(2)?;
+    /// let out = pool.builder().wall_time(std::time::Duration::from_secs(1)).run(["/bin/true"])?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn pool(&self, size: usize) -> Result<Pool> {
+        Pool::new(&self.image, &self.config, size)
+    }
+
+    pub(crate) fn from_pool(pool: Pool, image: &Image, config: &Config) -> SandboxBuilder {
+        SandboxBuilder { image: image.clone(), config: config.clone(), pool: Some(pool) }
+    }
+
     /// Validates the config, runs `cmd` and returns its outcome.
     ///
     /// The arguments are bytes (`&str`, `OsStr`, `String`, `OsString`, paths), passed to
@@ -461,7 +486,10 @@ impl SandboxBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        crate::run::run(&self.image, &self.config, &argv(cmd))
+        match &self.pool {
+            Some(pool) => pool.run(&self.image, &self.config, &argv(cmd)),
+            None => crate::run::run(&self.image, &self.config, &argv(cmd)),
+        }
     }
 }
 

@@ -31,6 +31,7 @@ mod limits;
 mod namespaces;
 mod outcome;
 mod plan;
+mod pool;
 mod rootfs;
 mod run;
 mod seccomp;
@@ -51,6 +52,7 @@ pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use outcome::{Outcome, Status};
+pub use pool::Pool;
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use libc::c_char;
-
 use crate::cgroup;
 use crate::config::{Config, DEFAULT_SANDBOX_ID, MountSpec};
 use crate::error::{Error, Result};
@@ -19,7 +17,7 @@ use crate::limits::{self, Rlimit};
 use crate::namespaces::{self, IdMaps};
 use crate::rootfs::{self, MountOp, cstring, sandbox_path};
 use crate::seccomp::{self, SeccompAction, SeccompPolicy};
-use crate::spawn::proto;
+use crate::spawn::{CStrArray, proto};
 
 /// `PATH` when the caller sets none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -38,6 +36,8 @@ pub(crate) struct Plan {
     /// the sandbox's first process empties the bounding set itself, before the exec.
     pub drop_bounding_set: Option<u32>,
     pub ops: Vec<MountOp>,
+    /// The first op that depends on the request (`RootfsPlan::split`).
+    pub split: usize,
     /// For each op, the path an error names.
     pub labels: Vec<PathBuf>,
     pub hostname: CString,
@@ -60,12 +60,9 @@ pub(crate) struct Program {
     pub candidates: Vec<CString>,
     /// The working directory, for messages.
     pub workdir: CString,
-    /// The init's argv (`spawn/proto.rs` lays it out) and envp (the program's), and
-    /// null-terminated pointers into them, which live as long as the plan.
-    _init_argv: Vec<CString>,
-    _envp: Vec<CString>,
-    pub init_argv: Vec<*const c_char>,
-    pub init_envp: Vec<*const c_char>,
+    /// The init's argv (`spawn/proto.rs` lays it out) and envp (the program's).
+    pub init_argv: CStrArray,
+    pub init_envp: CStrArray,
     /// Whether a forbidden call kills the process (so `SIGSYS` means `syscall_blocked`).
     pub seccomp_kills: bool,
 }
@@ -123,6 +120,7 @@ impl Plan {
             id_maps,
             init_becomes_root: userns && caller_is_root,
             drop_bounding_set: (!caller_is_root).then(cap_last_cap),
+            split: rootfs.split,
             ops: rootfs.ops,
             labels: rootfs.labels,
             hostname: cstring(&config.hostname)?,
@@ -243,19 +241,16 @@ impl Program {
         let filter = seccomp::program(&config.seccomp)?;
         let numbers =
             format!("{} {} {} {} {}", run.uid, run.gid, u8::from(setgroups), cap_last_cap(), candidates.len());
-        let hex = filter.as_deref().map(seccomp::hex).unwrap_or_default();
-        let mut init_argv = vec![cstring(proto::ARGV0)?, cstring(numbers)?, workdir.clone(), cstring(hex)?];
+        let hex = filter.as_ref().map_or_else(CString::default, |f| f.hex.clone());
+        let mut init_argv = vec![cstring(proto::ARGV0)?, cstring(numbers)?, workdir.clone(), hex];
         init_argv.extend(candidates.iter().cloned());
         init_argv.extend(c_argv);
-        let pointers = |strings: &[CString]| strings.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
         Ok(Program {
             command: command.to_string_lossy().into_owned(),
             candidates,
             workdir,
-            init_argv: pointers(&init_argv),
-            init_envp: pointers(&c_envp),
-            _init_argv: init_argv,
-            _envp: c_envp,
+            init_argv: CStrArray::new(init_argv),
+            init_envp: CStrArray::new(c_envp),
             seccomp_kills: config.seccomp != SeccompPolicy::disabled()
                 && config.seccomp.action() == SeccompAction::Kill,
         })
@@ -466,11 +461,11 @@ mod tests {
         let cands: Vec<_> = p.program.candidates.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(cands, ["/a/prog", "/b/prog"]);
         // argv0, numbers, workdir, filter, two candidates, the program's two arguments, NULL.
-        assert_eq!(p.program.init_argv.len(), 9);
-        assert!(p.program.init_argv[8].is_null());
-        assert_eq!(p.program.init_envp.len(), 3, "PATH and one X");
-        let arg = |i: usize| p.program._init_argv[i].to_str().unwrap();
-        assert_eq!(p.program.init_argv[0], p.program._init_argv[0].as_ptr());
+        assert_eq!(p.program.init_argv.pointers().len(), 9);
+        assert!(p.program.init_argv.pointers()[8].is_null());
+        assert_eq!(p.program.init_envp.pointers().len(), 3, "PATH and one X");
+        let arg = |i: usize| p.program.init_argv.strings()[i].to_str().unwrap();
+        assert_eq!(p.program.init_argv.pointers()[0], p.program.init_argv.strings()[0].as_ptr());
         assert_eq!(arg(0), proto::ARGV0);
         let numbers: Vec<&str> = arg(1).split(' ').collect();
         assert_eq!(numbers.len(), proto::NUMBERS);

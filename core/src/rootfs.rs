@@ -35,7 +35,7 @@ const DEV_LINKS: [(&str, &str); 4] = [
 ];
 
 /// One filesystem step inside the sandbox's mount namespace.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum MountOp {
     /// `mount(NULL, target, NULL, MS_REC|MS_PRIVATE)`: nothing propagates back to the host.
     MakePrivate {
@@ -135,6 +135,9 @@ pub(crate) struct Bind {
 pub(crate) struct RootfsPlan {
     pub ops: Vec<MountOp>,
     pub labels: Vec<PathBuf>,
+    /// The ops before this index depend only on the image, the writable layer's size, the
+    /// user namespace and `/sys`: a warm sandbox (`pool.rs`) runs them ahead of a request.
+    pub split: usize,
 }
 
 impl RootfsPlan {
@@ -281,6 +284,7 @@ pub(crate) fn plan(
         p.push("/sys", MountOp::Sysfs { target: cstring(format!("{NEW_ROOT}/sys"))? });
     }
 
+    p.split = p.ops.len();
     for bind in binds {
         // Create the target's missing parents in the writable layer, then the target itself.
         let mut partial = PathBuf::from("/");

@@ -3,7 +3,7 @@
 //! Parent side. Every resource is owned by a guard, so an error or a panic at any point
 //! kills and reaps the sandbox and closes every fd.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -22,41 +22,69 @@ use crate::supervise::{self, Enforce};
 pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Outcome> {
     let mut plan = Plan::new(image, config, argv)?;
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
-    let cgroup_fd = cgroup.as_ref().and_then(|c| c.dir_fd());
-    if let Some(cg) = &cgroup
+    add_rlimits(&mut plan, config, cgroup.is_some());
+    let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
+    let (report_r, report_w) = pipe()?;
+    let fds = ChildFds::new(&stdio, &report_w);
+    let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
+    // The child has its copies; ours must go, or the pipes never reach EOF.
+    drop((report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
+    let running =
+        Running { child, cgroup, report: report_r, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr };
+    finish(&plan, config, running)
+}
+
+/// The rlimits that stand in for, or back up, the cgroup's limits.
+pub(crate) fn add_rlimits(plan: &mut Plan, config: &Config, with_cgroup: bool) {
+    if let Some(limit) = config.cpu_time {
+        plan.rlimits.push(limits::cpu(limit, with_cgroup));
+    }
+    if let (false, Some(bytes)) = (with_cgroup, config.memory) {
+        plan.rlimits.push(limits::memory_fallback(bytes));
+    }
+}
+
+/// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps and lets it go.
+/// `warm` makes it stop after its first `warm.split` mount ops and wait for a request
+/// (`pool.rs`).
+pub(crate) fn start(
+    plan: &mut Plan,
+    fds: ChildFds,
+    cgroup: Option<&dyn Cgroup>,
+    warm: Option<spawn::Warm>,
+) -> Result<spawn::Child> {
+    let cgroup_fd = cgroup.and_then(|c| c.dir_fd());
+    if let Some(cg) = cgroup
         && cgroup_fd.is_none()
     {
         plan.join_cgroup(&cg.join_files())?;
     }
-    if let Some(limit) = config.cpu_time {
-        plan.rlimits.push(limits::cpu(limit, cgroup.is_some()));
-    }
-    if let (None, Some(bytes)) = (&cgroup, config.memory) {
-        plan.rlimits.push(limits::memory_fallback(bytes));
-    }
-    let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
     let (sync_r, sync_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
-    let fds = ChildFds {
-        sync_r: sync_r.as_raw_fd(),
-        report_w: report_w.as_raw_fd(),
-        stdin: stdio.child_stdin.as_raw_fd(),
-        stdout: stdio.child_stdout.as_raw_fd(),
-        stderr: stdio.child_stderr.as_raw_fd(),
-        init: -1,
-    };
-    let mut child = spawn::clone_sandbox(&plan, &fds, cgroup_fd)?;
-    // The child has its copies; ours must go, or the pipes never reach EOF.
-    drop((sync_r, report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
+    let child = spawn::clone_sandbox(plan, &ChildFds { sync_r: sync_r.as_raw_fd(), ..fds }, cgroup_fd, warm)?;
+    drop(sync_r);
     if let Some(maps) = &plan.id_maps {
         maps.write(child.pid())?;
     }
     spawn::release(sync_w)?;
+    Ok(child)
+}
 
+/// A sandbox under way, with what the supervisor needs.
+pub(crate) struct Running {
+    pub child: spawn::Child,
+    pub cgroup: Option<cgroup::Guard>,
+    pub report: OwnedFd,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Supervises the run to its end and derives the outcome; `plan` names what failed.
+pub(crate) fn finish(plan: &Plan, config: &Config, running: Running) -> Result<Outcome> {
+    let Running { mut child, cgroup, report, stdout, stderr } = running;
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let watched = supervise::watch(&mut child, cg, report_r, stdio.capture_stdout, stdio.capture_stderr, limits)?
-        .map_err(|failure| failure_error(&plan, failure))?;
+    let watched = supervise::watch(&mut child, cg, report, stdout, stderr, limits)?
+        .map_err(|failure| failure_error(plan, failure))?;
 
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;

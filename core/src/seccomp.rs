@@ -16,6 +16,7 @@
 //! the seccomp path on every call, not the filter's length.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -215,8 +216,8 @@ where
 
 /// The BPF program of `policy`, compiled on first use and shared afterwards; `None` when
 /// the policy is [`SeccompPolicy::disabled`].
-pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>> {
-    static CACHE: OnceLock<Mutex<HashMap<SeccompPolicy, Arc<BpfProgram>>>> = OnceLock::new();
+pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<Filter>>> {
+    static CACHE: OnceLock<Mutex<HashMap<SeccompPolicy, Arc<Filter>>>> = OnceLock::new();
     if policy.list == List::Disabled {
         return Ok(None);
     }
@@ -224,7 +225,9 @@ pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>>
     if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(policy) {
         return Ok(Some(p.clone()));
     }
-    let compiled = Arc::new(compile(policy)?);
+    let bpf = compile(policy)?;
+    let hex = CString::new(hex(&bpf)).expect("hex has no NUL");
+    let compiled = Arc::new(Filter { bpf, hex });
     let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
     // Policies may come from requests: bound the cache rather than grow with every new one.
     if cache.len() >= CACHED_POLICIES {
@@ -234,8 +237,22 @@ pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<BpfProgram>>>
     Ok(Some(compiled))
 }
 
-/// The program's `sock_filter` bytes as lowercase hex, as the init binary takes it.
-pub(crate) fn hex(program: &BpfProgram) -> String {
+/// A compiled policy: the BPF program, and its bytes as hex, as the init binary takes it.
+#[derive(Debug)]
+pub(crate) struct Filter {
+    pub bpf: BpfProgram,
+    pub hex: CString,
+}
+
+impl std::ops::Deref for Filter {
+    type Target = BpfProgram;
+    fn deref(&self) -> &BpfProgram {
+        &self.bpf
+    }
+}
+
+/// The program's `sock_filter` bytes as lowercase hex.
+fn hex(program: &BpfProgram) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(program.len() * 16);
     for insn in program {

@@ -41,6 +41,13 @@ pub(crate) struct Enforce {
     pub output_limit: u64,
 }
 
+/// Cpus this process may use, read once: `available_parallelism` reads cgroup files on
+/// every call, which is not for every run.
+fn cores() -> u32 {
+    static CORES: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+}
+
 /// A captured stream: its read end while open, and what it gave.
 struct Capture {
     fd: Option<OwnedFd>,
@@ -78,7 +85,7 @@ pub(crate) fn watch(
     // Cpu time is polled: next check after the time the remaining budget would take with
     // every core busy, so checks get denser as the limit nears (overshoot about 1 ms).
     let cpu_limit = cgroup.and(limits.cpu_time);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let cores = cores();
     let mut cpu_base = Duration::ZERO;
     let mut next_cpu_check: Option<Instant> = None;
 

@@ -26,10 +26,8 @@ pub(super) extern "C" fn entry(start: usize) -> ! {
     // SAFETY: the parent passes a pointer to a `Start` that it keeps alive and unchanged
     // until this process has exec'd or exited (`spawn::Child` owns it).
     let start = unsafe { &*(start as *const Start) };
-    // SAFETY: as above; the plan outlives the `Start`.
-    let plan = unsafe { &*start.plan };
-    match setup(plan, &start.fds) {
-        Ok(()) => exec_init(plan, &start.fds),
+    match setup(start) {
+        Ok((plan, fds)) => exec_init(plan, &fds),
         Err(failure) => {
             Message::Failed(failure).send(start.fds.report_w);
             sys::exit(1)
@@ -37,12 +35,16 @@ pub(super) extern "C" fn entry(start: usize) -> ! {
     }
 }
 
-/// The sequence, one line per step.
-fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
+/// The sequence, one line per step; the plan and fds to exec the init with (a warm
+/// sandbox's come with its request).
+fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
+    // SAFETY: the plan outlives the `Start` (`spawn::clone_sandbox`).
+    let plan = unsafe { &*start.plan };
+    let fds = &start.fds;
     // The caller's handlers are meaningless here; the parent blocked every signal around
     // the clone so none ran before this line.
     sys::reset_signals();
-    close_inherited_fds(fds).map_err(|e| Failure::new(Step::CloseFds, e))?;
+    close_inherited_fds(fds, start.warm.map_or(fds.init, |w| w.ctl)).map_err(|e| Failure::new(Step::CloseFds, e))?;
     join_cgroups(plan)?;
     wait_for_go(fds)?;
     // Our own session: the caller's terminal can no longer signal the sandbox.
@@ -53,9 +55,21 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     }
     // Die with the supervising thread (kept across the exec of the init).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| Failure::new(Step::Sync, e))?;
-    for (i, op) in plan.ops.iter().enumerate() {
-        apply(op).map_err(|errno| Failure { step: op.step(), index: i as u16, errno })?;
-    }
+    let ahead = start.warm.map_or(plan.ops.len(), |w| w.split);
+    apply_ops(plan, 0..ahead)?;
+    let (plan, fds) = match start.warm {
+        None => (plan, *fds),
+        Some(warm) => {
+            // A warm sandbox waits here, everything request-independent done.
+            let [stdin, stdout, stderr] = receive_stdio(warm.ctl).map_err(|e| Failure::new(Step::Sync, e))?;
+            let request = start.request.load(std::sync::atomic::Ordering::Acquire);
+            // SAFETY: `Child::request` stored a plan that outlives this process's use of
+            // it before sending the stdio that woke us; it is not null then.
+            let plan = unsafe { &*request };
+            apply_ops(plan, warm.split..plan.ops.len())?;
+            (plan, ChildFds { stdin, stdout, stderr, ..*fds })
+        }
+    };
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
     for r in &plan.rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
@@ -63,7 +77,26 @@ fn setup(plan: &Plan, fds: &ChildFds) -> Result<(), Failure> {
     if let Some(last) = plan.drop_bounding_set {
         drop_bounding_set(last).map_err(|e| Failure::new(Step::DropCaps, e))?;
     }
+    Ok((plan, fds))
+}
+
+/// Runs the plan's mount ops in `range`; a failure names the op by its index.
+fn apply_ops(plan: &Plan, range: std::ops::Range<usize>) -> Result<(), Failure> {
+    for i in range {
+        let op = &plan.ops[i];
+        apply(op).map_err(|errno| Failure { step: op.step(), index: i as u16, errno })?;
+    }
     Ok(())
+}
+
+/// Waits for a request's stdio on `ctl` (one byte with three fds, `SCM_RIGHTS`). End of
+/// file means the pool let this sandbox go: leave quietly.
+fn receive_stdio(ctl: i32) -> SysResult<[i32; 3]> {
+    let fds = sys::receive_fds(ctl)?;
+    match fds {
+        Some(fds) => Ok(fds),
+        None => sys::exit(0),
+    }
 }
 
 /// Empties the capability bounding set (`PR_CAPBSET_DROP` for each, up to `last`).
@@ -79,8 +112,10 @@ fn drop_bounding_set(last: u32) -> SysResult<()> {
 
 /// Closes every fd inherited from the caller except the ones the plan hands over.
 /// Another thread's pipes must not stay open here, or its supervisor would never see EOF.
-fn close_inherited_fds(fds: &ChildFds) -> SysResult<()> {
-    let mut keep = fds.all();
+fn close_inherited_fds(fds: &ChildFds, also: i32) -> SysResult<()> {
+    let mut keep = [0; 7];
+    keep[..6].copy_from_slice(&fds.all());
+    keep[6] = also;
     keep.sort_unstable();
     let mut next = 3u32;
     for fd in keep {
@@ -140,7 +175,7 @@ fn exec_init(plan: &Plan, fds: &ChildFds) -> ! {
     if let Err(e) = sys::close_range(INIT_FD as u32 + 1, u32::MAX) {
         fail(proto::REPORT_FD, e);
     }
-    let errno = sys::execveat(INIT_FD, &plan.program.init_argv, &plan.program.init_envp);
+    let errno = sys::execveat(INIT_FD, plan.program.init_argv.pointers(), plan.program.init_envp.pointers());
     fail(proto::REPORT_FD, errno)
 }
 

@@ -46,15 +46,73 @@ pub(crate) struct ChildFds {
 }
 
 impl ChildFds {
+    /// The program's stdio and the report pipe; the sync pipe and the init are filled in
+    /// by `run::start` and [`clone_sandbox`].
+    pub(crate) fn new(stdio: &crate::stdio::Stdio, report_w: &OwnedFd) -> ChildFds {
+        ChildFds {
+            sync_r: -1,
+            report_w: report_w.as_raw_fd(),
+            stdin: stdio.child_stdin.as_raw_fd(),
+            stdout: stdio.child_stdout.as_raw_fd(),
+            stderr: stdio.child_stderr.as_raw_fd(),
+            init: -1,
+        }
+    }
+
     fn all(&self) -> [RawFd; 6] {
         [self.sync_r, self.report_w, self.stdin, self.stdout, self.stderr, self.init]
     }
+}
+
+/// Strings for `execve` and a null-terminated array of pointers to them, in one value.
+#[derive(Debug)]
+pub(crate) struct CStrArray {
+    /// Owned here so the pointers stay valid.
+    #[cfg_attr(not(test), allow(dead_code))]
+    strings: Vec<std::ffi::CString>,
+    pointers: Vec<*const libc::c_char>,
+}
+
+impl CStrArray {
+    pub(crate) fn new(strings: Vec<std::ffi::CString>) -> CStrArray {
+        let pointers = strings.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
+        CStrArray { strings, pointers }
+    }
+
+    /// The null-terminated pointer array.
+    pub(crate) fn pointers(&self) -> &[*const libc::c_char] {
+        &self.pointers
+    }
+
+    #[cfg(test)]
+    pub(crate) fn strings(&self) -> &[std::ffi::CString] {
+        &self.strings
+    }
+}
+
+// SAFETY: the pointers lead into `strings`' heap buffers, which move with the value and are
+// never changed, so the value may be sent and shared between threads like the strings.
+unsafe impl Send for CStrArray {}
+// SAFETY: as above; nothing is mutated through a shared reference.
+unsafe impl Sync for CStrArray {}
+
+/// Makes a sandbox warm (`pool.rs`): it runs the first `split` mount ops of its plan (the
+/// rootfs, /proc, /dev: all that does not depend on a request), then waits on `ctl`, a
+/// socket, for a request's stdio; the request's plan, which [`Child::request`] hands
+/// over, gives the rest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Warm {
+    pub split: usize,
+    pub ctl: RawFd,
 }
 
 /// What the child starts from: read through a pointer, so it lives in the [`Child`].
 struct Start {
     plan: *const Plan,
     fds: ChildFds,
+    warm: Option<Warm>,
+    /// The request's plan, for a warm sandbox: stored before its stdio is sent.
+    request: std::sync::atomic::AtomicPtr<Plan>,
 }
 
 /// Lowest fd number the child may be handed: it moves fds into 0 to 4 for the init, so
@@ -95,6 +153,19 @@ impl Child {
         self.pid
     }
 
+    /// Hands a warm sandbox its request: `plan`, which must outlive this `Child` and share
+    /// the first `split` mount ops with the sandbox's own plan, and the program's stdio,
+    /// sent over `ctl` (the sandbox's cue to go on).
+    pub(crate) fn request(&self, plan: &Plan, ctl: &OwnedFd, stdio: [RawFd; 3]) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        self._start.request.store(plan as *const Plan as *mut Plan, Ordering::Release);
+        let fds = [nix::sys::socket::ControlMessage::ScmRights(&stdio)];
+        let byte = [std::io::IoSlice::new(&[1])];
+        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &byte, &fds, nix::sys::socket::MsgFlags::empty(), None)
+            .map(drop)
+            .map_err(|e| Error::setup(Step::Sync, e))
+    }
+
     /// Readable once the init has exited.
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
         use std::os::fd::AsFd;
@@ -130,9 +201,20 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `cgroup_fd`, a v2 cgroup directory, when given), sharing the caller's memory until it
 /// execs the init; it waits for [`release`]. `plan` must outlive the returned [`Child`].
 /// Every fd in `fds` must be at least [`MIN_FD`].
-pub(crate) fn clone_sandbox(plan: &Plan, fds: &ChildFds, cgroup_fd: Option<RawFd>) -> Result<Child> {
+pub(crate) fn clone_sandbox(
+    plan: &Plan,
+    fds: &ChildFds,
+    cgroup_fd: Option<RawFd>,
+    warm: Option<Warm>,
+) -> Result<Child> {
     let init = exe::init_fd()?;
-    let start = Box::new(Start { plan, fds: ChildFds { init, ..*fds } });
+    let start = Box::new(Start {
+        plan,
+        fds: ChildFds { init, ..*fds },
+        warm,
+        request: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+    });
+    debug_assert!(warm.is_none_or(|w| w.ctl >= MIN_FD));
     debug_assert!(start.fds.all().iter().all(|&fd| fd >= MIN_FD), "{:?}", start.fds);
     let stack = stack::Stack::take().map_err(|e| Error::setup(Step::Clone, e))?;
     let mut pidfd: RawFd = -1;
@@ -174,6 +256,15 @@ pub(crate) fn high_fd(fd: OwnedFd) -> Result<OwnedFd> {
     }
     // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
+/// A connected pair of `SOCK_SEQPACKET` unix sockets (CLOEXEC, at [`MIN_FD`] or above),
+/// for handing a warm sandbox its request's fds.
+pub(crate) fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::io("socketpair", "warm sandbox", e.into()))?;
+    Ok((high_fd(a)?, high_fd(b)?))
 }
 
 /// Registers `f` to run at normal process exit (`atexit(3)`).

@@ -52,6 +52,7 @@ pub mod nr {
     pub const CLOSE_RANGE: usize = 436;
     pub const MOUNT_SETATTR: usize = 442;
     pub const EXECVE: usize = 59;
+    pub const RECVMSG: usize = 47;
 }
 
 /// A raw system call with up to six arguments; returns the kernel's result, `-errno` on

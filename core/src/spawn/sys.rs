@@ -290,6 +290,32 @@ pub(crate) fn execveat(fd: RawFd, argv: &[*const c_char], envp: &[*const c_char]
     }
 }
 
+/// `recvmsg(fd, MSG_CMSG_CLOEXEC)` of one byte carrying three fds (`SCM_RIGHTS`); `None`
+/// at end of file. The kernel's `msghdr`, `iovec` and `cmsghdr` are built on the stack.
+pub(crate) fn receive_fds(fd: RawFd) -> SysResult<Option<[RawFd; 3]>> {
+    let mut byte = 0u8;
+    let iov = [&mut byte as *mut u8 as usize, 1];
+    // cmsghdr { len: u64, level: i32, type: i32 } then the fds: 16 + 12 bytes, aligned.
+    let mut control = [0u64; 4];
+    // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags.
+    let mut msg = [0usize, 0, iov.as_ptr() as usize, 1, control.as_mut_ptr() as usize, size_of_val(&control), 0];
+    let n = loop {
+        match call(nr::RECVMSG, &[fd as usize, msg.as_mut_ptr() as usize, libc::MSG_CMSG_CLOEXEC as usize]) {
+            Err(Errno::EINTR) => {}
+            other => break other?,
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let (len, level, kind) = (control[0], control[1] as u32 as i32, (control[1] >> 32) as u32 as i32);
+    if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS || len != 16 + 12 {
+        return Err(Errno::EPROTO);
+    }
+    let word = |i: usize| (control[2 + i / 2] >> (32 * (i % 2))) as u32 as RawFd;
+    Ok(Some([word(0), word(1), word(2)]))
+}
+
 /// `exit_group(code)`: ends the process without running atexit handlers or flushing stdio.
 pub(crate) fn exit(code: c_int) -> ! {
     raw::exit(code)

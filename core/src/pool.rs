@@ -1,0 +1,262 @@
+//! [`Pool`]: sandboxes made ahead of time, so that a request pays only for what depends on
+//! it.
+//!
+//! Parent side. A background thread keeps `size` warm sandboxes: each has its namespaces,
+//! its cgroup, its overlay root with `/proc` and `/dev`, and waits before the caller's
+//! bind mounts (`spawn::Warm`). A request then sets its limits on the cgroup, hands over
+//! its plan and stdio, and the sandbox makes the binds, switches root, execs the init, and
+//! the init forks and execs the program. Each warm sandbox serves one request and is
+//! gone after it, like any other: nothing of one run is seen by the next. A request the
+//! pool's sandboxes do not fit (another image, writable-layer size, user namespace, `/sys`
+//! or cgroup setting), or that finds none ready, runs cold, the ordinary way.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::cgroup::{self, Guard};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::outcome::Outcome;
+use crate::plan::Plan;
+use crate::run::{self, Running};
+use crate::spawn::{self, ChildFds, Warm};
+use crate::stdio::{Stdio, pipe};
+
+/// Sandboxes of one image and base settings, kept ready for requests; made by
+/// [`SandboxBuilder::pool`](crate::SandboxBuilder::pool). Cheap to clone; the sandboxes
+/// and the thread that makes them go when the last clone (and the last builder from
+/// [`Pool::builder`]) is dropped.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+/// What the refill thread and the requests share.
+struct Shared {
+    image: Image,
+    config: Config,
+    size: usize,
+    state: Mutex<State>,
+    /// Signalled when a sandbox is taken, made, or the pool stops.
+    changed: Condvar,
+    /// Runs served by a warm sandbox, and runs that went cold.
+    warm_runs: AtomicU64,
+    cold_runs: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<WarmSandbox>,
+    stop: bool,
+    /// Why the last warm sandbox could not be made (requests then run cold and meet the
+    /// same error themselves).
+    last_error: Option<String>,
+}
+
+/// Stops the refill thread when the last handle goes.
+struct Inner {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// A warm sandbox. `child` first: dropping it kills and reaps the sandbox before the plan
+/// it reads goes.
+struct WarmSandbox {
+    child: spawn::Child,
+    plan: Box<Plan>,
+    cgroup: Option<Guard>,
+    report: OwnedFd,
+    ctl: OwnedFd,
+}
+
+impl Pool {
+    pub(crate) fn new(image: &Image, config: &Config, size: usize) -> Result<Pool> {
+        if size == 0 || size > 64 {
+            return Err(Error::config("a pool keeps 1 to 64 sandboxes ready"));
+        }
+        // Refuse what would refuse every request: a bad base config.
+        Plan::new(image, config, &[OsString::from("/bin/true")])?;
+        let shared = Arc::new(Shared {
+            image: image.clone(),
+            config: config.clone(),
+            size,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            warm_runs: AtomicU64::new(0),
+            cold_runs: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&shared);
+        // The thread that makes the sandboxes is their parent: it lives as long as the pool,
+        // and when it ends, the sandboxes still waiting die with it (PR_SET_PDEATHSIG).
+        let thread = std::thread::Builder::new()
+            .name("isolette-pool".into())
+            .spawn(move || refill(&worker))
+            .map_err(|e| Error::io("spawn thread", "isolette-pool", e))?;
+        Ok(Pool { inner: Arc::new(Inner { shared, thread: Mutex::new(Some(thread)) }) })
+    }
+
+    /// A builder whose runs take a warm sandbox from this pool when one fits, with the
+    /// pool's image and settings to start from.
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let pool = isolette::Sandbox::builder(&image).pool(4)?;
+    /// let out = pool.builder().memory(256 << 20).stdin("21\n").run(["./solution"])?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn builder(&self) -> crate::SandboxBuilder {
+        crate::SandboxBuilder::from_pool(self.clone(), &self.inner.shared.image, &self.inner.shared.config)
+    }
+
+    /// How many sandboxes are ready now.
+    pub fn ready(&self) -> usize {
+        self.inner.shared.lock().ready.len()
+    }
+
+    /// Waits up to `timeout` until all the pool's sandboxes are ready; whether they are.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let shared = &self.inner.shared;
+        let (state, _) = shared
+            .changed
+            .wait_timeout_while(shared.lock(), timeout, |s| s.ready.len() < shared.size && !s.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        state.ready.len() >= shared.size
+    }
+
+    /// How many runs were served by a warm sandbox, and how many ran cold (none was ready,
+    /// or the request did not fit).
+    pub fn served(&self) -> (u64, u64) {
+        let shared = &self.inner.shared;
+        (shared.warm_runs.load(Ordering::Relaxed), shared.cold_runs.load(Ordering::Relaxed))
+    }
+
+    /// Runs `argv` with `config` in a warm sandbox when one fits, else cold.
+    pub(crate) fn run(&self, image: &Image, config: &Config, argv: &[OsString]) -> Result<Outcome> {
+        let mut plan = Plan::new(image, config, argv)?;
+        let shared = &self.inner.shared;
+        let Some(warm) = self.take(&plan, config) else {
+            shared.cold_runs.fetch_add(1, Ordering::Relaxed);
+            return run::run(image, config, argv);
+        };
+        shared.warm_runs.fetch_add(1, Ordering::Relaxed);
+        let WarmSandbox { child, plan: base, cgroup, report, ctl } = warm;
+        if let Some(cg) = &cgroup {
+            cg.apply(&plan.cgroup_limits)?;
+        }
+        run::add_rlimits(&mut plan, config, cgroup.is_some());
+        let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
+        let stdin_out_err =
+            [stdio.child_stdin.as_raw_fd(), stdio.child_stdout.as_raw_fd(), stdio.child_stderr.as_raw_fd()];
+        child.request(&plan, &ctl, stdin_out_err)?;
+        // The sandbox has its copies; ours must go, or the pipes never reach EOF.
+        drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr, ctl));
+        let running = Running { child, cgroup, report, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr };
+        let outcome = run::finish(&plan, config, running);
+        // The sandbox read the base plan until it exec'd; it is reaped now.
+        drop(base);
+        outcome
+    }
+
+    /// A ready sandbox that fits `plan`, if any; wakes the refill thread.
+    fn take(&self, plan: &Plan, config: &Config) -> Option<WarmSandbox> {
+        let shared = &self.inner.shared;
+        if !fits(&shared.config, config, plan) {
+            return None;
+        }
+        let warm = shared.lock().ready.pop_front();
+        shared.changed.notify_all();
+        warm.filter(|w| w.plan.ops[..w.plan.split] == plan.ops[..plan.split])
+    }
+}
+
+/// Whether a request with `config` (planned as `plan`) can use a sandbox made for `base`:
+/// the same namespaces and ids, the same cgroup controllers, and (checked against the
+/// sandbox's own plan) the same ops up to the split.
+fn fits(base: &Config, config: &Config, plan: &Plan) -> bool {
+    let shape = |c: &Config| (c.cgroup, c.cpus.is_some(), c.cpuset.is_some(), c.memory.is_some(), c.pids.is_some());
+    shape(base) == shape(config)
+        && base.user_namespace == config.user_namespace
+        && base.tmpfs_size == config.tmpfs_size
+        && base.sys == config.sys
+        && plan.split > 0
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The refill thread: keeps `size` sandboxes ready until the pool stops.
+fn refill(shared: &Shared) {
+    loop {
+        {
+            let mut state = shared.lock();
+            while !state.stop && state.ready.len() >= shared.size {
+                state = shared.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.stop {
+                break;
+            }
+        }
+        match make(&shared.image, &shared.config) {
+            Ok(warm) => {
+                let mut state = shared.lock();
+                state.ready.push_back(warm);
+                state.last_error = None;
+                shared.changed.notify_all();
+            }
+            Err(e) => {
+                let mut state = shared.lock();
+                state.last_error = Some(e.to_string());
+                // Not in a tight loop: the host may be out of something for a while.
+                let _ = shared.changed.wait_timeout(state, Duration::from_millis(200));
+            }
+        }
+    }
+    // The sandboxes still waiting go with the thread that made them.
+    let ready = std::mem::take(&mut shared.lock().ready);
+    drop(ready);
+}
+
+/// Makes one warm sandbox of `image` with `config`'s base settings.
+fn make(image: &Image, config: &Config) -> Result<WarmSandbox> {
+    let mut plan = Box::new(Plan::new(image, config, &[OsString::from("/bin/true")])?);
+    let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
+    let (report, report_w) = pipe()?;
+    let (ctl, ctl_child) = spawn::socket_pair()?;
+    // Until the request's stdio arrives, the report pipe stands in for it.
+    let w = report_w.as_raw_fd();
+    let fds = ChildFds { sync_r: -1, report_w: w, stdin: w, stdout: w, stderr: w, init: -1 };
+    let warm = Warm { split: plan.split, ctl: ctl_child.as_raw_fd() };
+    let child = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
+    drop((report_w, ctl_child));
+    Ok(WarmSandbox { child, plan, cgroup, report, ctl })
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.shared.lock();
+        f.debug_struct("Pool")
+            .field("size", &self.inner.shared.size)
+            .field("ready", &state.ready.len())
+            .field("last_error", &state.last_error)
+            .finish()
+    }
+}

@@ -1,0 +1,95 @@
+//! Warm sandboxes (`Pool`): the same isolation, limits and verdicts as a cold run, each
+//! sandbox used once, and nothing left when the pool goes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Footprint, busybox, marked_processes, marker, probe, require_root, stdout};
+use isolette::{Error, Sandbox, Status};
+
+const READY: Duration = Duration::from_secs(10);
+
+#[test]
+fn warm_runs_behave_as_cold_ones() {
+    require_root!();
+    let image = busybox!();
+    // Serial: the footprint test counts what the whole process holds.
+    let _serial = common::serial();
+    let pool = Sandbox::builder(&image).pool(2).unwrap();
+    assert!(pool.wait_ready(READY), "{pool:?}");
+    let b = pool.builder();
+    let out = probe(&b, &["id"]);
+    assert!(stdout(&out).starts_with("uid=60000 gid=60000"), "{}", stdout(&out));
+    let out = probe(&b.clone().stdin("hello"), &["stdin-echo"]);
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "hello".into()));
+    let out = probe(&b, &["pids"]);
+    assert_eq!(stdout(&out), "1 2\n", "the init and the program only");
+    // Limits set by the request apply to the warm sandbox's cgroup.
+    let out = probe(&b.clone().memory(32 << 20), &["memhog", "64M"]);
+    assert_eq!(out.status, Status::MemoryLimit);
+    let out = probe(&b.clone().wall_time(Duration::from_millis(200)), &["sleep", "5"]);
+    assert_eq!(out.status, Status::WallTimeLimit);
+    // The request's own bind mounts, environment and working directory.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.txt"), "from the host").unwrap();
+    let out = probe(&b.clone().mount_ro(dir.path(), "/data").workdir("/data").env("K", "v"), &["cat", "input.txt"]);
+    assert_eq!(stdout(&out), "from the host");
+    let out = probe(&b.clone().env("K", "v"), &["env"]);
+    assert!(stdout(&out).lines().any(|l| l == "K=v"));
+    // Setup errors are errors, as cold.
+    assert!(matches!(b.run(["no-such-command"]), Err(Error::CommandNotFound { .. })));
+    let (warm, cold) = pool.served();
+    assert!(warm >= 5, "warm {warm}, cold {cold}");
+}
+
+#[test]
+fn each_sandbox_serves_one_run() {
+    require_root!();
+    let image = busybox!();
+    // Serial: the footprint test counts what the whole process holds.
+    let _serial = common::serial();
+    let pool = Sandbox::builder(&image).pool(2).unwrap();
+    let b = pool.builder();
+    for i in 0..6 {
+        assert!(pool.wait_ready(READY));
+        let out = probe(&b, &["ls", "/tmp/left-by-a-run"]);
+        assert_eq!(out.status, Status::RuntimeError, "run {i} sees nothing of an earlier one");
+        let out = probe(&b, &["write-file", "/tmp/left-by-a-run", "x"]);
+        assert_eq!(out.status, Status::Ok);
+    }
+    assert_eq!(pool.served().1, 0, "every run was warm");
+}
+
+#[test]
+fn a_request_that_does_not_fit_runs_cold() {
+    require_root!();
+    let image = busybox!();
+    // Serial: the footprint test counts what the whole process holds.
+    let _serial = common::serial();
+    let pool = Sandbox::builder(&image).pool(1).unwrap();
+    assert!(pool.wait_ready(READY));
+    let out = probe(&pool.builder().tmpfs_size(1 << 20), &["exit", "3"]);
+    assert_eq!(out.exit_code, Some(3));
+    assert_eq!(pool.served(), (0, 1));
+    assert_eq!(pool.ready(), 1, "the warm sandbox is still there for a request that fits");
+}
+
+#[test]
+fn nothing_is_left_when_the_pool_goes() {
+    require_root!();
+    let image = busybox!();
+    let _serial = common::serial();
+    let before = Footprint::warm(&image);
+    let mark = marker();
+    let pool = Sandbox::builder(&image).env(&mark.0, &mark.1).pool(3).unwrap();
+    assert!(pool.wait_ready(READY));
+    for _ in 0..20 {
+        assert_eq!(probe(&pool.builder(), &["exit", "0"]).status, Status::Ok);
+    }
+    assert!(pool.wait_ready(READY));
+    drop(pool);
+    assert!(marked_processes(&mark).is_empty(), "the waiting sandboxes died with the pool");
+    assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
+}
