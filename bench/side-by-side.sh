@@ -27,8 +27,10 @@ for w in w1 w2; do
 	(cd "$b" && crun spec --rootless=false >/dev/null 2>&1 || crun spec)
 	limits='{}'
 	[[ $w == w2 ]] && limits='{"memory":{"limit":268435456,"swap":268435456},"pids":{"limit":64}}'
+	# No /sys mounts: crun makes their mount points in the rootfs, which is the test image.
 	jq --arg root "$rootfs" --argjson limits "$limits" \
 		'.root = {path: $root, readonly: true} | .process.args = ["/bin/true"] | .process.terminal = false
+		 | .mounts |= map(select(.destination | startswith("/sys") | not))
 		 | .linux.resources = ((.linux.resources // {}) + $limits) | .hostname = "bench"' \
 		"$b/config.json" >"$b/config.json.new"
 	mv "$b/config.json.new" "$b/config.json"
@@ -36,23 +38,34 @@ done
 export BWRAP="$(command -v bwrap)" CRUN="$(command -v crun)"
 export CRUN_BUNDLE_W1="$work/crun-w1" CRUN_BUNDLE_W2="$work/crun-w2"
 
-# nsjail and isolate: built by hand, found through NSJAIL/ISOLATE or PATH.
+# nsjail and isolate: built by hand, found through NSJAIL/ISOLATE or PATH. isolate's own
+# setup (its config, and on cgroup v1 its cg_parent directories) is done by hand too.
 NSJAIL="${NSJAIL:-$(command -v nsjail || true)}"
 ISOLATE="${ISOLATE:-$(command -v isolate || true)}"
-[[ -n "$NSJAIL" ]] && export NSJAIL || log "nsjail not found (set NSJAIL): its rows are skipped"
+if [[ -n "$NSJAIL" ]]; then
+	export NSJAIL
+	# nsjail's v1 cgroup parents, which it expects to exist.
+	for c in memory pids; do
+		if [[ -d /sys/fs/cgroup/$c ]]; then mkdir -p "/sys/fs/cgroup/$c/NSJAIL"; fi
+	done
+else
+	log "nsjail not found (set NSJAIL): its rows are skipped"
+fi
 if [[ -n "$ISOLATE" ]]; then
-	# nsjail's and isolate's cgroup parents (v1) are theirs; make the ones nsjail expects.
-	export ISOLATE ISOLATE_BOX="${ISOLATE_BOX:-91}"
-	"$ISOLATE" --cg --box-id="$ISOLATE_BOX" --cleanup >/dev/null 2>&1 || true
-	"$ISOLATE" --cg --box-id="$ISOLATE_BOX" --init >/dev/null
-	trap '"$ISOLATE" --cg --box-id="$ISOLATE_BOX" --cleanup >/dev/null 2>&1 || true' EXIT
+	# Boxes made once and reused by every run, as a judge uses them: W1 without cgroups,
+	# W2 with (two, one per worker of the throughput row); ids 90 to 92 unless
+	# ISOLATE_BOX1..3 say otherwise.
+	export ISOLATE ISOLATE_BOX1="${ISOLATE_BOX1:-90}" ISOLATE_BOX2="${ISOLATE_BOX2:-91}" ISOLATE_BOX3="${ISOLATE_BOX3:-92}"
+	isolate_boxes() {
+		"$ISOLATE" --box-id="$ISOLATE_BOX1" "$1" >/dev/null 2>&1 &&
+			"$ISOLATE" --cg --box-id="$ISOLATE_BOX2" "$1" >/dev/null 2>&1 &&
+			"$ISOLATE" --cg --box-id="$ISOLATE_BOX3" "$1" >/dev/null 2>&1
+	}
+	isolate_boxes --cleanup || true
+	isolate_boxes --init || { log "isolate --init failed: its rows are skipped"; unset ISOLATE; }
+	trap 'isolate_boxes --cleanup || true' EXIT
 else
 	log "isolate not found (set ISOLATE): its rows are skipped"
-fi
-if [[ -n "$NSJAIL" ]]; then
-	for c in memory pids; do
-		[[ -d /sys/fs/cgroup/$c ]] && mkdir -p "/sys/fs/cgroup/$c/NSJAIL"
-	done
 fi
 
 # The CLI rows time the static CLI that scripts/setup.sh builds, as users run it.

@@ -68,6 +68,9 @@ pub struct Outcome {
     pub system_time: Duration,
     /// Monotonic time from exec to the end of the program.
     pub wall_time: Duration,
+    /// Monotonic time from the call that ran it to the program's `execve`: what making the
+    /// sandbox cost (zero when the program never started).
+    pub setup_time: Duration,
     /// Peak memory in bytes.
     pub memory_peak: u64,
     /// Whether `cpu_time` and `memory_peak` are approximate (no cgroup accounting: cpu from

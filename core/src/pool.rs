@@ -138,6 +138,7 @@ impl Pool {
 
     /// Runs `argv` with `config` in a warm sandbox when one fits, else cold.
     pub(crate) fn run(&self, image: &Image, config: &Config, argv: &[OsString]) -> Result<Outcome> {
+        let called = spawn::monotonic_ns();
         let mut plan = Plan::new(image, config, argv)?;
         let shared = &self.inner.shared;
         let Some(warm) = self.take(&plan, config) else {
@@ -146,7 +147,13 @@ impl Pool {
         };
         shared.warm_runs.fetch_add(1, Ordering::Relaxed);
         let WarmSandbox { child, plan: base, cgroup, report, ctl } = warm;
-        if let Some(cg) = &cgroup {
+        if nix::unistd::geteuid().is_root() {
+            child.normal_priority()?;
+        }
+        // The sandbox's cgroup has the pool's limits; a request with others sets its own.
+        if let Some(cg) = &cgroup
+            && plan.cgroup_limits != base.cgroup_limits
+        {
             cg.apply(&plan.cgroup_limits)?;
         }
         run::add_rlimits(&mut plan, config, cgroup.is_some());
@@ -156,7 +163,8 @@ impl Pool {
         child.request(&plan, &ctl, stdin_out_err)?;
         // The sandbox has its copies; ours must go, or the pipes never reach EOF.
         drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr, ctl));
-        let running = Running { child, cgroup, report, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr };
+        let running =
+            Running { child, cgroup, report, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr, called };
         let outcome = run::finish(&plan, config, running);
         // The sandbox read the base plan until it exec'd; it is reaped now.
         drop(base);
@@ -193,8 +201,13 @@ impl Shared {
     }
 }
 
-/// The refill thread: keeps `size` sandboxes ready until the pool stops.
+/// The refill thread: keeps `size` sandboxes ready until the pool stops. For root it runs
+/// at idle priority, so making the next sandbox never takes a cpu from a run; a request
+/// gives its sandbox the ordinary priority back (which only root may).
 fn refill(shared: &Shared) {
+    if nix::unistd::geteuid().is_root() {
+        spawn::idle_priority();
+    }
     loop {
         {
             let mut state = shared.lock();

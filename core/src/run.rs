@@ -20,6 +20,7 @@ use crate::stdio::{Stdio, pipe};
 use crate::supervise::{self, Enforce};
 
 pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Outcome> {
+    let called = spawn::monotonic_ns();
     let mut plan = Plan::new(image, config, argv)?;
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     add_rlimits(&mut plan, config, cgroup.is_some());
@@ -30,7 +31,7 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -
     // The child has its copies; ours must go, or the pipes never reach EOF.
     drop((report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
     let running =
-        Running { child, cgroup, report: report_r, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr };
+        Running { child, cgroup, report: report_r, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr, called };
     finish(&plan, config, running)
 }
 
@@ -76,11 +77,13 @@ pub(crate) struct Running {
     pub report: OwnedFd,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// When the caller asked for the run (`CLOCK_MONOTONIC`, ns).
+    pub called: u64,
 }
 
 /// Supervises the run to its end and derives the outcome; `plan` names what failed.
 pub(crate) fn finish(plan: &Plan, config: &Config, running: Running) -> Result<Outcome> {
-    let Running { mut child, cgroup, report, stdout, stderr } = running;
+    let Running { mut child, cgroup, report, stdout, stderr, called } = running;
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
     let watched = supervise::watch(&mut child, cg, report, stdout, stderr, limits)?
@@ -117,6 +120,7 @@ pub(crate) fn finish(plan: &Plan, config: &Config, running: Running) -> Result<O
         user_time: stats.user,
         system_time: stats.system,
         wall_time: watched.wall_time,
+        setup_time: Duration::from_nanos(watched.started_at.map_or(0, |at| at.saturating_sub(called))),
         memory_peak: stats.memory_peak,
         approximate: cgroup.is_none(),
         stdout: watched.stdout,

@@ -23,6 +23,8 @@ pub(crate) struct Watched {
     pub ending: Ending,
     pub enforced: Option<Enforced>,
     pub wall_time: Duration,
+    /// When the program's `execve` was (`CLOCK_MONOTONIC`, ns), as the init reported.
+    pub started_at: Option<u64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// Whether the cap dropped bytes of stdout and of stderr.
@@ -224,5 +226,5 @@ pub(crate) fn watch(
     };
     let truncated = [out[0].truncated, out[1].truncated];
     let [stdout, stderr] = out.map(|c| c.data);
-    Ok(Ok(Watched { ending, enforced, wall_time, stdout, stderr, truncated, reaped, cpu_base }))
+    Ok(Ok(Watched { ending, enforced, wall_time, started_at: started, stdout, stderr, truncated, reaped, cpu_base }))
 }

@@ -37,6 +37,12 @@ fn warm_runs_behave_as_cold_ones() {
     assert_eq!(stdout(&out), "from the host");
     let out = probe(&b.clone().env("K", "v"), &["env"]);
     assert!(stdout(&out).lines().any(|l| l == "K=v"));
+    // The program runs at the ordinary priority, not the refill thread's idle one
+    // (proc(5): field 19 is nice, field 41 the policy; SCHED_OTHER is 0).
+    let out = probe(&b, &["cat", "/proc/self/stat"]);
+    let stat = stdout(&out);
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    assert_eq!((fields[19 - 3], fields[41 - 3]), ("0", "0"), "{stat}");
     // Setup errors are errors, as cold.
     assert!(matches!(b.run(["no-such-command"]), Err(Error::CommandNotFound { .. })));
     let (warm, cold) = pool.served();

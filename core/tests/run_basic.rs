@@ -45,6 +45,8 @@ fn wall_time_limit_kills_the_sandbox() {
     let out = probe(&b, &["sleep", "0.01"]);
     assert_eq!(out.status, Status::Ok);
     assert!(out.wall_time >= Duration::from_millis(10), "{:?}", out.wall_time);
+    // Making the sandbox took some time, and far less than the whole run.
+    assert!(out.setup_time > Duration::ZERO && out.setup_time < Duration::from_secs(2), "{:?}", out.setup_time);
 }
 
 #[test]

@@ -468,6 +468,7 @@ fn json(out: &Outcome) -> serde_json::Value {
         "user_time": out.user_time.as_secs_f64(),
         "system_time": out.system_time.as_secs_f64(),
         "wall_time": out.wall_time.as_secs_f64(),
+        "setup_time": out.setup_time.as_secs_f64(),
         "memory_peak": out.memory_peak,
         "approximate": out.approximate,
         "stdout_truncated": out.stdout_truncated,

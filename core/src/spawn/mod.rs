@@ -28,6 +28,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, monotonic_ns};
 
+use nix::errno::Errno;
+
 use crate::error::{Error, Result, Step};
 use crate::plan::Plan;
 
@@ -153,6 +155,17 @@ impl Child {
         self.pid
     }
 
+    /// Gives the sandbox the ordinary scheduling policy (`SCHED_OTHER`, nice 0), which a
+    /// warm one made by an idle-priority thread did not have (see [`idle_priority`]).
+    pub(crate) fn normal_priority(&self) -> Result<()> {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: a valid sched_param for a process we own.
+        if unsafe { libc::sched_setscheduler(self.pid, libc::SCHED_OTHER, &param) } != 0 {
+            return Err(Error::setup(Step::Sync, Errno::last()));
+        }
+        Ok(())
+    }
+
     /// Hands a warm sandbox its request: `plan`, which must outlive this `Child` and share
     /// the first `split` mount ops with the sandbox's own plan, and the program's stdio,
     /// sent over `ctl` (the sandbox's cue to go on).
@@ -256,6 +269,15 @@ pub(crate) fn high_fd(fd: OwnedFd) -> Result<OwnedFd> {
     }
     // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
+/// Puts the calling thread in `SCHED_IDLE`: it then runs only on a cpu nothing else wants,
+/// as the thread making warm sandboxes should, so it never slows the runs it makes them
+/// for. Its sandboxes inherit the policy until [`Child::normal_priority`]. Whether it took.
+pub(crate) fn idle_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a valid sched_param; 0 is the calling thread.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
 }
 
 /// A connected pair of `SOCK_SEQPACKET` unix sockets (CLOEXEC, at [`MIN_FD`] or above),
