@@ -572,7 +572,6 @@ fn floors(rootfs: &Path) -> Vec<serde_json::Value> {
         "+ pid + mount namespace, first process mounting /proc".into(),
         Box::new(|| fork_and(|| pid_and_mount_ns(true))),
     ));
-    parts.push(("+ a 300-instruction seccomp filter attached (JIT)".into(), Box::new(|| fork_and(attach_filter))));
     let cg = Path::new("/sys/fs/cgroup/memory/isolette");
     if cg.is_dir() {
         let dir = cg.join(format!("bench-{}", std::process::id()));
@@ -614,22 +613,6 @@ fn floors(rootfs: &Path) -> Vec<serde_json::Value> {
         out.push(serde_json::json!({ "name": name, "median_ms": ms(cost) }));
     }
     out
-}
-
-/// In a forked child: `no_new_privs` and a seccomp filter of 300 instructions (299 jumps
-/// that go nowhere and an allow), about the size of isolette's default policy.
-fn attach_filter() {
-    #[repr(C)]
-    struct Insn(u16, u8, u8, u32);
-    let mut prog: Vec<Insn> = (0..299).map(|_| Insn(0x05, 0, 0, 0)).collect(); // BPF_JMP|BPF_JA 0
-    prog.push(Insn(0x06, 0, 0, 0x7fff_0000)); // BPF_RET|BPF_K SECCOMP_RET_ALLOW
-    let fprog: (u16, *const Insn) = (prog.len() as u16, prog.as_ptr());
-    let fprog = [fprog.0 as usize, fprog.1 as usize];
-    // SAFETY: a valid sock_fprog pointing at `prog`, which outlives the call.
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(libc::syscall(libc::SYS_seccomp, 1, 0, fprog.as_ptr()), 0);
-    }
 }
 
 /// In a forked child: new pid and mount namespaces, then the first process of the pid
