@@ -9,7 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 data = json.load(open(sys.argv[1]))
-fig, axes = plt.subplots(1, 3, figsize=(17, 5.5), gridspec_kw={"width_ratios": [3, 2, 2]})
+fig = plt.figure(figsize=(13, 10))
+grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+axes = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])]
 
 rows = data["latency"]
 names = [f'{r["workload"]}  {r["name"]}' for r in rows]
@@ -33,11 +35,12 @@ c = data["caller_memory"]["rows"]
 ax = axes[2]
 ax.plot([r["caller_mib"] for r in c], [r["p50_ms"] for r in c], "o-", color="#1f77b4")
 ax.set_xscale("log")
-ax.set_ylim(bottom=0)
+ax.set_ylim(0, max(r["p50_ms"] for r in c) * 1.2)
 ax.set_xlabel("memory the calling process holds (MiB)")
 ax.set_ylabel("ms per in-process W2 run (p50)")
-ax.set_title("per-run cost vs the caller's memory")
+ax.set_title("in-process W2 vs the caller's own memory")
 
-fig.suptitle(f'isolette side by side — {data["machine"]}', fontsize=10)
+machine = data["machine"].split(", cgroup")[0]
+fig.suptitle(f"isolette side by side, one run — {machine}", fontsize=10)
 fig.tight_layout()
 fig.savefig(sys.argv[2], dpi=110)

@@ -98,6 +98,11 @@ fn main() {
     let base = caller_memory(&image, &mut caller, runs.min(150));
     json.insert("caller_memory".into(), serde_json::json!({ "rows": caller, "ratio_2g_to_20m": base }));
 
+    println!("\nsyscall-heavy program: 10 million getppid calls, median of 5");
+    let (off, on) = seccomp_overhead(&image);
+    println!("  no filter {off:.3} s, default policy {on:.3} s: {:.3}x", on / off);
+    json.insert("seccomp_getppid".into(), serde_json::json!({ "off_s": off, "default_s": on }));
+
     println!("\nfloors: what the kernel charges for each part (median of 200)");
     let floors = floors(&rootfs);
     json.insert("floors".into(), serde_json::json!(floors));
@@ -413,6 +418,24 @@ fn two_at_a_time(make: Maker, total: usize) -> f64 {
         }
     });
     total as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Seconds for 10 million `getppid` calls with no filter and with the default policy: the
+/// filter's cost on every call.
+fn seccomp_overhead(image: &Image) -> (f64, f64) {
+    let time = |policy: isolette::SeccompPolicy| {
+        let b = Sandbox::builder(image).seccomp(policy).wall_time(Duration::from_secs(60));
+        let mut runs: Vec<Duration> = (0..5)
+            .map(|_| {
+                let out = b.run(["/usr/local/bin/isolette-probe", "syscall-loop", "10000000"]).expect("run");
+                assert_eq!(out.status, Status::Ok);
+                out.wall_time
+            })
+            .collect();
+        runs.sort();
+        runs[2].as_secs_f64()
+    };
+    (time(isolette::SeccompPolicy::disabled()), time(isolette::SeccompPolicy::default_deny()))
 }
 
 /// p50s, in ms, from the request to the program's `execve` and to its `main`.

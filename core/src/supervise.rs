@@ -43,11 +43,15 @@ pub(crate) struct Enforce {
     pub output_limit: u64,
 }
 
-/// Cpus this process may use, read once: `available_parallelism` reads cgroup files on
-/// every call, which is not for every run.
+/// Cpus this process may run on (its affinity), read once; it only paces the cpu-time
+/// checks. (`available_parallelism` would read cgroup files too, on every call.)
 fn cores() -> u32 {
     static CORES: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as u32)
+    *CORES.get_or_init(|| {
+        let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0));
+        set.map_or(1, |set| (0..nix::sched::CpuSet::count()).filter(|&i| set.is_set(i).unwrap_or(false)).count()).max(1)
+            as u32
+    })
 }
 
 /// A captured stream: its read end while open, and what it gave.

@@ -65,6 +65,19 @@ fn submit(jobs: impl IntoIterator<Item = Job>) {
     WAKE.notify_one();
 }
 
+/// Removes `dirs` (deepest first): at once while this process has no background thread
+/// yet (a one-shot caller such as the CLI gains nothing from one, and would pay for
+/// starting it), else, and for what is still busy, in the background.
+pub(super) fn remove(mut dirs: Vec<PathBuf>) {
+    if !START.is_completed() {
+        dirs.retain(|d| !try_remove(d));
+        if dirs.is_empty() {
+            return;
+        }
+    }
+    remove_later(dirs);
+}
+
 /// Queues `dirs` (deepest first) for removal.
 pub(super) fn remove_later(dirs: Vec<PathBuf>) {
     let now = Instant::now();

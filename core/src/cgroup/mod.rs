@@ -123,7 +123,7 @@ impl std::ops::Deref for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        background::remove_later(self.0.dirs());
+        background::remove(self.0.dirs());
     }
 }
 
@@ -181,6 +181,12 @@ fn run_name() -> String {
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
+/// `<pid>-<starttime>-<seq>`, as [`run_name`] makes them.
+fn looks_like_run_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether the process that named a run's cgroup `name` is still alive.
@@ -243,11 +249,13 @@ pub fn gc() -> Result<GcReport> {
             continue;
         };
         for entry in entries.flatten() {
-            let dir = entry.path();
+            // The control files are most of the entries: the type from readdir, and the
+            // name, tell them apart without a stat each.
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !dir.is_dir() || owner_alive(&name) {
+            if !looks_like_run_name(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) || owner_alive(&name) {
                 continue;
             }
+            let dir = entry.path();
             kill_members(&dir);
             if remove_with_retry(&dir) {
                 report.removed.push(dir);
@@ -319,5 +327,9 @@ mod tests {
         let start = start_time(std::process::id()).unwrap();
         assert!(!owner_alive(&format!("{}-{}-0", std::process::id(), start + 1)), "pid reused by another process");
         assert!(owner_alive("not-ours"), "names we did not make are left alone");
+        assert!(looks_like_run_name(&name) && looks_like_run_name("1-2-3"));
+        for other in ["cgroup.procs", "memory.limit_in_bytes", "1-2", "1-2-3-4", "a-2-3", "1--3", "tasks"] {
+            assert!(!looks_like_run_name(other), "{other}");
+        }
     }
 }
