@@ -15,7 +15,7 @@ fn main() {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let target = std::env::var("TARGET").expect("cargo sets TARGET");
     let status = Command::new(rustc)
-        .args(["--edition", "2021", "--crate-name", "isolette_init", "--crate-type", "bin", "--target", &target])
+        .args(["--edition", "2024", "--crate-name", "isolette_init", "--crate-type", "bin", "--target", &target])
         .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "debuginfo=0", "-C", "strip=symbols"])
         .args(["-C", "relocation-model=static", "-C", "target-feature=+crt-static"])
         .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib", "-C", "link-arg=-static"])

@@ -24,9 +24,9 @@ scripts/setup.sh --deps
 log "format and lints"
 cargo fmt --all --check
 # The init binary is built by core/build.rs, not as a module: fmt and clippy it on its own.
-rustfmt --edition 2021 --check core/src/spawn/init/main.rs
+rustfmt --edition 2024 --check core/src/spawn/init/main.rs
 mkdir -p target
-clippy-driver --edition 2021 -C panic=abort --emit=metadata -o target/isolette-init-clippy.rmeta \
+clippy-driver --edition 2024 -C panic=abort --emit=metadata -o target/isolette-init-clippy.rmeta \
 	-D warnings -D clippy::undocumented_unsafe_blocks core/src/spawn/init/main.rs
 cargo clippy --all-targets --features cli -- -D warnings
 

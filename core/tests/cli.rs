@@ -161,6 +161,20 @@ fn arguments_after_the_separator_pass_verbatim() {
     assert_eq!(out.stdout.len(), 1000 * 101);
 }
 
+#[test]
+fn a_caller_with_standard_streams_closed_still_runs() {
+    require_root!();
+    let image = busybox!();
+    let cli = cli!();
+    // stdin and stderr closed: the CLI's own fds, pipes included, get the low numbers.
+    let script =
+        format!("exec 0<&- 2>&-; exec {cli} run --json --image {} -- {PROBE} stdin-echo", root(&image).display());
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    assert_eq!((v["status"].as_str(), v["stdout"].as_str()), (Some("ok"), Some("")), "{v}");
+}
+
 /// Runs the CLI with `args` and checks it failed before the program ran: exit 125, and
 /// with `--json` one setup_error object of `kind`. Returns the error object.
 fn setup_failure(cli: &str, args: &[&OsStr], kind: &str) -> serde_json::Value {

@@ -419,7 +419,8 @@ fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
     }
     match args.stdin {
         Some(f) => b = b.stdin_from(Stdin::File(f)),
-        None if !std::io::stdin().is_terminal() => b = b.stdin_from(Stdin::Inherit),
+        // A closed stdin (`<&-`) is no input, as a terminal is.
+        None if stdin_is_open() && !std::io::stdin().is_terminal() => b = b.stdin_from(Stdin::Inherit),
         None => {}
     }
     if let Some(h) = args.hostname {
@@ -457,6 +458,10 @@ fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8> {
         (None, Some(sig)) => 128u8.saturating_add(sig as u8),
         (None, None) => 0,
     })
+}
+
+fn stdin_is_open() -> bool {
+    nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_GETFD).is_ok()
 }
 
 fn json(out: &Outcome) -> serde_json::Value {

@@ -90,13 +90,19 @@ fn apply_ops(plan: &Plan, range: std::ops::Range<usize>) -> Result<(), Failure> 
 }
 
 /// Waits for a request's stdio on `ctl` (one byte with three fds, `SCM_RIGHTS`). End of
-/// file means the pool let this sandbox go: leave quietly.
+/// file means the pool let this sandbox go: leave quietly. The fds land on the lowest free
+/// numbers, which may be below 5 when the caller runs with a standard stream closed; they
+/// move up, so that `exec_init` moving fds into 0 to 4 cannot overwrite one it still needs.
 fn receive_stdio(ctl: i32) -> SysResult<[i32; 3]> {
-    let fds = sys::receive_fds(ctl)?;
-    match fds {
-        Some(fds) => Ok(fds),
-        None => sys::exit(0),
+    let Some(mut fds) = sys::receive_fds(ctl)? else { sys::exit(0) };
+    for fd in &mut fds {
+        if *fd < super::MIN_FD {
+            let high = sys::dup_above(*fd, super::MIN_FD)?;
+            sys::close(*fd);
+            *fd = high;
+        }
     }
+    Ok(fds)
 }
 
 /// Empties the capability bounding set (`PR_CAPBSET_DROP` for each, up to `last`).

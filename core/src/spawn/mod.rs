@@ -131,7 +131,7 @@ pub(crate) struct Child {
     /// The child's stack and start, which it may use until it execs the init: dropped
     /// (after the kill and reap in `drop`) only once it cannot.
     _stack: stack::Stack,
-    _start: Box<Start>,
+    start: Box<Start>,
 }
 
 // SAFETY: `Start` holds a pointer to the plan only for the child's use; the parent never
@@ -171,7 +171,7 @@ impl Child {
     /// sent over `ctl` (the sandbox's cue to go on).
     pub(crate) fn request(&self, plan: &Plan, ctl: &OwnedFd, stdio: [RawFd; 3]) -> Result<()> {
         use std::sync::atomic::Ordering;
-        self._start.request.store(plan as *const Plan as *mut Plan, Ordering::Release);
+        self.start.request.store(plan as *const Plan as *mut Plan, Ordering::Release);
         let fds = [nix::sys::socket::ControlMessage::ScmRights(&stdio)];
         let byte = [std::io::IoSlice::new(&[1])];
         nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &byte, &fds, nix::sys::socket::MsgFlags::empty(), None)
@@ -252,7 +252,7 @@ pub(crate) fn clone_sandbox(
     let pid = result.map_err(|e| Error::from_clone(e, nix::unistd::geteuid().is_root()))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child { pid, pidfd, reaped: false, _stack: stack, _start: start })
+    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start })
 }
 
 /// Moves an fd to [`MIN_FD`] or above (CLOEXEC): the sandbox's first process moves the fds

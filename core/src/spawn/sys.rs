@@ -220,6 +220,11 @@ pub(crate) fn dup_to(old: RawFd, new: RawFd, cloexec: bool) -> SysResult<()> {
     call(nr::DUP3, &[old as usize, new as usize, flags as usize]).map(drop)
 }
 
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a copy of `fd` at `min` or above.
+pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
+    call(nr::FCNTL, &[fd as usize, libc::F_DUPFD_CLOEXEC as usize, min as usize]).map(|fd| fd as RawFd)
+}
+
 /// `close_range(first, last, 0)` — <https://man7.org/linux/man-pages/man2/close_range.2.html>
 pub(crate) fn close_range(first: u32, last: u32) -> SysResult<()> {
     if first > last {
