@@ -24,7 +24,7 @@
 #
 # Knobs: ISOLETTE_V2_KERNEL (a vmlinuz; default: the one linux-image-amd64 installed),
 # ISOLETTE_V2_TIMEOUT (seconds for the whole VM run, default 600), ISOLETTE_V2_CPUS (2),
-# ISOLETTE_V2_MEMORY (2G), ISOLETTE_V2_TESTS (default "limits cleanup"),
+# ISOLETTE_V2_MEMORY (2G), ISOLETTE_V2_TESTS (default "limits cleanup pool running"),
 # ISOLETTE_V2_VNG_VERSION (virtme-ng version from PyPI, default 1.42),
 # ISOLETTE_V2_TEST_ARGS (extra arguments for the test binaries, e.g. a test name filter),
 # ISOLETTE_V2_SYSTEMD_LIKE (default 1: enable every controller in the root's cgroup.subtree_control
@@ -69,7 +69,7 @@ RUN_DIR="$ROOT/.cache/vng-v2"           # shared read-write with the guest
 TIMEOUT="${ISOLETTE_V2_TIMEOUT:-600}"
 CPUS="${ISOLETTE_V2_CPUS:-2}"
 MEMORY="${ISOLETTE_V2_MEMORY:-2G}"
-TESTS="${ISOLETTE_V2_TESTS:-limits cleanup}"
+TESTS="${ISOLETTE_V2_TESTS:-limits cleanup pool running}"
 VNG_VERSION="${ISOLETTE_V2_VNG_VERSION:-1.42}"
 
 declare -A took=()

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::outcome::Outcome;
 use crate::pool::Pool;
+use crate::running::Running;
 use crate::seccomp::SeccompPolicy;
 
 /// Runs commands in sandboxes. See [`Sandbox::run`] and [`Sandbox::builder`].
@@ -486,9 +487,39 @@ impl SandboxBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        crate::run::finish(&self.config, self.begin(&argv(cmd))?)
+    }
+
+    /// Starts `cmd` and returns, once the sandbox is made, with a [`Running`] handle: wait
+    /// for the outcome, stop the run, or hand a [`Canceller`](crate::Canceller) to another
+    /// thread. The limits hold whether or not anyone waits (the sandbox is supervised on a
+    /// thread of its own, and dies with that thread, not with the caller's); dropping the
+    /// handle stops the run. A bad config is an `Err` here; a failure inside the sandbox
+    /// (a command missing from the image) comes from [`Running::wait`].
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let mut running = isolette::Sandbox::builder(&image).spawn(["./solution"])?;
+    /// match running.wait_timeout(std::time::Duration::from_secs(1))? {
+    ///     Some(outcome) => println!("{}", outcome.status),
+    ///     None => running.kill(), // and drop it, or wait() for the figures so far
+    /// }
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn spawn<I, S>(&self, cmd: I) -> Result<Running>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (builder, argv) = (self.clone(), argv(cmd));
+        Running::spawn(self.config.clone(), move || builder.begin(&argv))
+    }
+
+    /// Starts a sandbox, warm from the pool when there is one that fits, else cold.
+    fn begin(&self, argv: &[OsString]) -> Result<crate::run::Started> {
         match &self.pool {
-            Some(pool) => pool.run(&self.image, &self.config, &argv(cmd)),
-            None => crate::run::run(&self.image, &self.config, &argv(cmd)),
+            Some(pool) => pool.begin(&self.image, &self.config, argv),
+            None => crate::run::begin(&self.image, &self.config, argv),
         }
     }
 }

@@ -34,6 +34,7 @@ mod plan;
 mod pool;
 mod rootfs;
 mod run;
+mod running;
 mod seccomp;
 #[allow(unsafe_code)]
 mod spawn;
@@ -53,6 +54,7 @@ pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use outcome::{Outcome, Status};
 pub use pool::Pool;
+pub use running::{Canceller, Running};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

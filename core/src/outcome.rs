@@ -26,6 +26,9 @@ pub enum Status {
     OutputLimit,
     /// Made a system call the seccomp policy forbids.
     SyscallBlocked,
+    /// Stopped by the caller ([`Running::kill`](crate::Running::kill) or a
+    /// [`Canceller`](crate::Canceller)); the figures are those measured until then.
+    Cancelled,
 }
 
 impl Status {
@@ -40,6 +43,7 @@ impl Status {
             Status::MemoryLimit => "memory_limit",
             Status::OutputLimit => "output_limit",
             Status::SyscallBlocked => "syscall_blocked",
+            Status::Cancelled => "cancelled",
         }
     }
 }
@@ -92,6 +96,8 @@ pub(crate) enum Enforced {
     WallTime,
     CpuTime,
     Output,
+    /// The caller cancelled the run.
+    Cancelled,
 }
 
 /// How the program ended, as its init saw it.
@@ -132,6 +138,7 @@ pub(crate) fn derive(e: Evidence) -> (Status, Option<i32>, Option<i32>) {
         (Some(Enforced::WallTime), _) => Status::WallTimeLimit,
         (Some(Enforced::CpuTime), _) => Status::CpuTimeLimit,
         (Some(Enforced::Output), _) => Status::OutputLimit,
+        (Some(Enforced::Cancelled), _) => Status::Cancelled,
         _ if e.oom_kills > 0 => Status::MemoryLimit,
         _ if e.cpu_exceeded => Status::CpuTimeLimit,
         (None, Ending::Signaled(libc::SIGXCPU)) => Status::CpuTimeLimit,
@@ -182,6 +189,7 @@ mod tests {
             (e(Exited(0), None, 0, 5, false), Status::Ok, Some(0), None),
             (e(Signaled(libc::SIGSYS), None, 0, 0, false), Status::SyscallBlocked, None, Some(libc::SIGSYS)),
             (e(Signaled(libc::SIGSYS), Some(WallTime), 0, 0, false), Status::WallTimeLimit, None, Some(libc::SIGSYS)),
+            (e(Killed, Some(Cancelled), 1, 1, true), Status::Cancelled, None, Some(9)),
         ];
         let no_kill = Evidence { seccomp_kills: false, ..e(Signaled(libc::SIGSYS), None, 0, 0, false) };
         assert_eq!(derive(no_kill).0, Status::Signaled, "SIGSYS the program raised itself");

@@ -22,9 +22,8 @@ use crate::cgroup::{self, Guard};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::image::Image;
-use crate::outcome::Outcome;
 use crate::plan::Plan;
-use crate::run::{self, Running};
+use crate::run::{self, Started};
 use crate::spawn::{self, ChildFds, Warm};
 use crate::stdio::{Stdio, pipe};
 
@@ -136,14 +135,14 @@ impl Pool {
         (shared.warm_runs.load(Ordering::Relaxed), shared.cold_runs.load(Ordering::Relaxed))
     }
 
-    /// Runs `argv` with `config` in a warm sandbox when one fits, else cold.
-    pub(crate) fn run(&self, image: &Image, config: &Config, argv: &[OsString]) -> Result<Outcome> {
+    /// Starts `argv` with `config` in a warm sandbox when one fits, else cold.
+    pub(crate) fn begin(&self, image: &Image, config: &Config, argv: &[OsString]) -> Result<Started> {
         let called = spawn::monotonic_ns();
-        let mut plan = Plan::new(image, config, argv)?;
+        let mut plan = Box::new(Plan::new(image, config, argv)?);
         let shared = &self.inner.shared;
         let Some(warm) = self.take(&plan, config) else {
             shared.cold_runs.fetch_add(1, Ordering::Relaxed);
-            return run::run(image, config, argv);
+            return run::begin(image, config, argv);
         };
         shared.warm_runs.fetch_add(1, Ordering::Relaxed);
         let WarmSandbox { child, plan: base, cgroup, report, ctl } = warm;
@@ -163,12 +162,17 @@ impl Pool {
         child.request(&plan, &ctl, stdin_out_err)?;
         // The sandbox has its copies; ours must go, or the pipes never reach EOF.
         drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr, ctl));
-        let running =
-            Running { child, cgroup, report, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr, called };
-        let outcome = run::finish(&plan, config, running);
-        // The sandbox read the base plan until it exec'd; it is reaped now.
-        drop(base);
-        outcome
+        Ok(Started {
+            child,
+            base: Some(base),
+            plan,
+            cgroup,
+            report,
+            stdout: stdio.capture_stdout,
+            stderr: stdio.capture_stderr,
+            cancel: None,
+            called,
+        })
     }
 
     /// A ready sandbox that fits `plan`, if any; wakes the refill thread.

@@ -19,9 +19,10 @@ use crate::spawn::{self, ChildFds, report::Failure};
 use crate::stdio::{Stdio, pipe};
 use crate::supervise::{self, Enforce};
 
-pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Outcome> {
+/// Starts a sandbox the ordinary (cold) way: plan, cgroup, clone.
+pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Started> {
     let called = spawn::monotonic_ns();
-    let mut plan = Plan::new(image, config, argv)?;
+    let mut plan = Box::new(Plan::new(image, config, argv)?);
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     add_rlimits(&mut plan, config, cgroup.is_some());
     let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
@@ -30,9 +31,17 @@ pub(crate) fn run(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -
     let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
     // The child has its copies; ours must go, or the pipes never reach EOF.
     drop((report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
-    let running =
-        Running { child, cgroup, report: report_r, stdout: stdio.capture_stdout, stderr: stdio.capture_stderr, called };
-    finish(&plan, config, running)
+    Ok(Started {
+        child,
+        base: None,
+        plan,
+        cgroup,
+        report: report_r,
+        stdout: stdio.capture_stdout,
+        stderr: stdio.capture_stderr,
+        cancel: None,
+        called,
+    })
 }
 
 /// The rlimits that stand in for, or back up, the cgroup's limits.
@@ -70,24 +79,35 @@ pub(crate) fn start(
     Ok(child)
 }
 
-/// A sandbox under way, with what the supervisor needs.
-pub(crate) struct Running {
+/// A sandbox under way, with what the supervisor needs. `child` comes first: it is dropped
+/// (killed and reaped) before the plans it reads.
+pub(crate) struct Started {
     pub child: spawn::Child,
+    /// A warm sandbox's own plan, which it read before its request (`pool.rs`).
+    pub base: Option<Box<Plan>>,
+    /// The plan the run follows; it names what failed.
+    pub plan: Box<Plan>,
     pub cgroup: Option<cgroup::Guard>,
     pub report: OwnedFd,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// Readable when the caller cancels the run (`Running::canceller`).
+    pub cancel: Option<OwnedFd>,
     /// When the caller asked for the run (`CLOCK_MONOTONIC`, ns).
     pub called: u64,
 }
 
-/// Supervises the run to its end and derives the outcome; `plan` names what failed.
-pub(crate) fn finish(plan: &Plan, config: &Config, running: Running) -> Result<Outcome> {
-    let Running { mut child, cgroup, report, stdout, stderr, called } = running;
+/// Supervises the run to its end and derives the outcome. The one supervisor of every
+/// run: `run()` calls it on the caller's thread, `spawn()` on a thread of its own.
+pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
+    let Started { mut child, base, plan, cgroup, report, stdout, stderr, cancel, called } = started;
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let watched = supervise::watch(&mut child, cg, report, stdout, stderr, limits)?
-        .map_err(|failure| failure_error(plan, failure))?;
+    let watched = supervise::watch(&mut child, cg, report, stdout, stderr, cancel, limits);
+    // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more.
+    drop(child);
+    drop(base);
+    let watched = watched?.map_err(|failure| failure_error(&plan, failure))?;
 
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;

@@ -70,6 +70,7 @@ pub(crate) fn watch(
     report: OwnedFd,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    mut cancel: Option<OwnedFd>,
     limits: Enforce,
 ) -> Result<std::result::Result<Watched, Failure>> {
     let released = Instant::now();
@@ -108,9 +109,10 @@ pub(crate) fn watch(
             let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         };
-        // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures; closed ones are skipped.
-        let mut slots: Vec<usize> = Vec::with_capacity(4);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(4);
+        // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures, 4 = cancel; closed ones are
+        // skipped.
+        let mut slots: Vec<usize> = Vec::with_capacity(5);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(5);
         if reaped.is_none() {
             slots.push(0);
             fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
@@ -124,6 +126,10 @@ pub(crate) fn watch(
                 slots.push(2 + i);
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+        }
+        if let Some(fd) = &cancel {
+            slots.push(4);
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -166,6 +172,17 @@ pub(crate) fn watch(
                             None => report = None,
                         },
                         Ok(_) | Err(_) => report = None,
+                    }
+                }
+                4 => {
+                    // Cancelled (or the handle is gone): stop the sandbox now, with the
+                    // figures so far. A limit already enforced keeps its verdict.
+                    cancel = None;
+                    if !killed && reaped.is_none() {
+                        enforced.get_or_insert(Enforced::Cancelled);
+                        ended.get_or_insert_with(monotonic_ns);
+                        child.kill();
+                        killed = true;
                     }
                 }
                 _ => {

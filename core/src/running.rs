@@ -1,0 +1,182 @@
+//! [`Running`]: a sandbox started by [`SandboxBuilder::spawn`](crate::SandboxBuilder::spawn),
+//! supervised on a thread of its own, and [`Canceller`], which stops it from anywhere.
+//!
+//! Parent side. The supervisor is the same one `run()` uses (`run::finish`); here it runs
+//! on a thread of its own rather than on the caller's, so the limits (wall time, cpu
+//! time, output) are enforced whether or not anyone waits, and a waiter can give up
+//! (`wait_timeout`) or come back later. A cancel is one byte on a pipe the supervisor
+//! polls: it kills the sandbox at once, from any thread.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::outcome::Outcome;
+use crate::run::{self, Started};
+
+/// A running sandbox. Dropping it without waiting cancels the run and waits for the
+/// sandbox to be gone: nothing outlives the handle.
+///
+/// ```no_run
+/// # let image = isolette::Image::open("img")?;
+/// let running = isolette::Sandbox::builder(&image).spawn(["/bin/sleep", "60"])?;
+/// let cancel = running.canceller();
+/// std::thread::spawn(move || cancel.cancel()); // from anywhere, at any time
+/// assert_eq!(running.wait()?.status, isolette::Status::Cancelled);
+/// # Ok::<(), isolette::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Running {
+    id: String,
+    pid: i32,
+    canceller: Canceller,
+    state: Arc<State>,
+    /// Taken when the outcome is.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Where the supervisor thread leaves the outcome.
+#[derive(Debug, Default)]
+struct State {
+    outcome: Mutex<Option<Result<Outcome>>>,
+    done: Condvar,
+}
+
+/// Stops a running sandbox from any thread: cheap to clone, `Send + Sync`, and idempotent.
+/// A cancelled run ends with [`Status::Cancelled`](crate::Status::Cancelled).
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    pipe: Arc<OwnedFd>,
+}
+
+impl Canceller {
+    /// Ends the run now (the sandbox is killed within milliseconds); does nothing when it
+    /// has already ended or was cancelled before.
+    pub fn cancel(&self) {
+        // One byte is enough; a full pipe means a cancel is already on its way.
+        let _ = nix::unistd::write(&*self.pipe, &[1]);
+    }
+}
+
+impl Running {
+    /// Starts a run on a thread of its own: `begin` makes the sandbox there (so the sandbox
+    /// dies with that thread, `PR_SET_PDEATHSIG`, and not with the caller's, which may end
+    /// first), then the thread supervises it. Returns once the sandbox is started, or with
+    /// the error that kept it from starting.
+    pub(crate) fn spawn(config: Config, begin: impl FnOnce() -> Result<Started> + Send + 'static) -> Result<Running> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let (cancel_r, cancel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
+        let state = Arc::new(State::default());
+        let shared = Arc::clone(&state);
+        let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<i32>>(1);
+        let thread = std::thread::Builder::new()
+            .name("isolette-supervise".into())
+            .spawn(move || {
+                let mut started = match begin() {
+                    Ok(started) => started,
+                    Err(e) => {
+                        let _ = tell.send(Err(e));
+                        return;
+                    }
+                };
+                started.cancel = Some(cancel_r);
+                let _ = tell.send(Ok(started.child.pid()));
+                let outcome = run::finish(&config, started);
+                *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                shared.done.notify_all();
+            })
+            .map_err(|e| Error::io("spawn thread", "isolette-supervise", e))?;
+        let pid = match started_pid.recv() {
+            Ok(Ok(pid)) => pid,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(Error::io("spawn", "isolette-supervise", std::io::Error::other("the thread ended early")));
+            }
+        };
+        Ok(Running {
+            id: format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)),
+            pid,
+            canceller: Canceller { pipe: Arc::new(cancel_w) },
+            state,
+            thread: Some(thread),
+        })
+    }
+
+    /// This sandbox's id, unique in this process.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The host pid of the sandbox's init (pid 1 inside).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Stops the sandbox now; the run ends with [`Status::Cancelled`](crate::Status::Cancelled).
+    pub fn kill(&self) {
+        self.canceller.cancel();
+    }
+
+    /// A handle that stops the sandbox from any thread.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// Waits for the run to end and returns its outcome.
+    pub fn wait(mut self) -> Result<Outcome> {
+        match self.wait_until(None)? {
+            Some(outcome) => Ok(outcome),
+            None => unreachable!("waiting without a deadline ends with an outcome"),
+        }
+    }
+
+    /// Waits up to `timeout`; `None` when the run is still going.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Outcome>> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// The outcome if the run has ended, without waiting.
+    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+        self.wait_until(Some(Instant::now()))
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<Option<Outcome>> {
+        let Some(thread) = self.thread.take() else {
+            return Err(Error::config("this run's outcome was already taken"));
+        };
+        let mut outcome = self.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        while outcome.is_none() {
+            let Some(deadline) = deadline else {
+                outcome = self.state.done.wait(outcome).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.thread = Some(thread);
+                return Ok(None);
+            }
+            outcome = self.state.done.wait_timeout(outcome, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+        let result = outcome.take().expect("set");
+        drop(outcome);
+        let _ = thread.join();
+        result.map(Some)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.canceller.cancel();
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `SandboxBuilder::spawn`: a handle that waits, times out, cancels from any thread, and
+//! leaves nothing behind however the run ends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Footprint, PROBE, busybox, marked_processes, marker, require_root, stdout};
+use isolette::{Error, Sandbox, Status};
+
+#[test]
+fn spawn_then_wait_gives_the_outcome() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let running = Sandbox::builder(&image).stdin("hi").spawn([PROBE, "stdin-echo"]).unwrap();
+    assert!(running.pid() > 1 && !running.id().is_empty());
+    let out = running.wait().unwrap();
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "hi".into()));
+    // A bad config is refused by spawn itself; what fails inside the sandbox (a command
+    // missing from the image) comes back from wait.
+    assert!(matches!(Sandbox::builder(&image).spawn([""]), Err(Error::Config(_))));
+    let err = Sandbox::builder(&image).spawn(["no-such-command"]).unwrap().wait().unwrap_err();
+    assert!(matches!(err, Error::CommandNotFound { .. }), "{err}");
+}
+
+#[test]
+fn wait_timeout_and_try_wait() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let mut running = Sandbox::builder(&image).spawn([PROBE, "sleep", "0.4"]).unwrap();
+    assert!(running.try_wait().unwrap().is_none());
+    assert!(running.wait_timeout(Duration::from_millis(50)).unwrap().is_none());
+    let out = running.wait_timeout(Duration::from_secs(5)).unwrap().expect("ended");
+    assert_eq!(out.status, Status::Ok);
+    assert!(running.try_wait().is_err(), "the outcome was taken");
+}
+
+#[test]
+fn limits_hold_while_nobody_waits() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let mut running =
+        Sandbox::builder(&image).wall_time(Duration::from_millis(200)).spawn([PROBE, "spin", "1"]).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let out = running.try_wait().unwrap().expect("the supervisor ended it at 200 ms");
+    assert_eq!(out.status, Status::WallTimeLimit);
+    assert!(out.wall_time < Duration::from_millis(500), "{:?}", out.wall_time);
+}
+
+#[test]
+fn cancel_from_another_thread_ends_the_run_at_once() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let mark = marker();
+    let running = Sandbox::builder(&image).env(&mark.0, &mark.1).spawn([PROBE, "spin", "2"]).unwrap();
+    let canceller = running.canceller();
+    std::thread::sleep(Duration::from_millis(200));
+    let at = Instant::now();
+    let from = std::thread::spawn(move || {
+        canceller.cancel();
+        canceller.cancel(); // idempotent
+    });
+    let out = running.wait().unwrap();
+    let took = at.elapsed();
+    from.join().unwrap();
+    assert_eq!(out.status, Status::Cancelled);
+    assert!(took < Duration::from_millis(50), "cancelled in {took:?}");
+    assert!(out.wall_time >= Duration::from_millis(150), "the figures so far: {:?}", out.wall_time);
+    assert!(out.cpu_time > Duration::from_millis(50), "two spinners ran: {:?}", out.cpu_time);
+    assert!(marked_processes(&mark).is_empty());
+}
+
+#[test]
+fn kill_and_drop_leave_nothing() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let before = Footprint::warm(&image);
+    let mark = marker();
+    let b = Sandbox::builder(&image).env(&mark.0, &mark.1);
+    let running = b.spawn([PROBE, "sleep", "10"]).unwrap();
+    running.kill();
+    assert_eq!(running.wait().unwrap().status, Status::Cancelled);
+    // Dropped while running, at random moments: before, during and after the start.
+    for i in 0..100u64 {
+        let running = b.spawn([PROBE, "sleep", "10"]).unwrap();
+        std::thread::sleep(Duration::from_micros(i * 37 % 3000));
+        drop(running);
+        assert!(marked_processes(&mark).is_empty(), "drop {i} left processes");
+    }
+    assert_eq!(Footprint::now(), before);
+    common::assert_no_own_cgroups();
+}
+
+#[test]
+fn the_sandbox_outlives_the_thread_that_spawned_it() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let b = Sandbox::builder(&image);
+    let running = std::thread::spawn(move || b.spawn([PROBE, "sleep", "0.3"]).unwrap()).join().unwrap();
+    let out = running.wait().unwrap();
+    assert_eq!(out.status, Status::Ok, "not killed when the spawning thread ended");
+}
+
+#[test]
+fn a_pool_serves_spawns_too() {
+    require_root!();
+    let image = busybox!();
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
+    let pool = Sandbox::builder(&image).pool(1).unwrap();
+    assert!(pool.wait_ready(Duration::from_secs(10)));
+    let out = pool.builder().spawn([PROBE, "exit", "4"]).unwrap().wait().unwrap();
+    assert_eq!(out.exit_code, Some(4));
+    assert_eq!(pool.served(), (1, 0));
+}
