@@ -72,6 +72,8 @@ pub struct Footprint {
     pub children: usize,
     pub fds: usize,
     pub mounts: usize,
+    /// Threads, but for the one isolette keeps for good once started (cgroup removal).
+    pub threads: usize,
 }
 
 impl Footprint {
@@ -99,7 +101,12 @@ impl Footprint {
             .lines()
             .filter(|l| l.contains("overlay") || l.contains("isolette") || l.contains(".oldroot"))
             .count();
-        Footprint { children, fds, mounts }
+        let threads = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() != "isolette-cgroup"))
+            .count();
+        Footprint { children, fds, mounts, threads }
     }
 }
 
