@@ -508,19 +508,7 @@ fn caller_memory(image: &Image, out: &mut Vec<serde_json::Value>, runs: usize) -
             more[i] = 1;
         }
         held.push(more);
-        let mut run = in_process(b.clone());
-        for _ in 0..5 {
-            run();
-        }
-        let mut times: Vec<Duration> = (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                run();
-                t.elapsed()
-            })
-            .collect();
-        times.sort();
-        let p50 = ms(times[runs / 2]);
+        let p50 = ms(median(runs, in_process(b.clone())));
         if first == 0.0 {
             first = p50;
         }

@@ -252,20 +252,6 @@ fn quiet_import_prints_nothing() {
     assert_eq!((out.stdout.as_slice(), out.stderr.as_slice()), (&b""[..], &b""[..]));
 }
 
-/// Cgroup directories below `isolette/`, in every hierarchy, made by process `pid`.
-fn cgroups_of(pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("{pid}-");
-    let mut parents = vec![PathBuf::from("/sys/fs/cgroup/isolette")];
-    parents.extend(std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|e| e.path().join("isolette")));
-    parents
-        .iter()
-        .filter_map(|p| std::fs::read_dir(p).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
-}
-
 /// Reads every process's `stat`, `status` and `cgroup` over and over, as `top` and
 /// monitoring agents do; this keeps exited tasks pinned and v1 `rmdir` busy for longer.
 fn scan_proc(stop: &AtomicBool) {
@@ -302,7 +288,7 @@ fn nothing_left_after_500_cli_runs_while_proc_is_scanned() {
                 let pid = child.id();
                 let out = child.wait_with_output().unwrap();
                 assert_eq!(out.status.code(), Some(0), "run {i}");
-                assert_eq!(cgroups_of(pid), Vec::<PathBuf>::new(), "run {i}: the CLI exited and left cgroups");
+                assert_eq!(common::cgroups_of(pid), Vec::<PathBuf>::new(), "run {i}: the CLI exited and left cgroups");
                 assert!(common::marked_processes(&mark).is_empty(), "run {i}: processes left");
                 let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
                 assert!(!mounts.contains("isolette"), "run {i}: mounts left");

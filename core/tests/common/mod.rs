@@ -134,7 +134,12 @@ pub fn marked_processes(marker: &(String, String)) -> Vec<u32> {
 /// Cgroup directories below `isolette/` that this test process made (their names start
 /// with its pid), across every hierarchy.
 pub fn own_cgroups() -> Vec<PathBuf> {
-    let prefix = format!("{}-", std::process::id());
+    cgroups_of(std::process::id())
+}
+
+/// Cgroup directories below `isolette/`, in every hierarchy, made by process `pid`.
+pub fn cgroups_of(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("{pid}-");
     let mut parents = vec![PathBuf::from("/sys/fs/cgroup/isolette")];
     if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
         parents.extend(entries.flatten().map(|e| e.path().join("isolette")));
