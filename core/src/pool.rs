@@ -165,6 +165,7 @@ impl Pool {
         Ok(Started {
             child,
             base: Some(base),
+            pool: Some(self.clone()),
             plan,
             cgroup,
             report,

@@ -34,6 +34,7 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
     Ok(Started {
         child,
         base: None,
+        pool: None,
         plan,
         cgroup,
         report: report_r,
@@ -85,6 +86,9 @@ pub(crate) struct Started {
     pub child: spawn::Child,
     /// A warm sandbox's own plan, which it read before its request (`pool.rs`).
     pub base: Option<Box<Plan>>,
+    /// The pool a warm sandbox came from: its thread made the sandbox, which dies with that
+    /// thread, so the pool lives at least as long as the run.
+    pub pool: Option<crate::Pool>,
     /// The plan the run follows; it names what failed.
     pub plan: Box<Plan>,
     pub cgroup: Option<cgroup::Guard>,
@@ -100,13 +104,14 @@ pub(crate) struct Started {
 /// Supervises the run to its end and derives the outcome. The one supervisor of every
 /// run: `run()` calls it on the caller's thread, `spawn()` on a thread of its own.
 pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
-    let Started { mut child, base, plan, cgroup, report, stdout, stderr, cancel, called } = started;
+    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, called } = started;
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
     let watched = supervise::watch(&mut child, cg, report, stdout, stderr, cancel, limits);
-    // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more.
+    // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more,
+    // and the pool's thread may go.
     drop(child);
-    drop(base);
+    drop((base, pool));
     let watched = watched?.map_err(|failure| failure_error(&plan, failure))?;
 
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.

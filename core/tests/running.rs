@@ -143,4 +143,9 @@ fn a_pool_serves_spawns_too() {
     let out = pool.builder().spawn([PROBE, "exit", "4"]).unwrap().wait().unwrap();
     assert_eq!(out.exit_code, Some(4));
     assert_eq!(pool.served(), (1, 0));
+    // The pool's thread made the sandbox, which dies with it: a run keeps the pool alive.
+    assert!(pool.wait_ready(Duration::from_secs(10)));
+    let running = pool.builder().spawn([PROBE, "sleep", "0.3"]).unwrap();
+    drop(pool);
+    assert_eq!(running.wait().unwrap().status, Status::Ok);
 }
