@@ -57,6 +57,11 @@ pub enum Stdin {
     File(PathBuf),
     /// The caller's own stdin (for a command-line tool reading `< in.txt`).
     Inherit,
+    /// A pipe the caller writes while the program runs ([`Running::take_stdin`]); closing
+    /// it is end of file. With [`run`](SandboxBuilder::run), nobody writes: end of file.
+    ///
+    /// [`Running::take_stdin`]: crate::Running::take_stdin
+    Pipe,
 }
 
 /// Where the program's stdout or stderr goes.
@@ -71,6 +76,14 @@ pub enum Output {
     Null,
     /// The caller's own stdout or stderr; not counted against the output limit.
     Inherit,
+    /// Streamed to the caller as the program writes it ([`Running::take_stdout`],
+    /// [`Running::take_stderr`]), still counted against the output limit. The sandbox never
+    /// waits for a slow reader: what the reader has not taken yet waits in the supervisor,
+    /// up to the output limit. With [`run`](SandboxBuilder::run), nobody reads: discarded.
+    ///
+    /// [`Running::take_stdout`]: crate::Running::take_stdout
+    /// [`Running::take_stderr`]: crate::Running::take_stderr
+    Pipe,
 }
 
 /// A bind mount from the host into the sandbox.

@@ -172,6 +172,8 @@ impl Pool {
             stdout: stdio.capture_stdout,
             stderr: stdio.capture_stderr,
             cancel: None,
+            caller: stdio.caller,
+            relays: stdio.relays,
             called,
         })
     }

@@ -16,8 +16,8 @@ use crate::limits;
 use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
 use crate::spawn::{self, ChildFds, report::Failure};
-use crate::stdio::{Stdio, pipe};
-use crate::supervise::{self, Enforce};
+use crate::stdio::{Handles, Stdio, pipe};
+use crate::supervise::{self, Enforce, Leftover, Pipes};
 
 /// Starts a sandbox the ordinary (cold) way: plan, cgroup, clone.
 pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Started> {
@@ -41,6 +41,8 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
         stdout: stdio.capture_stdout,
         stderr: stdio.capture_stderr,
         cancel: None,
+        caller: stdio.caller,
+        relays: stdio.relays,
         called,
     })
 }
@@ -97,26 +99,58 @@ pub(crate) struct Started {
     pub stderr: Option<OwnedFd>,
     /// Readable when the caller cancels the run (`Running::canceller`).
     pub cancel: Option<OwnedFd>,
+    /// The caller's ends of piped stdio ([`crate::Stdin::Pipe`], [`crate::Output::Pipe`]):
+    /// `spawn()` hands them to the caller, `run()` drops them.
+    pub caller: Handles,
+    /// The supervisor's ends of the output relays.
+    pub relays: [Option<OwnedFd>; 2],
     /// When the caller asked for the run (`CLOCK_MONOTONIC`, ns).
     pub called: u64,
 }
 
-/// Supervises the run to its end and derives the outcome. The one supervisor of every
-/// run: `run()` calls it on the caller's thread, `spawn()` on a thread of its own.
+/// Supervises the run to its end and derives the outcome; output relayed to a caller who
+/// has not read it all yet is dropped (see [`finish_relaying`]).
 pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
-    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, called } = started;
+    finish_relaying(config, started).0
+}
+
+/// Supervises the run to its end and derives the outcome, and gives back what relayed
+/// output the caller has not taken yet. The one supervisor of every run: `run()` calls it
+/// on the caller's thread, `spawn()` on a thread of its own.
+pub(crate) fn finish_relaying(config: &Config, started: Started) -> (Result<Outcome>, Leftover) {
+    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, caller, relays, called } =
+        started;
+    // The caller's ends are the caller's: without one (run()), stdin reads end of file.
+    drop(caller);
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let watched = supervise::watch(&mut child, cg, report, stdout, stderr, cancel, limits);
+    let pipes = Pipes { report, stdout, stderr, relays, cancel };
+    let watched = supervise::watch(&mut child, cg, pipes, limits);
     // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more,
     // and the pool's thread may go.
     drop(child);
     drop((base, pool));
-    let watched = watched?.map_err(|failure| failure_error(&plan, failure))?;
+    let (watched, leftover) = match watched {
+        Ok(pair) => pair,
+        Err(e) => return (Err(e), Leftover::default()),
+    };
+    let outcome = watched
+        .map_err(|failure| failure_error(&plan, failure))
+        .and_then(|watched| outcome(config, &plan, cgroup.as_deref(), watched, called));
+    (outcome, leftover)
+}
 
+/// The outcome from what the supervisor saw and the cgroup's (or rusage's) figures.
+fn outcome(
+    config: &Config,
+    plan: &Plan,
+    cgroup: Option<&dyn Cgroup>,
+    watched: supervise::Watched,
+    called: u64,
+) -> Result<Outcome> {
     // Whole-tree figures from the cgroup; without one, rusage of the reaped tree.
     let usage = watched.reaped.usage;
-    let mut stats = match &cgroup {
+    let mut stats = match cgroup {
         Some(cg) => cg.stats()?,
         None => Stats {
             user: timeval(usage.ru_utime),

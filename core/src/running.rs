@@ -7,7 +7,9 @@
 //! (`wait_timeout`) or come back later. A cancel is one byte on a pipe the supervisor
 //! polls: it kills the sandbox at once, from any thread.
 
+use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::run::{self, Started};
+use crate::stdio::Handles;
 
 /// A running sandbox. Dropping it without waiting cancels the run and waits for the
 /// sandbox to be gone: nothing outlives the handle.
@@ -32,6 +35,10 @@ use crate::run::{self, Started};
 pub struct Running {
     id: String,
     pid: i32,
+    /// The caller's ends of piped stdio, until taken.
+    stdin: Option<File>,
+    stdout: Option<UnixStream>,
+    stderr: Option<UnixStream>,
     canceller: Canceller,
     state: Arc<State>,
     /// Taken when the outcome is.
@@ -41,7 +48,10 @@ pub struct Running {
 /// Where the supervisor thread leaves the outcome.
 #[derive(Debug, Default)]
 struct State {
-    outcome: Mutex<Option<Result<Outcome>>>,
+    /// The outcome, and whether the thread goes on handing output the caller has not read
+    /// yet to its streams (then nobody joins it: it ends when the streams are read or
+    /// dropped, and holds nothing of the sandbox, which is gone).
+    outcome: Mutex<(Option<Result<Outcome>>, bool)>,
     done: Condvar,
 }
 
@@ -72,7 +82,7 @@ impl Running {
             .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
-        let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<i32>>(1);
+        let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<(i32, Handles)>>(1);
         let thread = std::thread::Builder::new()
             .name("isolette-supervise".into())
             .spawn(move || {
@@ -84,14 +94,18 @@ impl Running {
                     }
                 };
                 started.cancel = Some(cancel_r);
-                let _ = tell.send(Ok(started.child.pid()));
-                let outcome = run::finish(&config, started);
-                *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                let caller = std::mem::take(&mut started.caller);
+                let _ = tell.send(Ok((started.child.pid(), caller)));
+                let (outcome, leftover) = run::finish_relaying(&config, started);
+                *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = (Some(outcome), !leftover.is_empty());
                 shared.done.notify_all();
+                // The outcome is out; what the caller has not read of the output yet still
+                // goes to it, until it is all taken or the run is cancelled (or dropped).
+                leftover.drain();
             })
             .map_err(|e| Error::io("spawn thread", "isolette-supervise", e))?;
-        let pid = match started_pid.recv() {
-            Ok(Ok(pid)) => pid,
+        let (pid, caller) = match started_pid.recv() {
+            Ok(Ok(started)) => started,
             Ok(Err(e)) => {
                 let _ = thread.join();
                 return Err(e);
@@ -104,6 +118,9 @@ impl Running {
         Ok(Running {
             id: format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)),
             pid,
+            stdin: caller.stdin.map(File::from),
+            stdout: caller.stdout.map(UnixStream::from),
+            stderr: caller.stderr.map(UnixStream::from),
             canceller: Canceller { pipe: Arc::new(cancel_w) },
             state,
             thread: Some(thread),
@@ -118,6 +135,25 @@ impl Running {
     /// The host pid of the sandbox's init (pid 1 inside).
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The program's stdin, to write while it runs, for [`Stdin::Pipe`](crate::Stdin::Pipe)
+    /// (once; `None` otherwise). Dropping it is end of file.
+    pub fn take_stdin(&mut self) -> Option<File> {
+        self.stdin.take()
+    }
+
+    /// The program's stdout as it comes, for [`Output::Pipe`](crate::Output::Pipe) (once;
+    /// `None` otherwise). It reaches end of file when the program's output has all been
+    /// read; what the output limit cut never arrives.
+    pub fn take_stdout(&mut self) -> Option<UnixStream> {
+        self.stdout.take()
+    }
+
+    /// The program's stderr as it comes, for [`Output::Pipe`](crate::Output::Pipe), as
+    /// [`take_stdout`](Running::take_stdout).
+    pub fn take_stderr(&mut self) -> Option<UnixStream> {
+        self.stderr.take()
     }
 
     /// Stops the sandbox now; the run ends with [`Status::Cancelled`](crate::Status::Cancelled).
@@ -153,7 +189,7 @@ impl Running {
             return Err(Error::config("this run's outcome was already taken"));
         };
         let mut outcome = self.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
-        while outcome.is_none() {
+        while outcome.0.is_none() {
             let Some(deadline) = deadline else {
                 outcome = self.state.done.wait(outcome).unwrap_or_else(|e| e.into_inner());
                 continue;
@@ -165,14 +201,19 @@ impl Running {
             }
             outcome = self.state.done.wait_timeout(outcome, left).unwrap_or_else(|e| e.into_inner()).0;
         }
-        let result = outcome.take().expect("set");
+        let result = outcome.0.take().expect("set");
+        let draining = outcome.1;
         drop(outcome);
-        let _ = thread.join();
+        if !draining {
+            let _ = thread.join();
+        }
         result.map(Some)
     }
 }
 
 impl Drop for Running {
+    /// Before the outcome: cancels the run and waits for the sandbox to be gone. After it,
+    /// output the caller has not read still reaches the streams it took.
     fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
             self.canceller.cancel();

@@ -5,7 +5,7 @@
 //! verdict (`outcome.rs` does). To stop a run it kills the init, which takes every process
 //! of the pid namespace with it.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -54,12 +54,102 @@ fn cores() -> u32 {
     })
 }
 
+/// What the supervisor reads and writes: the report pipe, the capture pipes, the relays
+/// to the caller, and the cancel pipe.
+pub(crate) struct Pipes {
+    pub report: OwnedFd,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub relays: [Option<OwnedFd>; 2],
+    pub cancel: Option<OwnedFd>,
+}
+
 /// A captured stream: its read end while open, and what it gave.
 struct Capture {
     fd: Option<OwnedFd>,
     data: Vec<u8>,
     /// Bytes were read past the cap and dropped.
     truncated: bool,
+    /// For [`Output::Pipe`](crate::Output::Pipe): where the bytes go instead of `data`.
+    relay: Option<Relay>,
+    /// Bytes taken from the program (kept or relayed), against the output limit.
+    counted: usize,
+}
+
+/// The supervisor's end of a stream to the caller, and what the caller has not taken yet
+/// (at most the output limit: every byte counted against it passes through here once).
+#[derive(Debug)]
+pub(crate) struct Relay {
+    sock: OwnedFd,
+    pending: std::collections::VecDeque<u8>,
+}
+
+impl Relay {
+    pub(crate) fn new(sock: OwnedFd) -> Relay {
+        Relay { sock, pending: std::collections::VecDeque::new() }
+    }
+
+    /// Sends what it can without blocking; `false` once the caller's end is gone (its
+    /// bytes are then dropped: nobody reads them).
+    fn flush(&mut self) -> bool {
+        use nix::sys::socket::{MsgFlags, send};
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            match send(self.sock.as_raw_fd(), front, MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => drop(self.pending.drain(..n)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return true,
+                Err(_) => {
+                    self.pending.clear();
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Relays whose caller has not read everything yet when the run ends, with the run's
+/// cancel pipe, which stops them. `drain` hands the rest over, blocking (a spawned run's
+/// own thread does this after the outcome is out); dropping them discards it.
+#[derive(Debug, Default)]
+pub(crate) struct Leftover {
+    relays: Vec<Relay>,
+    cancel: Option<OwnedFd>,
+}
+
+impl Leftover {
+    /// Whether nothing is left to hand over.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.relays.is_empty()
+    }
+
+    /// Sends the rest to the caller until it is all taken, the caller's ends are gone, or
+    /// the run is cancelled (dropping the handle does that).
+    pub(crate) fn drain(mut self) {
+        loop {
+            self.relays.retain_mut(|r| r.flush() && !r.pending.is_empty());
+            if self.relays.is_empty() {
+                return;
+            }
+            let mut fds: Vec<PollFd> =
+                self.relays.iter().map(|r| PollFd::new(r.sock.as_fd(), PollFlags::POLLOUT)).collect();
+            if let Some(cancel) = &self.cancel {
+                fds.push(PollFd::new(cancel.as_fd(), PollFlags::POLLIN));
+            }
+            let _ = poll(&mut fds, PollTimeout::NONE);
+            if self.cancel.is_some() {
+                match fds.last().and_then(PollFd::revents) {
+                    // A byte: cancelled.
+                    Some(r) if r.contains(PollFlags::POLLIN) => return,
+                    // Only the hang-up of the handle, dropped after the outcome was taken:
+                    // the streams are still the caller's, so go on.
+                    Some(r) if !r.is_empty() => self.cancel = None,
+                    _ => {}
+                }
+            }
+        }
+    }
 }
 
 /// Runs the loop until the init is reaped and every pipe is at EOF. A setup failure
@@ -67,12 +157,11 @@ struct Capture {
 pub(crate) fn watch(
     child: &mut Child,
     cgroup: Option<&dyn Cgroup>,
-    report: OwnedFd,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-    mut cancel: Option<OwnedFd>,
+    pipes: Pipes,
     limits: Enforce,
-) -> Result<std::result::Result<Watched, Failure>> {
+) -> Result<(std::result::Result<Watched, Failure>, Leftover)> {
+    let Pipes { report, stdout, stderr, relays, cancel } = pipes;
+    let mut cancel_open = cancel.is_some();
     let released = Instant::now();
     // Until the program has started, the deadline also bounds the setup.
     let mut deadline = released + limits.wall_time;
@@ -85,8 +174,15 @@ pub(crate) fn watch(
     let mut killed = false;
     let mut failure = None;
     let mut report = Some(report);
-    let capture = |fd| Capture { fd, data: Vec::new(), truncated: false };
-    let mut out = [capture(stdout), capture(stderr)];
+    let [relay_out, relay_err] = relays;
+    let capture = |fd, relay: Option<OwnedFd>| Capture {
+        fd,
+        data: Vec::new(),
+        truncated: false,
+        relay: relay.map(Relay::new),
+        counted: 0,
+    };
+    let mut out = [capture(stdout, relay_out), capture(stderr, relay_err)];
     let mut reaped = None;
     let mut buf = vec![0u8; 64 << 10];
     // Cpu time is polled: next check after the time the remaining budget would take with
@@ -109,10 +205,10 @@ pub(crate) fn watch(
             let ms = left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         };
-        // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures, 4 = cancel; closed ones are
-        // skipped.
-        let mut slots: Vec<usize> = Vec::with_capacity(5);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(5);
+        // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures, 4 = cancel, 5 and 6 =
+        // relays with bytes the caller has not taken; closed ones are skipped.
+        let mut slots: Vec<usize> = Vec::with_capacity(7);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(7);
         if reaped.is_none() {
             slots.push(0);
             fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
@@ -127,9 +223,15 @@ pub(crate) fn watch(
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
         }
-        if let Some(fd) = &cancel {
+        if let (true, Some(fd)) = (cancel_open, &cancel) {
             slots.push(4);
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        for (i, c) in out.iter().enumerate() {
+            if let Some(relay) = c.relay.as_ref().filter(|r| !r.pending.is_empty()) {
+                slots.push(5 + i);
+                fds.push(PollFd::new(relay.sock.as_fd(), PollFlags::POLLOUT));
+            }
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -137,6 +239,11 @@ pub(crate) fn watch(
         }
         let ready: Vec<usize> =
             slots.iter().zip(&fds).filter(|(_, p)| p.any().unwrap_or(false)).map(|(i, _)| *i).collect();
+        // The cancel pipe counts only with a byte in it (a hang-up alone is not a cancel).
+        let cancel_byte = slots
+            .iter()
+            .zip(&fds)
+            .any(|(&slot, p)| slot == 4 && p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)));
         drop(fds);
 
         for slot in ready {
@@ -175,25 +282,41 @@ pub(crate) fn watch(
                     }
                 }
                 4 => {
-                    // Cancelled (or the handle is gone): stop the sandbox now, with the
-                    // figures so far. A limit already enforced keeps its verdict.
-                    cancel = None;
-                    if !killed && reaped.is_none() {
+                    // Cancelled: stop the sandbox now, with the figures so far. A limit
+                    // already enforced keeps its verdict.
+                    cancel_open = false;
+                    if cancel_byte && !killed && reaped.is_none() {
                         enforced.get_or_insert(Enforced::Cancelled);
                         ended.get_or_insert_with(monotonic_ns);
                         child.kill();
                         killed = true;
                     }
                 }
+                5 | 6 => {
+                    let capture = &mut out[slot - 5];
+                    if capture.relay.as_mut().is_some_and(|r| !r.flush()) {
+                        capture.relay = None;
+                    }
+                }
                 _ => {
-                    let total: usize = out.iter().map(|c| c.data.len()).sum();
+                    let total = out.iter().map(|c| c.counted).sum::<usize>();
                     let capture = &mut out[slot - 2];
                     let fd = capture.fd.as_ref().expect("polled");
                     match nix::unistd::read(fd, &mut buf) {
                         Ok(0) => capture.fd = None,
                         Ok(n) => {
                             let room = (limits.output_limit as usize).saturating_sub(total);
-                            capture.data.extend_from_slice(&buf[..n.min(room)]);
+                            let kept = &buf[..n.min(room)];
+                            capture.counted += kept.len();
+                            match &mut capture.relay {
+                                Some(relay) => {
+                                    relay.pending.extend(kept);
+                                    if !relay.flush() {
+                                        capture.relay = None;
+                                    }
+                                }
+                                None => capture.data.extend_from_slice(kept),
+                            }
                             capture.truncated |= n > room;
                             if n > room && enforced.is_none() && !killed {
                                 enforced = Some(Enforced::Output);
@@ -232,8 +355,12 @@ pub(crate) fn watch(
         }
     }
 
+    // What the callers of relayed streams have not taken yet, and the cancel pipe that stops
+    // handing it over; a relay with nothing left closes here (the reader's end of file).
+    let relays: Vec<Relay> = out.iter_mut().filter_map(|c| c.relay.take()).filter(|r| !r.pending.is_empty()).collect();
+    let leftover = Leftover { relays, cancel };
     if let Some(f) = failure {
-        return Ok(Err(f));
+        return Ok((Err(f), leftover));
     }
     let reaped = reaped.expect("loop ends after the reap");
     let ending = match status {
@@ -247,5 +374,7 @@ pub(crate) fn watch(
     };
     let truncated = [out[0].truncated, out[1].truncated];
     let [stdout, stderr] = out.map(|c| c.data);
-    Ok(Ok(Watched { ending, enforced, wall_time, started_at: started, stdout, stderr, truncated, reaped, cpu_base }))
+    let watched =
+        Watched { ending, enforced, wall_time, started_at: started, stdout, stderr, truncated, reaped, cpu_base };
+    Ok((Ok(watched), leftover))
 }

@@ -149,3 +149,85 @@ fn a_pool_serves_spawns_too() {
     drop(pool);
     assert_eq!(running.wait().unwrap().status, Status::Ok);
 }
+
+#[test]
+fn piped_output_arrives_as_it_is_written() {
+    require_root!();
+    let image = busybox!();
+    let _serial = common::serial();
+    let mut running = Sandbox::builder(&image)
+        .stdout(isolette::Output::Pipe)
+        .spawn(["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line $i; sleep 0.1; done"])
+        .unwrap();
+    let stdout = running.take_stdout().expect("a piped stdout");
+    assert!(running.take_stdout().is_none(), "taken once");
+    let start = Instant::now();
+    let mut arrivals = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        arrivals.push((line.unwrap(), start.elapsed()));
+    }
+    let lines: Vec<&str> = arrivals.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].1 - pair[0].1;
+        assert!(gap > Duration::from_millis(50), "lines came together, not as written: {arrivals:?}");
+    }
+    let out = running.wait().unwrap();
+    assert_eq!(out.status, Status::Ok);
+    assert!(out.stdout.is_empty(), "streamed, not captured");
+}
+
+#[test]
+fn piped_stdin_is_written_while_the_program_runs() {
+    require_root!();
+    let image = busybox!();
+    let _serial = common::serial();
+    let mut running = Sandbox::builder(&image)
+        .stdin_from(isolette::Stdin::Pipe)
+        .stdout(isolette::Output::Pipe)
+        .spawn([PROBE, "stdin-echo"])
+        .unwrap();
+    let mut stdin = running.take_stdin().unwrap();
+    let mut stdout = running.take_stdout().unwrap();
+    use std::io::{Read, Write};
+    stdin.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping\n", "echoed while running");
+    drop(stdin); // end of file
+    let out = running.wait().unwrap();
+    assert_eq!(out.status, Status::Ok);
+}
+
+#[test]
+fn piped_output_keeps_the_limit_and_waits_for_a_slow_reader() {
+    require_root!();
+    let image = busybox!();
+    let _serial = common::serial();
+    use std::io::Read;
+    // Past the limit: the program is stopped and the reader gets exactly the limit.
+    let mut running = Sandbox::builder(&image)
+        .output_limit(64 << 10)
+        .stdout(isolette::Output::Pipe)
+        .spawn([PROBE, "write-bytes", "1M"])
+        .unwrap();
+    let mut stdout = running.take_stdout().unwrap();
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 64 << 10);
+    let out = running.wait().unwrap();
+    assert_eq!((out.status, out.stdout_truncated), (Status::OutputLimit, true));
+    // A reader that reads nothing until the run is over loses nothing, and the program was
+    // never held up by it.
+    let mut running =
+        Sandbox::builder(&image).stdout(isolette::Output::Pipe).spawn([PROBE, "write-bytes", "512K"]).unwrap();
+    let mut stdout = running.take_stdout().unwrap();
+    let out = running.wait().unwrap();
+    assert_eq!(out.status, Status::Ok);
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), 512 << 10, "all of it, after the run");
+    // With run(), nobody reads a pipe: its output is dropped, the limit still counts.
+    let out = Sandbox::builder(&image).stdout(isolette::Output::Pipe).run([PROBE, "write-bytes", "10K"]).unwrap();
+    assert_eq!((out.status, out.stdout.len()), (Status::Ok, 0));
+}
