@@ -4,8 +4,10 @@
 //! validates the whole config before anything is created.
 
 use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -62,6 +64,9 @@ pub enum Stdin {
     ///
     /// [`Running::take_stdin`]: crate::Running::take_stdin
     Pipe,
+    /// An fd the caller has, such as one end of [`pipe`](crate::pipe) whose other end is
+    /// another sandbox's stdout (an interactive problem). The sandbox gets its own copy.
+    Fd(SharedFd),
 }
 
 /// Where the program's stdout or stderr goes.
@@ -84,6 +89,57 @@ pub enum Output {
     /// [`Running::take_stdout`]: crate::Running::take_stdout
     /// [`Running::take_stderr`]: crate::Running::take_stderr
     Pipe,
+    /// An fd the caller has, such as one end of [`pipe`](crate::pipe) whose other end is
+    /// another sandbox's stdin; not counted against the output limit. The sandbox gets its
+    /// own copy.
+    Fd(SharedFd),
+}
+
+/// An fd shared by the caller and the sandboxes it is handed to, closed when the last copy
+/// goes. For end of file to reach the reader of a pipe, every copy of its write end must
+/// be gone: drop the builders that hold one once their sandboxes are started.
+#[derive(Debug, Clone)]
+pub struct SharedFd(Arc<OwnedFd>);
+
+impl SharedFd {
+    /// The fd, for handing to a sandbox.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl From<OwnedFd> for SharedFd {
+    fn from(fd: OwnedFd) -> SharedFd {
+        SharedFd(Arc::new(fd))
+    }
+}
+
+impl PartialEq for SharedFd {
+    fn eq(&self, other: &SharedFd) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedFd {}
+
+/// A pipe, `(read end, write end)`, to join two sandboxes: one's [`Output::Fd`] to the
+/// other's [`Stdin::Fd`], as a judge joins a solution and an interactor.
+///
+/// ```no_run
+/// use isolette::{Output, Sandbox, Stdin};
+/// # let image = isolette::Image::open("img")?;
+/// let (to_solution, from_interactor) = isolette::pipe()?;
+/// let (to_interactor, from_solution) = isolette::pipe()?;
+/// let solution = Sandbox::builder(&image).stdin_from(Stdin::Fd(to_solution))
+///     .stdout(Output::Fd(from_solution)).spawn(["./solution"])?;
+/// let interactor = Sandbox::builder(&image).stdin_from(Stdin::Fd(to_interactor))
+///     .stdout(Output::Fd(from_interactor)).spawn(["./interactor"])?;
+/// let verdict = interactor.wait()?; // its exit code says whether the solution got it right
+/// # Ok::<(), isolette::Error>(())
+/// ```
+pub fn pipe() -> Result<(SharedFd, SharedFd)> {
+    let (r, w) = crate::stdio::pipe()?;
+    Ok((r.into(), w.into()))
 }
 
 /// A bind mount from the host into the sandbox.

@@ -47,7 +47,7 @@ mod units;
 pub use cgroup::{GcReport, cleanup, gc};
 pub use config::{
     DEFAULT_MEMORY, DEFAULT_NOFILE, DEFAULT_OUTPUT_LIMIT, DEFAULT_PIDS, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE,
-    DEFAULT_WALL_TIME, MountSpec, Output, Sandbox, SandboxBuilder, Stdin,
+    DEFAULT_WALL_TIME, MountSpec, Output, Sandbox, SandboxBuilder, SharedFd, Stdin, pipe,
 };
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};

@@ -45,6 +45,7 @@ impl Stdio {
                 caller.stdin = Some(w);
                 r
             }
+            Stdin::Fd(fd) => dup(fd.as_fd())?,
             Stdin::Null => open_null(false)?,
             Stdin::File(path) => File::open(path).map_err(|e| Error::io("open stdin", path, e))?.into(),
             Stdin::Bytes(bytes) => memfd_with(bytes)?,
@@ -92,6 +93,7 @@ fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
             (f.into(), None)
         }
         Output::Null => (open_null(true)?, None),
+        Output::Fd(fd) => (dup(fd.as_fd())?, None),
         Output::Inherit => {
             let owned = match caller_fd {
                 1 => std::io::stdout().as_fd().try_clone_to_owned(),
@@ -100,6 +102,11 @@ fn output(out: &Output, caller_fd: i32) -> Result<(OwnedFd, Option<OwnedFd>)> {
             (owned.map_err(|e| Error::io("dup", "caller's stdio", e))?, None)
         }
     })
+}
+
+/// A copy of `fd` for the sandbox (CLOEXEC).
+fn dup(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().map_err(|e| Error::io("dup", "the caller's fd", e))
 }
 
 /// A relay to the caller: a connected pair of stream sockets, `(the supervisor's end,

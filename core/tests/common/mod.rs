@@ -72,7 +72,8 @@ pub struct Footprint {
     pub children: usize,
     pub fds: usize,
     pub mounts: usize,
-    /// Threads, but for the one isolette keeps for good once started (cgroup removal).
+    /// isolette's own threads (supervisors, pools), but for the one it keeps for good once
+    /// started (cgroup removal). Only these: the test harness starts and ends its own.
     pub threads: usize,
 }
 
@@ -104,7 +105,10 @@ impl Footprint {
         let threads = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .flatten()
-            .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() != "isolette-cgroup"))
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.starts_with("isolette-") && c.trim() != "isolette-cgroup")
+            })
             .count();
         Footprint { children, fds, mounts, threads }
     }
