@@ -100,7 +100,8 @@ impl Running {
                 *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = (Some(outcome), !leftover.is_empty());
                 shared.done.notify_all();
                 // The outcome is out; what the caller has not read of the output yet still
-                // goes to it, until it is all taken or the run is cancelled (or dropped).
+                // goes to it, until it is all taken, its stream is dropped, or the run is
+                // cancelled (a handle dropped before the outcome cancels).
                 leftover.drain();
             })
             .map_err(|e| Error::io("spawn thread", "isolette-supervise", e))?;
