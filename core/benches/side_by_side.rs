@@ -225,23 +225,7 @@ fn latency_rows(rootfs: &Path, image: &Image) -> Vec<Row> {
     );
     add("isolette in-process, memory + pids", "W2", in_process(Sandbox::builder(image).memory(256 << 20).pids(64)));
     match tool("BWRAP") {
-        Some(bwrap) => add(
-            "bubblewrap --unshare-all",
-            "W1",
-            command(strings(&[
-                &bwrap,
-                "--unshare-all",
-                "--die-with-parent",
-                "--ro-bind",
-                root,
-                "/",
-                "--proc",
-                "/proc",
-                "--dev",
-                "/dev",
-                "/bin/true",
-            ])),
-        ),
+        Some(bwrap) => add("bubblewrap --unshare-all", "W1", command(bwrap_argv(&bwrap, root))),
         None => println!("skipped: bubblewrap (set BWRAP; apt-get install bubblewrap)"),
     }
     match (tool("CRUN"), std::env::var("CRUN_BUNDLE_W1"), std::env::var("CRUN_BUNDLE_W2")) {
@@ -264,12 +248,8 @@ fn latency_rows(rootfs: &Path, image: &Image) -> Vec<Row> {
     }
     match tool("NSJAIL") {
         Some(nsjail) => {
-            // Its own defaults: user (root mapped), pid, mount, net, ipc, uts and cgroup
-            // namespaces, and /proc.
-            let base = strings(&[&nsjail, "-Mo", "-Q", "--chroot", root]);
-            add("nsjail -Mo", "W1", command([base.clone(), strings(&["--", "/bin/true"])].concat()));
-            let limits = strings(&["--cgroup_mem_max", "268435456", "--cgroup_pids_max", "64", "--", "/bin/true"]);
-            add("nsjail -Mo, cgroup limits", "W2", command([base, limits].concat()));
+            add("nsjail -Mo", "W1", command(nsjail_argv(&nsjail, root, false)));
+            add("nsjail -Mo, cgroup limits", "W2", command(nsjail_argv(&nsjail, root, true)));
         }
         None => println!("skipped: nsjail (set NSJAIL to a binary built from google/nsjail)"),
     }
@@ -286,6 +266,34 @@ fn latency_rows(rootfs: &Path, image: &Image) -> Vec<Row> {
         None => println!("skipped: isolate (set ISOLATE and ISOLATE_BOX1..3; bench/side-by-side.sh does)"),
     }
     rows
+}
+
+/// bubblewrap with every namespace, the image read-only as root, `/proc` and `/dev`.
+fn bwrap_argv(bwrap: &str, root: &str) -> Vec<String> {
+    strings(&[
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--ro-bind",
+        root,
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "/bin/true",
+    ])
+}
+
+/// nsjail once, chrooted in the image, with its own default namespaces (user with root
+/// mapped, pid, mount, net, ipc, uts, cgroup) and /proc; `limits`: the W2 cgroup limits.
+fn nsjail_argv(nsjail: &str, root: &str, limits: bool) -> Vec<String> {
+    let mut argv = strings(&[nsjail, "-Mo", "-Q", "--chroot", root]);
+    if limits {
+        argv.extend(strings(&["--cgroup_mem_max", "268435456", "--cgroup_pids_max", "64"]));
+    }
+    argv.extend(strings(&["--", "/bin/true"]));
+    argv
 }
 
 /// isolate and its three boxes made with `--init` (W1 without cgroups; two W2 ones, one per
@@ -349,24 +357,7 @@ fn throughput_rows(rootfs: &Path, image: &Image) -> Vec<(String, Maker)> {
     ));
     if let Some(bwrap) = tool("BWRAP") {
         let r = root.clone();
-        rows.push((
-            "bubblewrap, W1 (no limits)".into(),
-            Box::new(move || {
-                command(strings(&[
-                    &bwrap,
-                    "--unshare-all",
-                    "--die-with-parent",
-                    "--ro-bind",
-                    &r,
-                    "/",
-                    "--proc",
-                    "/proc",
-                    "--dev",
-                    "/dev",
-                    "/bin/true",
-                ]))
-            }),
-        ));
+        rows.push(("bubblewrap, W1 (no limits)".into(), Box::new(move || command(bwrap_argv(&bwrap, &r)))));
     }
     if let Some((isolate, [_, b2, b3])) = isolate() {
         let worker = std::sync::atomic::AtomicUsize::new(0);
@@ -380,25 +371,7 @@ fn throughput_rows(rootfs: &Path, image: &Image) -> Vec<(String, Maker)> {
         ));
     }
     if let (Some(nsjail), r) = (tool("NSJAIL"), root.clone()) {
-        rows.push((
-            "nsjail, W2".into(),
-            Box::new(move || {
-                command(strings(&[
-                    &nsjail,
-                    "-Mo",
-                    "-q",
-                    "--chroot",
-                    &r,
-                    "--disable_clone_newuser",
-                    "--cgroup_mem_max",
-                    "268435456",
-                    "--cgroup_pids_max",
-                    "64",
-                    "--",
-                    "/bin/true",
-                ]))
-            }),
-        ));
+        rows.push(("nsjail, W2".into(), Box::new(move || command(nsjail_argv(&nsjail, &r, true)))));
     }
     rows
 }

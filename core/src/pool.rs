@@ -142,7 +142,7 @@ impl Pool {
         let shared = &self.inner.shared;
         let Some(warm) = self.take(&plan, config) else {
             shared.cold_runs.fetch_add(1, Ordering::Relaxed);
-            return run::begin(image, config, argv);
+            return run::begin_planned(plan, config, called);
         };
         shared.warm_runs.fetch_add(1, Ordering::Relaxed);
         let WarmSandbox { child, plan: base, cgroup, report, ctl } = warm;
@@ -160,21 +160,11 @@ impl Pool {
         let stdin_out_err =
             [stdio.child_stdin.as_raw_fd(), stdio.child_stdout.as_raw_fd(), stdio.child_stderr.as_raw_fd()];
         child.request(&plan, &ctl, stdin_out_err)?;
-        // The sandbox has its copies; ours must go, or the pipes never reach EOF.
-        drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr, ctl));
+        drop(ctl);
         Ok(Started {
-            child,
             base: Some(base),
             pool: Some(self.clone()),
-            plan,
-            cgroup,
-            report,
-            stdout: stdio.capture_stdout,
-            stderr: stdio.capture_stderr,
-            cancel: None,
-            caller: stdio.caller,
-            relays: stdio.relays,
-            called,
+            ..Started::new(child, plan, cgroup, report, stdio, called)
         })
     }
 

@@ -22,29 +22,19 @@ use crate::supervise::{self, Enforce, Leftover, Pipes};
 /// Starts a sandbox the ordinary (cold) way: plan, cgroup, clone.
 pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Started> {
     let called = spawn::monotonic_ns();
-    let mut plan = Box::new(Plan::new(image, config, argv)?);
+    begin_planned(Box::new(Plan::new(image, config, argv)?), config, called)
+}
+
+/// [`begin`] with the plan made already (`called`: when the caller asked).
+pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -> Result<Started> {
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     add_rlimits(&mut plan, config, cgroup.is_some());
     let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
     let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
-    // The child has its copies; ours must go, or the pipes never reach EOF.
-    drop((report_w, stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
-    Ok(Started {
-        child,
-        base: None,
-        pool: None,
-        plan,
-        cgroup,
-        report: report_r,
-        stdout: stdio.capture_stdout,
-        stderr: stdio.capture_stderr,
-        cancel: None,
-        caller: stdio.caller,
-        relays: stdio.relays,
-        called,
-    })
+    drop(report_w);
+    Ok(Started::new(child, plan, cgroup, report_r, stdio, called))
 }
 
 /// The rlimits that stand in for, or back up, the cgroup's limits.
@@ -106,6 +96,35 @@ pub(crate) struct Started {
     pub relays: [Option<OwnedFd>; 2],
     /// When the caller asked for the run (`CLOCK_MONOTONIC`, ns).
     pub called: u64,
+}
+
+impl Started {
+    /// A started sandbox and what it needs; drops our copies of the child's stdio fds (the
+    /// child has its own; ours would keep the pipes from reaching end of file).
+    pub(crate) fn new(
+        child: spawn::Child,
+        plan: Box<Plan>,
+        cgroup: Option<cgroup::Guard>,
+        report: OwnedFd,
+        stdio: Stdio,
+        called: u64,
+    ) -> Started {
+        drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
+        Started {
+            child,
+            base: None,
+            pool: None,
+            plan,
+            cgroup,
+            report,
+            stdout: stdio.capture_stdout,
+            stderr: stdio.capture_stderr,
+            cancel: None,
+            caller: stdio.caller,
+            relays: stdio.relays,
+            called,
+        }
+    }
 }
 
 /// Supervises the run to its end and derives the outcome; output relayed to a caller who

@@ -74,6 +74,17 @@ fn each_sandbox_serves_one_run() {
 }
 
 #[test]
+fn a_bad_pool_is_refused_with_a_config_error() {
+    require_root!();
+    let image = busybox!();
+    for size in [0, 65] {
+        assert!(matches!(Sandbox::builder(&image).pool(size), Err(Error::Config(_))), "{size}");
+    }
+    // A base config that every request would fail on is refused at once, too.
+    assert!(matches!(Sandbox::builder(&image).wall_time(Duration::ZERO).pool(1), Err(Error::Config(_))));
+}
+
+#[test]
 fn a_request_that_does_not_fit_runs_cold() {
     require_root!();
     let image = busybox!();
