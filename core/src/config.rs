@@ -217,6 +217,8 @@ pub(crate) struct Config {
     pub user_namespace: Option<bool>,
     pub user: Option<(u32, u32)>,
     pub entrypoint: Option<Vec<OsString>>,
+    /// A terminal of `(rows, columns)` as stdin, stdout and stderr.
+    pub tty: Option<(u16, u16)>,
 }
 
 /// Default wall-time limit.
@@ -261,6 +263,7 @@ impl Default for Config {
             user_namespace: None,
             user: None,
             entrypoint: None,
+            tty: None,
         }
     }
 }
@@ -469,6 +472,39 @@ impl SandboxBuilder {
     /// Sets where stderr goes (captured by default).
     pub fn stderr(mut self, out: Output) -> Self {
         self.config.stderr = out;
+        self
+    }
+
+    /// Gives the program a new terminal (24 rows, 80 columns) as stdin, stdout and stderr,
+    /// as `docker run -t` does: a pseudo-terminal of the sandbox's own devpts (the host's
+    /// terminals stay out of sight), with the program as session leader and the terminal
+    /// as its controlling one, so a shell's job control, a REPL's line editing and Ctrl-C
+    /// (byte 3) work. Terminal injection (`TIOCSTI`) is still refused.
+    ///
+    /// What the terminal shows is stdout: captured (counted against the output limit) or,
+    /// with [`Output::Pipe`], streamed ([`Running::take_stdout`]); stderr goes there too
+    /// and must stay [`Output::Capture`]. What is typed comes from stdin: [`Stdin::Null`]
+    /// (nothing), [`Stdin::Bytes`] (typed at the start; a line starting with byte 4 is end
+    /// of file) or [`Stdin::Pipe`] ([`Running::take_stdin`]). Other settings are refused.
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let out = isolette::Sandbox::builder(&image).tty(true).run(["/bin/sh", "-c", "tty"])?;
+    /// assert_eq!(out.stdout, b"/dev/pts/0\r\n"); // a terminal ends lines with CR LF
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    ///
+    /// [`Running::take_stdout`]: crate::Running::take_stdout
+    /// [`Running::take_stdin`]: crate::Running::take_stdin
+    pub fn tty(mut self, on: bool) -> Self {
+        self.config.tty = on.then_some(self.config.tty.unwrap_or((24, 80)));
+        self
+    }
+
+    /// A terminal as [`tty`](SandboxBuilder::tty), of `rows` by `cols` characters; a
+    /// running one is resized with [`Running::resize`](crate::Running::resize).
+    pub fn tty_size(mut self, rows: u16, cols: u16) -> Self {
+        self.config.tty = Some((rows, cols));
         self
     }
 

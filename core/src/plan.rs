@@ -49,6 +49,17 @@ pub(crate) struct Plan {
     /// lands in the cgroup and makes the namespace at once).
     pub cgroup_join: Vec<CString>,
     pub program: Program,
+    /// The program's terminal, made by the sandbox's first process (`spawn/child.rs`).
+    pub tty: Option<Tty>,
+}
+
+/// A terminal for the program: its size, and the ids (inside) that own it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tty {
+    pub rows: u16,
+    pub cols: u16,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// The program's side of the plan: what the init binary gets through `execve`.
@@ -71,6 +82,7 @@ impl Plan {
     /// Validates `config` against `image` and builds the plan; nothing is created.
     pub(crate) fn new(image: &Image, config: &Config, argv: &[OsString]) -> Result<Plan> {
         validate_limits(config)?;
+        validate_tty(config)?;
         let run = Resolved::new(image, config, argv)?;
         let (uid, gid) = (run.uid, run.gid);
         let caller_is_root = nix::unistd::geteuid().is_root();
@@ -134,6 +146,7 @@ impl Plan {
             },
             cgroup_join: Vec::new(),
             program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
+            tty: config.tty.map(|(rows, cols)| Tty { rows, cols, uid, gid }),
         })
     }
 }
@@ -239,8 +252,15 @@ impl Program {
 
         let workdir = cstring(workdir.as_os_str().as_bytes())?;
         let filter = seccomp::program(&config.seccomp)?;
-        let numbers =
-            format!("{} {} {} {} {}", run.uid, run.gid, u8::from(setgroups), cap_last_cap(), candidates.len());
+        let numbers = format!(
+            "{} {} {} {} {} {}",
+            run.uid,
+            run.gid,
+            u8::from(setgroups),
+            cap_last_cap(),
+            u8::from(config.tty.is_some()),
+            candidates.len()
+        );
         let hex = filter.as_ref().map_or_else(CString::default, |f| f.hex.clone());
         let mut init_argv = vec![cstring(proto::ARGV0)?, cstring(numbers)?, workdir.clone(), hex];
         init_argv.extend(candidates.iter().cloned());
@@ -271,6 +291,26 @@ fn arg_cstring(what: &str, bytes: &[u8]) -> Result<CString> {
 /// Longest wall or cpu time a run may be given: a day is past any judge's need, and keeps
 /// every deadline and rlimit far from overflowing.
 const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A terminal is stdin, stdout and stderr at once: the supervisor types into it and reads
+/// what it shows, so only the settings it can serve that way are taken.
+fn validate_tty(config: &Config) -> Result<()> {
+    use crate::config::{Output, Stdin};
+    let Some((rows, cols)) = config.tty else { return Ok(()) };
+    if rows == 0 || cols == 0 {
+        return Err(Error::config("a terminal needs at least one row and one column"));
+    }
+    if !matches!(config.stdin, Stdin::Null | Stdin::Bytes(_) | Stdin::Pipe) {
+        return Err(Error::config("with a terminal, stdin must be null, bytes (typed at the start) or a pipe"));
+    }
+    if !matches!(config.stdout, Output::Capture | Output::Pipe) {
+        return Err(Error::config("with a terminal, stdout (what it shows) must be captured or a pipe"));
+    }
+    if config.stderr != Output::Capture {
+        return Err(Error::config("with a terminal, stderr goes to it too: leave stderr as it is and set stdout"));
+    }
+    Ok(())
+}
 
 fn validate_limits(config: &Config) -> Result<()> {
     if config.wall_time.is_zero() || config.wall_time > MAX_TIME_LIMIT {
@@ -469,7 +509,7 @@ mod tests {
         assert_eq!(arg(0), proto::ARGV0);
         let numbers: Vec<&str> = arg(1).split(' ').collect();
         assert_eq!(numbers.len(), proto::NUMBERS);
-        assert_eq!(numbers[4], "2", "two candidates");
+        assert_eq!(numbers[5], "2", "two candidates");
         assert_eq!((arg(4), arg(5), arg(6), arg(7)), ("/a/prog", "/b/prog", "prog", "arg"));
         assert_eq!(arg(3).len() % 16, 0, "the filter: 8 bytes per instruction, as hex");
 

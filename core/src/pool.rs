@@ -156,7 +156,7 @@ impl Pool {
             cg.apply(&plan.cgroup_limits)?;
         }
         run::add_rlimits(&mut plan, config, cgroup.is_some());
-        let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
+        let stdio = Stdio::open(config)?;
         let stdin_out_err =
             [stdio.child_stdin.as_raw_fd(), stdio.child_stdout.as_raw_fd(), stdio.child_stderr.as_raw_fd()];
         child.request(&plan, &ctl, stdin_out_err)?;
@@ -164,7 +164,7 @@ impl Pool {
         Ok(Started {
             base: Some(base),
             pool: Some(self.clone()),
-            ..Started::new(child, plan, cgroup, report, stdio, called)
+            ..Started::new(child, plan, cgroup, report, stdio, called, config.wall_time)?
         })
     }
 

@@ -27,7 +27,8 @@ const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"
 /// `/proc` files that reveal or reach the host kernel, covered with `/dev/null` (Docker's
 /// masked paths); missing ones are skipped.
 const PROC_MASKED: [&str; 6] = ["kcore", "keys", "timer_list", "sched_debug", "sysrq-trigger", "latency_stats"];
-const DEV_LINKS: [(&str, &str); 4] = [
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("pts/ptmx", "ptmx"),
     ("/proc/self/fd", "fd"),
     ("/proc/self/fd/0", "stdin"),
     ("/proc/self/fd/1", "stdout"),
@@ -78,6 +79,10 @@ pub(crate) enum MountOp {
     Sysfs {
         target: CString,
     },
+    /// A new devpts instance of the sandbox's own: it sees only the terminals made in it.
+    Devpts {
+        target: CString,
+    },
     /// A recursive bind mount; `step` says which part of the setup it belongs to.
     Bind {
         source: CString,
@@ -113,6 +118,7 @@ impl MountOp {
             MountOp::Overlay { .. } => Step::Overlay,
             MountOp::Proc { .. } => Step::Proc,
             MountOp::Sysfs { .. } => Step::Sysfs,
+            MountOp::Devpts { .. } => Step::Dev,
             MountOp::Bind { step, .. } => *step,
             MountOp::Setattr { .. } => Step::Remount,
             MountOp::Detach { .. } => Step::DetachOldRoot,
@@ -206,6 +212,7 @@ pub(crate) fn plan(
         ("tmp", 0o1777),
         ("dev", 0o755),
         ("dev/shm", 0o1777),
+        ("dev/pts", 0o755),
     ] {
         let path = format!("{stage}/{dir}");
         p.push(path.clone(), MountOp::Mkdir { path: cstring(path)?, mode, must_create: true });
@@ -269,6 +276,9 @@ pub(crate) fn plan(
             },
         );
     }
+    // Terminals: a devpts of its own (the host's ptys stay out of sight), and /dev/ptmx
+    // leading to its multiplexer, as in Docker.
+    p.push("/dev/pts", MountOp::Devpts { target: cstring(format!("{NEW_ROOT}/dev/pts"))? });
     for (target, link) in DEV_LINKS {
         p.push(
             format!("/dev/{link}"),

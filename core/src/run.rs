@@ -17,7 +17,7 @@ use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
 use crate::spawn::{self, ChildFds, report::Failure};
 use crate::stdio::{Handles, Stdio, pipe};
-use crate::supervise::{self, Enforce, Leftover, Pipes};
+use crate::supervise::{self, Enforce, Leftover, Pipes, TtyInput};
 
 /// Starts a sandbox the ordinary (cold) way: plan, cgroup, clone.
 pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Started> {
@@ -29,12 +29,12 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
 pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -> Result<Started> {
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     add_rlimits(&mut plan, config, cgroup.is_some());
-    let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr)?;
+    let stdio = Stdio::open(config)?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
     let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
     drop(report_w);
-    Ok(Started::new(child, plan, cgroup, report_r, stdio, called))
+    Started::new(child, plan, cgroup, report_r, stdio, called, config.wall_time)
 }
 
 /// The rlimits that stand in for, or back up, the cgroup's limits.
@@ -94,13 +94,17 @@ pub(crate) struct Started {
     pub caller: Handles,
     /// The supervisor's ends of the output relays.
     pub relays: [Option<OwnedFd>; 2],
+    /// The program's terminal, to type into.
+    pub tty: Option<TtyInput>,
     /// When the caller asked for the run (`CLOCK_MONOTONIC`, ns).
     pub called: u64,
 }
 
 impl Started {
     /// A started sandbox and what it needs; drops our copies of the child's stdio fds (the
-    /// child has its own; ours would keep the pipes from reaching end of file).
+    /// child has its own; ours would keep the pipes from reaching end of file). With a
+    /// terminal, waits (up to `setup_limit`) for its master side, which the sandbox sends
+    /// once its mounts are made: what the terminal shows is then read as stdout.
     pub(crate) fn new(
         child: spawn::Child,
         plan: Box<Plan>,
@@ -108,9 +112,10 @@ impl Started {
         report: OwnedFd,
         stdio: Stdio,
         called: u64,
-    ) -> Started {
+        setup_limit: Duration,
+    ) -> Result<Started> {
         drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
-        Started {
+        let mut started = Started {
             child,
             base: None,
             pool: None,
@@ -122,8 +127,18 @@ impl Started {
             cancel: None,
             caller: stdio.caller,
             relays: stdio.relays,
+            tty: None,
             called,
+        };
+        if let Some(setup) = stdio.tty
+            && let Some(master) = setup.receive(setup_limit)?
+        {
+            let copy = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup", "terminal", e));
+            started.stdout = Some(copy(&master)?);
+            started.caller.tty = Some(copy(&master)?);
+            started.tty = Some(TtyInput::new(master, setup.input, setup.typed));
         }
+        Ok(started)
     }
 }
 
@@ -137,13 +152,13 @@ pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
 /// output the caller has not taken yet. The one supervisor of every run: `run()` calls it
 /// on the caller's thread, `spawn()` on a thread of its own.
 pub(crate) fn finish_relaying(config: &Config, started: Started) -> (Result<Outcome>, Leftover) {
-    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, caller, relays, called } =
+    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, caller, relays, tty, called } =
         started;
     // The caller's ends are the caller's: without one (run()), stdin reads end of file.
     drop(caller);
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let pipes = Pipes { report, stdout, stderr, relays, cancel };
+    let pipes = Pipes { report, stdout, stderr, relays, cancel, tty };
     let watched = supervise::watch(&mut child, cg, pipes, limits);
     // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more,
     // and the pool's thread may go.

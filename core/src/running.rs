@@ -39,6 +39,8 @@ pub struct Running {
     stdin: Option<File>,
     stdout: Option<UnixStream>,
     stderr: Option<UnixStream>,
+    /// The terminal's master side, to resize it.
+    tty: Option<OwnedFd>,
     canceller: Canceller,
     state: Arc<State>,
     /// Taken when the outcome is.
@@ -122,6 +124,7 @@ impl Running {
             stdin: caller.stdin.map(File::from),
             stdout: caller.stdout.map(UnixStream::from),
             stderr: caller.stderr.map(UnixStream::from),
+            tty: caller.tty,
             canceller: Canceller { pipe: Arc::new(cancel_w) },
             state,
             thread: Some(thread),
@@ -155,6 +158,19 @@ impl Running {
     /// [`take_stdout`](Running::take_stdout).
     pub fn take_stderr(&mut self) -> Option<UnixStream> {
         self.stderr.take()
+    }
+
+    /// Resizes the program's terminal ([`SandboxBuilder::tty`](crate::SandboxBuilder::tty));
+    /// the program gets `SIGWINCH`. A run without a terminal is a config error.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<()> {
+        use std::os::fd::AsFd;
+        let Some(master) = &self.tty else {
+            return Err(Error::config("this run has no terminal to resize; start it with tty(true)"));
+        };
+        if rows == 0 || cols == 0 {
+            return Err(Error::config("a terminal needs at least one row and one column"));
+        }
+        crate::spawn::set_window_size(master.as_fd(), rows, cols)
     }
 
     /// Stops the sandbox now; the run ends with [`Status::Cancelled`](crate::Status::Cancelled).

@@ -3,6 +3,11 @@
 //! Stdin bytes go into a sealed memfd, so the program reads a regular file (as with `<
 //! in.txt`) and the supervisor never blocks on, or gets SIGPIPE from, a program that does
 //! not read. Captured output comes through pipes the supervisor drains.
+//!
+//! With a terminal ([`SandboxBuilder::tty`](crate::SandboxBuilder::tty)) the child's three
+//! fds are one end of a socket instead, over which the sandbox's first process sends the
+//! terminal's master side once it has made it (`spawn/child.rs`); the supervisor then
+//! reads what the terminal shows and types into it (`supervise.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -10,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use crate::config::{Output, Stdin};
+use crate::config::{Config, Output, Stdin};
 use crate::error::{Error, Result};
 
 /// The child's three fds, the parent's read ends of the capture pipes, and for
@@ -26,6 +31,19 @@ pub(crate) struct Stdio {
     pub caller: Handles,
     /// The supervisor's ends of the output relays (non-blocking sockets).
     pub relays: [Option<OwnedFd>; 2],
+    /// With a terminal: how its master side comes, and what to type into it.
+    pub tty: Option<TtySetup>,
+}
+
+/// A terminal's parent side before the sandbox has made it.
+#[derive(Debug)]
+pub(crate) struct TtySetup {
+    /// Our end of the socket the terminal's master side comes through.
+    pub sock: OwnedFd,
+    /// The read end of the caller's stdin pipe ([`Stdin::Pipe`]): typed as it comes.
+    pub input: Option<OwnedFd>,
+    /// Bytes typed at the start ([`Stdin::Bytes`]).
+    pub typed: Vec<u8>,
 }
 
 /// What the caller of a spawned run reads and writes.
@@ -34,10 +52,16 @@ pub(crate) struct Handles {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// A copy of the terminal's master side, to resize it.
+    pub tty: Option<OwnedFd>,
 }
 
 impl Stdio {
-    pub(crate) fn open(stdin: &Stdin, stdout: &Output, stderr: &Output) -> Result<Stdio> {
+    pub(crate) fn open(config: &Config) -> Result<Stdio> {
+        if config.tty.is_some() {
+            return Stdio::terminal(config);
+        }
+        let (stdin, stdout, stderr) = (&config.stdin, &config.stdout, &config.stderr);
         let mut caller = Handles::default();
         let child_stdin = match stdin {
             Stdin::Pipe => {
@@ -71,7 +95,66 @@ impl Stdio {
             capture_stderr,
             caller,
             relays,
+            tty: None,
         })
+    }
+
+    /// A terminal's stdio: the child gets one end of a socket as all three fds (it sends
+    /// the master side back through it, then puts the terminal there); the settings are
+    /// the ones `plan.rs` lets through.
+    fn terminal(config: &Config) -> Result<Stdio> {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| Error::io("socketpair", "terminal", e.into()))?;
+        let child = crate::spawn::high_fd(theirs)?;
+        let copy = || crate::spawn::high_fd(dup(child.as_fd())?);
+        let mut caller = Handles::default();
+        let mut setup = TtySetup { sock: ours, input: None, typed: Vec::new() };
+        match &config.stdin {
+            Stdin::Pipe => {
+                let (r, w) = pipe()?;
+                caller.stdin = Some(w);
+                setup.input = Some(r);
+            }
+            Stdin::Bytes(bytes) => setup.typed = bytes.clone(),
+            _ => {}
+        }
+        let mut relays = [None, None];
+        if config.stdout == Output::Pipe {
+            let (ours, theirs) = relay()?;
+            relays[0] = Some(ours);
+            caller.stdout = Some(theirs);
+        }
+        Ok(Stdio {
+            child_stdout: copy()?,
+            child_stderr: copy()?,
+            child_stdin: child,
+            capture_stdout: None,
+            capture_stderr: None,
+            caller,
+            relays,
+            tty: Some(setup),
+        })
+    }
+}
+
+impl TtySetup {
+    /// Waits up to `timeout` for the terminal's master side (non-blocking, CLOEXEC); `None`
+    /// when the sandbox ended or failed before sending it (its report says why) or took
+    /// too long.
+    pub(crate) fn receive(&self, timeout: std::time::Duration) -> Result<Option<OwnedFd>> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) => return Err(Error::io("poll", "terminal", e.into())),
+        }
+        let Some(master) = crate::spawn::receive_fd(self.sock.as_fd())? else { return Ok(None) };
+        fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| Error::io("fcntl O_NONBLOCK", "terminal", e.into()))?;
+        Ok(Some(crate::spawn::high_fd(master)?))
     }
 }
 

@@ -62,6 +62,40 @@ pub(crate) struct Pipes {
     pub stderr: Option<OwnedFd>,
     pub relays: [Option<OwnedFd>; 2],
     pub cancel: Option<OwnedFd>,
+    pub tty: Option<TtyInput>,
+}
+
+/// What the supervisor types into the program's terminal: bytes given up front, then what
+/// the caller writes to its stdin pipe, through the terminal's master side (non-blocking;
+/// its reads are the stdout capture). The terminal is never closed from here: end of file
+/// is a line that starts with byte 4, as at a keyboard.
+pub(crate) struct TtyInput {
+    master: OwnedFd,
+    input: Option<OwnedFd>,
+    pending: std::collections::VecDeque<u8>,
+}
+
+impl TtyInput {
+    pub(crate) fn new(master: OwnedFd, input: Option<OwnedFd>, typed: Vec<u8>) -> TtyInput {
+        TtyInput { master, input, pending: typed.into() }
+    }
+
+    /// Types what is pending until the terminal takes no more; once it is gone (the
+    /// program and everything holding it ended: `EIO`), nothing more is typed.
+    fn type_pending(&mut self) {
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            match nix::unistd::write(&self.master, front) {
+                Ok(n) => drop(self.pending.drain(..n)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return,
+                Err(_) => {
+                    self.pending.clear();
+                    self.input = None;
+                }
+            }
+        }
+    }
 }
 
 /// A captured stream: its read end while open, and what it gave.
@@ -160,7 +194,10 @@ pub(crate) fn watch(
     pipes: Pipes,
     limits: Enforce,
 ) -> Result<(std::result::Result<Watched, Failure>, Leftover)> {
-    let Pipes { report, stdout, stderr, relays, cancel } = pipes;
+    let Pipes { report, stdout, stderr, relays, cancel, mut tty } = pipes;
+    if let Some(tty) = &mut tty {
+        tty.type_pending();
+    }
     let mut cancel_open = cancel.is_some();
     let released = Instant::now();
     // Until the program has started, the deadline also bounds the setup.
@@ -206,9 +243,11 @@ pub(crate) fn watch(
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         };
         // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures, 4 = cancel, 5 and 6 =
-        // relays with bytes the caller has not taken; closed ones are skipped.
-        let mut slots: Vec<usize> = Vec::with_capacity(7);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(7);
+        // relays with bytes the caller has not taken, 7 = what the caller types into the
+        // terminal, 8 = the terminal, while it has not taken all that was typed; closed
+        // ones are skipped.
+        let mut slots: Vec<usize> = Vec::with_capacity(9);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(9);
         if reaped.is_none() {
             slots.push(0);
             fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
@@ -231,6 +270,19 @@ pub(crate) fn watch(
             if let Some(relay) = c.relay.as_ref().filter(|r| !r.pending.is_empty()) {
                 slots.push(5 + i);
                 fds.push(PollFd::new(relay.sock.as_fd(), PollFlags::POLLOUT));
+            }
+        }
+        if let Some(tty) = &tty {
+            match &tty.input {
+                Some(input) if tty.pending.is_empty() => {
+                    slots.push(7);
+                    fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+                }
+                _ if !tty.pending.is_empty() => {
+                    slots.push(8);
+                    fds.push(PollFd::new(tty.master.as_fd(), PollFlags::POLLOUT));
+                }
+                _ => {}
             }
         }
         match poll(&mut fds, timeout) {
@@ -291,6 +343,19 @@ pub(crate) fn watch(
                         child.kill();
                         killed = true;
                     }
+                }
+                7 | 8 => {
+                    let tty = tty.as_mut().expect("polled");
+                    if slot == 7 {
+                        let input = tty.input.as_ref().expect("polled");
+                        match nix::unistd::read(input, &mut buf) {
+                            Ok(0) => tty.input = None,
+                            Ok(n) => tty.pending.extend(&buf[..n]),
+                            Err(Errno::EAGAIN | Errno::EINTR) => {}
+                            Err(_) => tty.input = None,
+                        }
+                    }
+                    tty.type_pending();
                 }
                 5 | 6 => {
                     let capture = &mut out[slot - 5];

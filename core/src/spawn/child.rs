@@ -74,6 +74,19 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
     for r in &plan.rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
     }
+    let fds = match &plan.tty {
+        Some(tty) => {
+            // The terminal's master side goes to the supervisor over the socket that
+            // stands for stdio until here (`stdio.rs`); the program gets the slave.
+            let (master, slave) = sys::open_pty(tty.rows, tty.cols, tty.uid, tty.gid, super::MIN_FD)
+                .map_err(|e| Failure::new(Step::Stdio, e))?;
+            let sent = sys::send_fd(fds.stdin, master);
+            sys::close(master);
+            sent.map_err(|e| Failure::new(Step::Stdio, e))?;
+            ChildFds { stdin: slave, stdout: slave, stderr: slave, ..fds }
+        }
+        None => fds,
+    };
     if let Some(last) = plan.drop_bounding_set {
         drop_bounding_set(last).map_err(|e| Failure::new(Step::DropCaps, e))?;
     }
@@ -213,6 +226,13 @@ fn apply(op: &MountOp) -> SysResult<()> {
         MountOp::Sysfs { target } => {
             sys::mount(Some(c"sysfs"), target, Some(c"sysfs"), MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
         }
+        MountOp::Devpts { target } => sys::mount(
+            Some(c"devpts"),
+            target,
+            Some(c"devpts"),
+            MS_NOSUID | MS_NOEXEC,
+            Some(c"newinstance,ptmxmode=0666,mode=0620"),
+        ),
         MountOp::Bind { source, target, .. } => sys::mount(Some(source), target, None, MS_BIND | MS_REC, None),
         MountOp::Setattr { target, attrs } => sys::mount_setattr(target, *attrs),
         MountOp::Detach { target } => sys::umount2(target, MNT_DETACH),

@@ -271,6 +271,45 @@ pub(crate) fn high_fd(fd: OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
+/// Receives one fd sent with `SCM_RIGHTS` over the Unix socket `sock` (CLOEXEC); `None`
+/// at end of file or when the message carried none.
+pub(crate) fn receive_fd(sock: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => {}
+            other => break other.map_err(|e| Error::io("recvmsg", "fd socket", e.into()))?,
+        }
+    };
+    let mut received = None;
+    for cmsg in msg.cmsgs().map_err(|e| Error::io("recvmsg", "fd socket", e.into()))? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel just installed this fd in our table, and nothing else
+                // knows its number; extra ones are closed here.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                received.get_or_insert(owned);
+            }
+        }
+    }
+    Ok(received)
+}
+
+/// Sets a terminal's window size (`TIOCSWINSZ` on its master side); the kernel sends
+/// `SIGWINCH` to the program's foreground process group.
+pub(crate) fn set_window_size(master: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
+    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize`, which lives across the call.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    if r < 0 {
+        return Err(Error::io("ioctl TIOCSWINSZ", "terminal", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// Puts the calling thread in `SCHED_IDLE`: it then runs only on a cpu nothing else wants,
 /// as the thread making warm sandboxes should, so it never slows the runs it makes them
 /// for. Its sandboxes inherit the policy until [`Child::normal_priority`]. Whether it took.

@@ -50,8 +50,9 @@ pub mod step {
 }
 
 /// The init's argv, after `argv[0]`:
-/// 1. the numbers `uid gid setgroups cap_last_cap candidates`, in decimal, space separated
-///    (`setgroups` is 0 or 1, `candidates` how many exec paths follow);
+/// 1. the numbers `uid gid setgroups cap_last_cap tty candidates`, in decimal, space
+///    separated (`setgroups` and `tty` are 0 or 1, `candidates` how many exec paths
+///    follow; with `tty`, fds 0 to 2 are a terminal the program makes its controlling one);
 /// 2. the working directory;
 /// 3. the seccomp filter as hex of its `sock_filter` bytes (empty for none);
 /// 4. the `candidates` paths to try with `execve`, in order;
@@ -62,4 +63,4 @@ pub mod step {
 pub const ARGV0: &str = "isolette-init";
 
 /// Fields in argv[1].
-pub const NUMBERS: usize = 5;
+pub const NUMBERS: usize = 6;

@@ -19,6 +19,7 @@ pub mod nr {
     pub const READ: usize = 0;
     pub const WRITE: usize = 1;
     pub const CLOSE: usize = 3;
+    pub const IOCTL: usize = 16;
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const CLONE: usize = 56;
@@ -53,6 +54,8 @@ pub mod nr {
     pub const MOUNT_SETATTR: usize = 442;
     pub const EXECVE: usize = 59;
     pub const RECVMSG: usize = 47;
+    pub const SENDMSG: usize = 46;
+    pub const FCHOWN: usize = 93;
 }
 
 /// A raw system call with up to six arguments; returns the kernel's result, `-errno` on

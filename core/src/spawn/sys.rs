@@ -321,6 +321,61 @@ pub(crate) fn receive_fds(fd: RawFd) -> SysResult<Option<[RawFd; 3]>> {
     Ok(Some([word(0), word(1), word(2)]))
 }
 
+/// A new terminal in the devpts at `/dev/pts` (mounted by then): `(master, slave)`, the
+/// slave unlocked, sized `rows` by `cols` and owned by `uid:gid`, both CLOEXEC and the
+/// slave at `min_fd` or above. `open("/dev/pts/ptmx")`, `TIOCSPTLCK`, `TIOCSWINSZ`,
+/// `TIOCGPTPEER` (which opens the slave without a path lookup), `fchown`.
+pub(crate) fn open_pty(rows: u16, cols: u16, uid: u32, gid: u32, min_fd: RawFd) -> SysResult<(RawFd, RawFd)> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    let master = open(c"/dev/pts/ptmx", flags, 0)?;
+    let slave = (|| {
+        let unlock: c_int = 0;
+        call(nr::IOCTL, &[master as usize, libc::TIOCSPTLCK as usize, &unlock as *const c_int as usize])?;
+        // struct winsize: rows, columns, then two unused pixel sizes.
+        let size: [u16; 4] = [rows, cols, 0, 0];
+        call(nr::IOCTL, &[master as usize, libc::TIOCSWINSZ as usize, size.as_ptr() as usize])?;
+        let low = call(nr::IOCTL, &[master as usize, libc::TIOCGPTPEER as usize, flags as usize])? as RawFd;
+        let slave = if low < min_fd {
+            let high = dup_above(low, min_fd);
+            close(low);
+            high?
+        } else {
+            low
+        };
+        match call(nr::FCHOWN, &[slave as usize, uid as usize, gid as usize]) {
+            Ok(_) => Ok(slave),
+            Err(e) => {
+                close(slave);
+                Err(e)
+            }
+        }
+    })();
+    match slave {
+        Ok(slave) => Ok((master, slave)),
+        Err(e) => {
+            close(master);
+            Err(e)
+        }
+    }
+}
+
+/// Sends `fd` over the Unix socket `sock` with one byte (`sendmsg`, `SCM_RIGHTS`).
+pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> SysResult<()> {
+    let byte = 0u8;
+    let iov = [&byte as *const u8 as usize, 1];
+    // cmsghdr { len: u64, level: i32, type: i32 } then the fd: 16 + 4 bytes, padded to 24.
+    let control: [u64; 3] =
+        [16 + 4, (libc::SCM_RIGHTS as u32 as u64) << 32 | libc::SOL_SOCKET as u32 as u64, fd as u32 as u64];
+    // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags.
+    let msg = [0usize, 0, iov.as_ptr() as usize, 1, control.as_ptr() as usize, size_of_val(&control), 0];
+    loop {
+        match call(nr::SENDMSG, &[sock as usize, msg.as_ptr() as usize, libc::MSG_NOSIGNAL as usize]) {
+            Err(Errno::EINTR) => {}
+            other => return other.map(drop),
+        }
+    }
+}
+
 /// `exit_group(code)`: ends the process without running atexit handlers or flushing stdio.
 pub(crate) fn exit(code: c_int) -> ! {
     raw::exit(code)

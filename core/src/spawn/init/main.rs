@@ -53,6 +53,7 @@ const PR_CAPBSET_READ: usize = 23;
 const PR_CAPBSET_DROP: usize = 24;
 const PR_CAP_AMBIENT: usize = 47;
 const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+const TIOCSCTTY: usize = 0x540E;
 const EINVAL: i32 = 22;
 const ENOENT: i32 = 2;
 const ENOTDIR: i32 = 20;
@@ -64,6 +65,8 @@ struct Spec {
     gid: usize,
     setgroups: bool,
     cap_last_cap: usize,
+    /// Fds 0 to 2 are a terminal: the program makes it its controlling terminal.
+    tty: bool,
     workdir: *const u8,
     /// The seccomp filter's `sock_filter` count; the program is in `FILTER`.
     filter_len: usize,
@@ -176,7 +179,7 @@ unsafe fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> 
     for n in numbers.iter_mut() {
         *n = decimal(fields.next()?)?;
     }
-    let [uid, gid, setgroups, cap_last_cap, candidates] = numbers;
+    let [uid, gid, setgroups, cap_last_cap, tty, candidates] = numbers;
     let first_candidate = 4;
     let first_arg = first_candidate + candidates;
     if candidates == 0 || first_arg >= argc {
@@ -188,6 +191,7 @@ unsafe fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> 
         gid,
         setgroups: setgroups != 0,
         cap_last_cap,
+        tty: tty != 0,
         // SAFETY: entry 2 exists (argc >= 5).
         workdir: unsafe { *argv.add(2) },
         filter_len,
@@ -260,6 +264,13 @@ fn program(spec: &Spec, err_w: i32) -> ! {
     unsafe {
         if let Err(e) = check(syscall(nr::SETSID, &[])) {
             fail(proto::step::SETSID, 0, e);
+        }
+        // The new session's controlling terminal, so that its input (Ctrl-C, Ctrl-Z) signals
+        // the program's process group and `/dev/tty` opens.
+        if spec.tty
+            && let Err(e) = check(syscall(nr::IOCTL, &[0, TIOCSCTTY, 0]))
+        {
+            fail(proto::step::STDIO, 0, e);
         }
         // Exactly stdin, stdout and stderr remain (and, until exec, the report pipe).
         let closed = check(syscall(nr::CLOSE_RANGE, &[3, err_w as usize - 1, 0]))
