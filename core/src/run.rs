@@ -89,6 +89,8 @@ pub(crate) struct Started {
     pub stderr: Option<OwnedFd>,
     /// Readable when the caller cancels the run (`Running::canceller`).
     pub cancel: Option<OwnedFd>,
+    /// Signals to pass on to the program (`Running::signal`).
+    pub signals: Option<OwnedFd>,
     /// The caller's ends of piped stdio ([`crate::Stdin::Pipe`], [`crate::Output::Pipe`]):
     /// `spawn()` hands them to the caller, `run()` drops them.
     pub caller: Handles,
@@ -125,6 +127,7 @@ impl Started {
             stdout: stdio.capture_stdout,
             stderr: stdio.capture_stderr,
             cancel: None,
+            signals: None,
             caller: stdio.caller,
             relays: stdio.relays,
             tty: None,
@@ -152,13 +155,27 @@ pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
 /// output the caller has not taken yet. The one supervisor of every run: `run()` calls it
 /// on the caller's thread, `spawn()` on a thread of its own.
 pub(crate) fn finish_relaying(config: &Config, started: Started) -> (Result<Outcome>, Leftover) {
-    let Started { mut child, base, pool, plan, cgroup, report, stdout, stderr, cancel, caller, relays, tty, called } =
-        started;
+    let Started {
+        mut child,
+        base,
+        pool,
+        plan,
+        cgroup,
+        report,
+        stdout,
+        stderr,
+        cancel,
+        signals,
+        caller,
+        relays,
+        tty,
+        called,
+    } = started;
     // The caller's ends are the caller's: without one (run()), stdin reads end of file.
     drop(caller);
     let limits = Enforce { wall_time: config.wall_time, cpu_time: config.cpu_time, output_limit: config.output_limit };
     let cg: Option<&dyn Cgroup> = cgroup.as_deref();
-    let pipes = Pipes { report, stdout, stderr, relays, cancel, tty };
+    let pipes = Pipes { report, stdout, stderr, relays, cancel, signals, tty };
     let watched = supervise::watch(&mut child, cg, pipes, limits);
     // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more,
     // and the pool's thread may go.

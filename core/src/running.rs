@@ -42,6 +42,8 @@ pub struct Running {
     /// The terminal's master side, to resize it.
     tty: Option<OwnedFd>,
     canceller: Canceller,
+    /// Where [`signal`](Running::signal) writes the numbers the supervisor passes on.
+    signals: OwnedFd,
     state: Arc<State>,
     /// Taken when the outcome is.
     thread: Option<std::thread::JoinHandle<()>>,
@@ -82,6 +84,12 @@ impl Running {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let (cancel_r, cancel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
             .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
+        // A socket, not a pipe: a signal sent once the supervisor is gone must not be a
+        // SIGPIPE in the caller's process.
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (signals_r, signals_w) =
+            socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
+                .map_err(|e| Error::io("socketpair", "signals", e.into()))?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
         let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<(i32, Handles)>>(1);
@@ -96,6 +104,7 @@ impl Running {
                     }
                 };
                 started.cancel = Some(cancel_r);
+                started.signals = Some(signals_r);
                 let caller = std::mem::take(&mut started.caller);
                 let _ = tell.send(Ok((started.child.pid(), caller)));
                 let (outcome, leftover) = run::finish_relaying(&config, started);
@@ -126,6 +135,7 @@ impl Running {
             stderr: caller.stderr.map(UnixStream::from),
             tty: caller.tty,
             canceller: Canceller { pipe: Arc::new(cancel_w) },
+            signals: signals_w,
             state,
             thread: Some(thread),
         })
@@ -171,6 +181,30 @@ impl Running {
             return Err(Error::config("a terminal needs at least one row and one column"));
         }
         crate::spawn::set_window_size(master.as_fd(), rows, cols)
+    }
+
+    /// Sends `signal` to the program (the sandbox's init passes it on, as Docker's does): a
+    /// graceful stop is `signal(libc::SIGTERM)`, then [`kill`](Running::kill) if it does
+    /// not end. A signal sent before the program has started reaches it once it has;
+    /// after the run has ended, nothing happens. `SIGKILL` is [`kill`](Running::kill).
+    /// Signals the init does not pass on (`SIGSTOP`, the ones a fault raises, `SIGCHLD`,
+    /// `SIGPIPE`, `SIGXCPU`, `SIGXFSZ`) are a config error.
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        const FORWARDED: [i32; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 26, 27, 28, 29, 30];
+        if signal == libc::SIGKILL {
+            self.kill();
+            return Ok(());
+        }
+        if !FORWARDED.contains(&signal) {
+            return Err(Error::config(format!("signal {signal} is not passed on to a sandboxed program")));
+        }
+        // The supervisor passes it on (`supervise.rs`), or drops it once the run is over.
+        use nix::sys::socket::{MsgFlags, send};
+        use std::os::fd::AsRawFd;
+        match send(self.signals.as_raw_fd(), &[signal as u8], MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
+            Ok(_) | Err(nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) => Ok(()),
+            Err(e) => Err(Error::io("send", "signal socket", e.into())),
+        }
     }
 
     /// Stops the sandbox now; the run ends with [`Status::Cancelled`](crate::Status::Cancelled).

@@ -62,6 +62,8 @@ pub(crate) struct Pipes {
     pub stderr: Option<OwnedFd>,
     pub relays: [Option<OwnedFd>; 2],
     pub cancel: Option<OwnedFd>,
+    /// Signal numbers, one byte each, to pass on to the program (`Running::signal`).
+    pub signals: Option<OwnedFd>,
     pub tty: Option<TtyInput>,
 }
 
@@ -194,11 +196,14 @@ pub(crate) fn watch(
     pipes: Pipes,
     limits: Enforce,
 ) -> Result<(std::result::Result<Watched, Failure>, Leftover)> {
-    let Pipes { report, stdout, stderr, relays, cancel, mut tty } = pipes;
+    let Pipes { report, stdout, stderr, relays, cancel, mut signals, mut tty } = pipes;
     if let Some(tty) = &mut tty {
         tty.type_pending();
     }
     let mut cancel_open = cancel.is_some();
+    // Signals for the program, passed on once it has started (before, the init has no
+    // handler to pass them on with, and would drop them).
+    let mut queued: Vec<u8> = Vec::new();
     let released = Instant::now();
     // Until the program has started, the deadline also bounds the setup.
     let mut deadline = released + limits.wall_time;
@@ -244,10 +249,10 @@ pub(crate) fn watch(
         };
         // Poll slots: 0 = pidfd, 1 = report, 2 and 3 = captures, 4 = cancel, 5 and 6 =
         // relays with bytes the caller has not taken, 7 = what the caller types into the
-        // terminal, 8 = the terminal, while it has not taken all that was typed; closed
-        // ones are skipped.
-        let mut slots: Vec<usize> = Vec::with_capacity(9);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(9);
+        // terminal, 8 = the terminal, while it has not taken all that was typed, 9 = signals
+        // for the program; closed ones are skipped.
+        let mut slots: Vec<usize> = Vec::with_capacity(10);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(10);
         if reaped.is_none() {
             slots.push(0);
             fds.push(PollFd::new(child.pidfd(), PollFlags::POLLIN));
@@ -284,6 +289,10 @@ pub(crate) fn watch(
                 }
                 _ => {}
             }
+        }
+        if let Some(fd) = &signals {
+            slots.push(9);
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -344,6 +353,15 @@ pub(crate) fn watch(
                         killed = true;
                     }
                 }
+                9 => {
+                    let mut bytes = [0u8; 64];
+                    match nix::unistd::read(signals.as_ref().expect("polled"), &mut bytes) {
+                        Ok(0) => signals = None,
+                        Ok(n) => queued.extend_from_slice(&bytes[..n]),
+                        Err(Errno::EAGAIN | Errno::EINTR) => {}
+                        Err(_) => signals = None,
+                    }
+                }
                 7 | 8 => {
                     let tty = tty.as_mut().expect("polled");
                     if slot == 7 {
@@ -394,6 +412,11 @@ pub(crate) fn watch(
                         Err(_) => capture.fd = None,
                     }
                 }
+            }
+        }
+        if started.is_some() && !killed && reaped.is_none() {
+            for sig in queued.drain(..) {
+                child.signal(i32::from(sig));
             }
         }
         if let (Some(limit), Some(cg), Some(at)) = (cpu_limit, cgroup, next_cpu_check)

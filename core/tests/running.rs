@@ -231,3 +231,28 @@ fn piped_output_keeps_the_limit_and_waits_for_a_slow_reader() {
     let out = Sandbox::builder(&image).stdout(isolette::Output::Pipe).run([PROBE, "write-bytes", "10K"]).unwrap();
     assert_eq!((out.status, out.stdout.len()), (Status::Ok, 0));
 }
+
+#[test]
+fn a_signal_reaches_the_program_through_the_init() {
+    require_root!();
+    let image = busybox!();
+    let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let mut running = Sandbox::builder(&image).stdout(isolette::Output::Pipe).spawn(["/bin/sh", "-c", script]).unwrap();
+    let mut shown = std::io::BufReader::new(running.take_stdout().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut shown, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    assert!(matches!(running.signal(libc::SIGSEGV), Err(Error::Config(_))), "not passed on");
+    running.signal(libc::SIGTERM).unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut shown, &mut line).unwrap();
+    assert_eq!(line, "got-term\n");
+    let out = running.wait_timeout(Duration::from_secs(5)).unwrap().expect("ended");
+    assert_eq!((out.status, out.exit_code), (Status::RuntimeError, Some(3)));
+    // A program without a handler dies of it, as it would outside; a signal sent at once,
+    // before the program has started, waits for it.
+    let running = Sandbox::builder(&image).spawn(["/bin/sleep", "10"]).unwrap();
+    running.signal(libc::SIGTERM).unwrap();
+    let out = running.wait().unwrap();
+    assert_eq!((out.status, out.signal), (Status::Signaled, Some(libc::SIGTERM)));
+}

@@ -185,6 +185,11 @@ impl Child {
         self.pidfd.as_fd()
     }
 
+    /// Sends `signal` to the init (which passes the usual ones on to the program).
+    pub(crate) fn signal(&self, signal: i32) {
+        let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), signal);
+    }
+
     /// SIGKILLs the init, which takes every process of the sandbox down with it.
     pub(crate) fn kill(&self) {
         let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);

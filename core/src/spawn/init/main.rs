@@ -9,10 +9,10 @@
 //!
 //! What it does: fork the program; in the program, the last steps before `execve`
 //! (session, fds, working directory, ids, capabilities, `no_new_privs`, seccomp); in
-//! itself, report the exec time, then reap every process until the program ends, report
-//! its wait status and exit, which takes whatever is left in the pid namespace with it.
-//! The program is a child, not pid 1 itself, so it keeps normal signal semantics (pid 1
-//! ignores signals it has no handler for).
+//! itself, pass the usual signals on to the program, report the exec time, then reap every
+//! process until the program ends, report its wait status and exit, which takes whatever
+//! is left in the pid namespace with it. The program is a child, not pid 1 itself, so it
+//! keeps normal signal semantics (pid 1 ignores signals it has no handler for).
 //!
 //! Everything comes through `execve`: the layout of argv is in `proto.rs`; fds 0 to 2 are
 //! the program's stdio and fd 3 the report pipe. Nothing is allocated; the only state is
@@ -28,6 +28,7 @@ mod proto;
 mod raw;
 
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use raw::{check, nr, syscall};
 
@@ -42,6 +43,26 @@ global_asm!(
     "ud2",
     main = sym main,
 );
+
+// Where a signal handler returns to: `rt_sigreturn`.
+global_asm!(".globl isolette_sigreturn", "isolette_sigreturn:", "mov eax, 15", "syscall", "ud2");
+
+unsafe extern "C" {
+    /// The trampoline above; never called directly.
+    fn isolette_sigreturn();
+}
+
+/// The program's pid once it is forked: where the signals the init catches go.
+static PROGRAM: AtomicUsize = AtomicUsize::new(0);
+
+/// Signals the init passes on to the program, as Docker's init does, so that the host can
+/// stop the program gracefully (`Running::signal`): a pid namespace's init gets only the
+/// signals it has a handler for. Not the ones a fault of the init's own raises (SIGILL,
+/// SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS), nor SIGPIPE, SIGXCPU and SIGXFSZ,
+/// which are about the init itself, nor SIGCHLD.
+const FORWARDED: [usize; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 26, 27, 28, 29, 30];
+const SA_RESTART: usize = 0x1000_0000;
+const SA_RESTORER: usize = 0x0400_0000;
 
 const SIGCHLD: usize = 17;
 const WALL: usize = 0x4000_0000;
@@ -105,6 +126,8 @@ extern "C" fn main(sp: *const usize) -> ! {
         Ok(pid) => pid,
         Err(e) => fail(proto::step::FORK_PROGRAM, 0, e),
     };
+    PROGRAM.store(pid, Ordering::Relaxed);
+    forward_signals();
     for fd in [err_w, 0, 1, 2] {
         raw::close(fd);
     }
@@ -151,6 +174,29 @@ extern "C" fn main(sp: *const usize) -> ! {
             Ok(_) | Err(raw::EINTR) => {}
             Err(_) => raw::exit(1),
         }
+    }
+}
+
+/// Passes a caught signal on to the program.
+extern "C" fn forward(sig: usize) {
+    let pid = PROGRAM.load(Ordering::Relaxed);
+    if pid != 0 {
+        // SAFETY: kill takes integers; it touches nothing the interrupted code uses.
+        let _ = unsafe { syscall(nr::KILL, &[pid, sig]) };
+    }
+}
+
+/// Installs [`forward`] for the [`FORWARDED`] signals (after the fork: the program starts
+/// with none of it).
+fn forward_signals() {
+    for sig in FORWARDED {
+        // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes).
+        let handler = forward as extern "C" fn(usize) as usize;
+        let restorer = isolette_sigreturn as unsafe extern "C" fn() as usize;
+        let action = [handler, SA_RESTART | SA_RESTORER, restorer, 0];
+        // SAFETY: the struct lives across the call; the handler and the restorer are this
+        // program's and never return anywhere but through rt_sigreturn.
+        let _ = unsafe { syscall(nr::RT_SIGACTION, &[sig, action.as_ptr() as usize, 0, 8]) };
     }
 }
 
