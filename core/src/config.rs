@@ -219,6 +219,8 @@ pub(crate) struct Config {
     pub entrypoint: Option<Vec<OsString>>,
     /// A terminal of `(rows, columns)` as stdin, stdout and stderr.
     pub tty: Option<(u16, u16)>,
+    /// Held while the config lives: the volumes it mounts stay in place.
+    pub leases: Vec<crate::image::Lease>,
 }
 
 /// Default wall-time limit.
@@ -264,6 +266,7 @@ impl Default for Config {
             user: None,
             entrypoint: None,
             tty: None,
+            leases: Vec::new(),
         }
     }
 }
@@ -449,6 +452,23 @@ impl SandboxBuilder {
     pub fn mount(mut self, spec: MountSpec) -> Self {
         self.config.mounts.push(spec);
         self
+    }
+
+    /// Binds a named volume of the store ([`Store::volume`](crate::Store::volume)) at
+    /// `target`: its files outlive the run, and it cannot be removed while this builder,
+    /// or a run started from it, lives.
+    ///
+    /// ```no_run
+    /// let store = isolette::Store::open_default()?;
+    /// let image = store.image("python:3.12")?;
+    /// let data = store.volume("scratch")?;
+    /// isolette::Sandbox::builder(&image).volume(&data, "/data", true).run(["sh", "-c", "date >> /data/log"])?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    #[cfg(feature = "store")]
+    pub fn volume(mut self, volume: &crate::Volume, target: impl AsRef<Path>, writable: bool) -> Self {
+        self.config.leases.push(volume.lease());
+        self.mount(MountSpec { source: volume.path().into(), target: target.as_ref().into(), writable })
     }
 
     /// Feeds these bytes to the program's stdin, then end of file.

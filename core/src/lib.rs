@@ -60,5 +60,5 @@ pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
 #[doc(hidden)]
 pub use store::fuzzing;
 #[cfg(feature = "store")]
-pub use store::{ImageRecord, Progress, Store};
+pub use store::{ImageRecord, Progress, Store, Volume, VolumeRecord};
 pub use units::{format_duration, format_size, parse_duration, parse_env, parse_size};

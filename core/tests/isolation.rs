@@ -182,4 +182,7 @@ fn an_unprivileged_caller_gets_a_user_namespace_and_approximate_figures() {
     // Still no network and no host files.
     let json = run(&["--", common::PROBE, "cat", "/etc/shadow"]);
     assert!(json.contains(r#""status":"runtime_error""#), "{json}");
+    // A terminal of the sandbox's own devpts, owned by the sandbox's user.
+    let json = run(&["-t", "--", "/bin/sh", "-c", "tty; ls -ln /dev/pts/0"]);
+    assert!(json.contains(r#""stdout":"/dev/pts/0\r\ncrw--w----    1 60000    60000"#), "{json}");
 }

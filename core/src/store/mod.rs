@@ -8,6 +8,7 @@
 //! - `images/<name>.json`: an image record (name, id, ordered layers, config defaults);
 //! - `tmp/`: work in progress; everything lands by `rename`, so readers never see half an
 //!   import, and a killed import leaves only `tmp/` entries that the next one removes;
+//! - `volumes/<name>/`: a named volume (`volume.rs`);
 //! - `lock`: `flock`ed by imports, removals and prunes, which therefore never interleave.
 //!
 //! An [`Image`] opened from the store holds a shared `flock` on each of its layer
@@ -17,6 +18,9 @@
 
 mod import;
 mod unpack;
+mod volume;
+
+pub use volume::{Volume, VolumeRecord};
 
 use std::fs::File;
 use std::io::BufReader;

@@ -1,0 +1,586 @@
+//! Detached sandboxes: `isolette run -d` and `ps`, `logs`, `wait`, `stop`, `kill`, `rm`,
+//! in Docker's words.
+//!
+//! `run -d` checks the request, then starts this same program again (same arguments, with
+//! `ISOLETTE_SUPERVISE` naming the state directory) as a small supervisor in a session of
+//! its own, and returns once that one says the sandbox runs. The supervisor holds the
+//! sandbox: a sandbox dies with the thread that made it, so a SIGKILLed supervisor takes
+//! its sandbox with it, and `ps` then shows it `dead`. Everything lives in the state
+//! directory ([`state_root`]`/<id>/`):
+//! - `config.json`: id, name, image, command, creation time, terminal (by `run -d`);
+//! - `lock`: `flock`ed by the supervisor for its whole life, so held means running;
+//! - `started`: written by the supervisor once the sandbox is made;
+//! - `control`: the supervisor's Unix socket, one line per connection: `signal N`,
+//!   `stop SECONDS` (SIGTERM, then a kill when it has not ended by then) or `kill`;
+//! - `stdout.log`, `stderr.log`: the program's output as it comes, capped by the output
+//!   limit as in a foreground run;
+//! - `outcome.json`: the outcome, as `run --json` prints it (the output is in the logs).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use isolette::{Error, Output, Stdin};
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::{Value, json};
+
+use crate::run::{RunArgs, builder};
+
+/// The environment variable that makes this program a detached sandbox's supervisor.
+pub(crate) const SUPERVISE_ENV: &str = "ISOLETTE_SUPERVISE";
+
+/// Where detached sandboxes keep their state: `$ISOLETTE_STATE`, else
+/// `/run/isolette/sandboxes` for root, else `$XDG_RUNTIME_DIR/isolette/sandboxes`, else
+/// `~/.local/state/isolette/sandboxes`.
+pub(crate) fn state_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ISOLETTE_STATE") {
+        return dir.into();
+    }
+    if nix::unistd::geteuid().is_root() {
+        return "/run/isolette/sandboxes".into();
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("isolette/sandboxes"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(".local/state/isolette/sandboxes"),
+    }
+}
+
+fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |e| crate::io_error(op, path, e)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `run -d`: checks the request, makes the state directory, starts the supervisor and
+/// prints the new sandbox's id once it runs.
+pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<u8> {
+    if args.interactive {
+        return Err(crate::config_error("-i types this command's input, which -d leaves at once: drop -i or -d"));
+    }
+    if args.stdout.is_some() || args.stderr.is_some() {
+        return Err(crate::config_error(
+            "a detached sandbox's output goes to its logs (`isolette logs`): drop --stdout/--stderr",
+        ));
+    }
+    // A bad request fails here, with nothing made.
+    builder(store, args)?.check(&args.cmd)?;
+    let root = state_root();
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&root).map_err(io("mkdir", &root))?;
+    let id = new_id()?;
+    let dir = root.join(&id);
+    {
+        // Names are unique: checked and taken under one lock.
+        let _lock = lock_file(&root.join(".lock"), FlockArg::LockExclusive)?;
+        if let Some(name) = &args.name {
+            check_name(name)?;
+            if let Some(other) = list(&root).into_iter().find(|s| s.name.as_deref() == Some(name.as_str())) {
+                return Err(crate::config_error(format!(
+                    "the name `{name}` is taken by sandbox {}; `isolette rm {name}` it first",
+                    other.id
+                )));
+            }
+        }
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io("mkdir", &dir))?;
+        let config = json!({
+            "id": id,
+            "name": args.name,
+            "image": args.image.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join(" "),
+            "command": args.cmd.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+            "created": now(),
+            "tty": args.tty,
+        });
+        write_atomic(&dir, "config.json", config.to_string().as_bytes())?;
+    }
+    let exe = std::env::current_exe().map_err(io("find", "this program"))?;
+    let mut supervisor = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SUPERVISE_ENV, &dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(io("start", "the supervisor"))?;
+    let mut reply = String::new();
+    let _ = supervisor.stdout.take().expect("piped").read_to_string(&mut reply);
+    if reply.trim() == "started" {
+        if args.json {
+            println!("{}", json!({ "id": id }));
+        } else {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+    let _ = supervisor.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The supervisor's failure, as one JSON object (`main::failure_json`).
+    let failure: Value = serde_json::from_str(reply.trim()).unwrap_or_else(|_| {
+        crate::failure_json("io", "the supervisor ended before the sandbox started", None, None, None)
+    });
+    if args.json {
+        crate::print_json(&failure);
+    } else {
+        eprintln!("isolette: {}", failure["error"]["message"].as_str().unwrap_or("the supervisor failed"));
+    }
+    Ok(crate::SETUP_FAILED)
+}
+
+/// The supervisor of one detached sandbox (`ISOLETTE_SUPERVISE` set): never returns to a
+/// caller that waits, so it answers on stdout (`started`, or a failure as JSON) and then
+/// lets stdout go.
+pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u8 {
+    let _ = nix::unistd::setsid();
+    let answer = |text: &str| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+        if let Ok(null) = File::options().write(true).open("/dev/null") {
+            let _ = nix::unistd::dup2_stdout(null);
+        }
+    };
+    let started = (|| {
+        let lock = lock_file(&dir.join("lock"), FlockArg::LockExclusive)?;
+        let mut b = builder(store, args)?.stdout(Output::Pipe);
+        if !args.tty {
+            b = b.stderr(Output::Pipe);
+        }
+        if let Some(f) = &args.stdin {
+            b = match args.tty {
+                true => b.stdin(std::fs::read(f).map_err(io("read", f))?),
+                false => b.stdin_from(Stdin::File(f.clone())),
+            };
+        }
+        let running = b.spawn(&args.cmd)?;
+        let control = dir.join("control");
+        let listener = UnixListener::bind(&control).map_err(io("bind", &control))?;
+        listener.set_nonblocking(true).map_err(io("fcntl", &control))?;
+        Ok::<_, Error>((lock, running, listener))
+    })();
+    let (_lock, mut running, listener) = match started {
+        Ok(parts) => parts,
+        Err(e) => {
+            answer(&crate::error_json(&e).to_string());
+            return crate::SETUP_FAILED;
+        }
+    };
+    let copy = |stream: Option<UnixStream>, name: &str| {
+        let path = dir.join(name);
+        let file = File::create(&path);
+        std::thread::spawn(move || {
+            if let (Some(mut stream), Ok(mut file)) = (stream, file) {
+                let _ = std::io::copy(&mut stream, &mut file);
+            }
+        })
+    };
+    let copiers = [copy(running.take_stdout(), "stdout.log"), copy(running.take_stderr(), "stderr.log")];
+    let _ = write_atomic(
+        dir,
+        "started",
+        json!({ "pid": running.pid(), "supervisor": std::process::id() }).to_string().as_bytes(),
+    );
+    answer("started");
+
+    let mut kill_at: Option<Instant> = None;
+    let outcome = loop {
+        match running.wait_timeout(Duration::from_millis(50)) {
+            Ok(Some(out)) => break Ok(out),
+            Ok(None) => {}
+            Err(e) => break Err(e),
+        }
+        if kill_at.is_some_and(|at| Instant::now() >= at) {
+            running.kill();
+            kill_at = None;
+        }
+        while let Ok((conn, _)) = listener.accept() {
+            serve(conn, &running, &mut kill_at);
+        }
+    };
+    for copier in copiers {
+        let _ = copier.join();
+    }
+    let value = match &outcome {
+        Ok(out) => {
+            let mut v = crate::run::json(out);
+            if let Some(map) = v.as_object_mut() {
+                map.retain(|k, _| !k.starts_with("stdout") && !k.starts_with("stderr") || k.ends_with("truncated"));
+            }
+            v
+        }
+        Err(e) => crate::error_json(e),
+    };
+    let _ = write_atomic(dir, "outcome.json", value.to_string().as_bytes());
+    let _ = std::fs::remove_file(dir.join("control"));
+    if args.rm {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    drop(running);
+    isolette::cleanup();
+    0
+}
+
+/// One request on the control socket.
+fn serve(conn: UnixStream, running: &isolette::Running, kill_at: &mut Option<Instant>) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut line = String::new();
+    let _ = BufReader::new(&conn).read_line(&mut line);
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let result = match words.as_slice() {
+        ["kill"] => {
+            running.kill();
+            Ok(())
+        }
+        ["signal", n] => n.parse().map_err(|_| crate::config_error("bad signal")).and_then(|n| running.signal(n)),
+        ["stop", secs] => match secs.parse::<u64>() {
+            Ok(secs) => {
+                let at = Instant::now() + Duration::from_secs(secs);
+                *kill_at = Some(kill_at.map_or(at, |old| old.min(at)));
+                running.signal(libc::SIGTERM)
+            }
+            Err(_) => Err(crate::config_error("bad stop timeout")),
+        },
+        _ => Err(crate::config_error(format!("unknown request `{}`", line.trim()))),
+    };
+    let reply = match result {
+        Ok(()) => "ok\n".to_string(),
+        Err(e) => format!("error: {e}\n"),
+    };
+    let _ = (&conn).write_all(reply.as_bytes());
+}
+
+/// A 12-digit hex id, random.
+fn new_id() -> isolette::Result<String> {
+    let mut bytes = [0u8; 6];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(io("read", "/dev/urandom"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Docker's rule for names: a letter or digit, then letters, digits, `_`, `.`, `-`.
+fn check_name(name: &str) -> isolette::Result<()> {
+    let ok = name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    match ok {
+        true => Ok(()),
+        false => Err(crate::config_error(format!(
+            "name `{}`: expected a letter or digit, then letters, digits, `_`, `.` or `-` (at most 64)",
+            name.escape_debug()
+        ))),
+    }
+}
+
+fn lock_file(path: &Path, how: FlockArg) -> isolette::Result<Flock<File>> {
+    let file = File::options().create(true).truncate(false).write(true).open(path).map_err(io("open", path))?;
+    Flock::lock(file, how).map_err(|(_, e)| crate::io_error("flock", path, e.into()))
+}
+
+/// Writes `dir/name` whole or not at all (a temporary file, then a rename).
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> isolette::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io("rename", &tmp))
+}
+
+/// Where a detached sandbox is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Just made: its supervisor is starting.
+    Created,
+    Running,
+    /// Ended, with this outcome.
+    Exited(Value),
+    /// Its supervisor died (was killed) before the run ended; the sandbox went with it.
+    Dead,
+}
+
+/// One detached sandbox, as its state directory tells.
+struct Sandbox {
+    id: String,
+    name: Option<String>,
+    dir: PathBuf,
+    config: Value,
+    state: State,
+}
+
+impl Sandbox {
+    fn read(dir: &Path) -> Option<Sandbox> {
+        let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
+        let state = state(dir, config["created"].as_u64().unwrap_or(0));
+        Some(Sandbox {
+            id: config["id"].as_str()?.to_string(),
+            name: config["name"].as_str().map(String::from),
+            dir: dir.to_path_buf(),
+            config,
+            state,
+        })
+    }
+
+    /// Docker's status words: `running`, `exited (CODE)`, the verdict of a limit, `dead`.
+    fn status(&self) -> String {
+        match &self.state {
+            State::Created => "created".into(),
+            State::Running => "running".into(),
+            State::Dead => "dead".into(),
+            State::Exited(out) => match (out["status"].as_str().unwrap_or("setup_error"), &out["exit_code"]) {
+                ("ok" | "runtime_error", Value::Number(code)) => format!("exited ({code})"),
+                ("signaled", _) => format!("signaled ({})", out["signal"]),
+                (status, _) => status.to_string(),
+            },
+        }
+    }
+}
+
+fn state(dir: &Path, created: u64) -> State {
+    if let Ok(bytes) = std::fs::read(dir.join("outcome.json")) {
+        return State::Exited(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+    }
+    let held = File::open(dir.join("lock")).ok().is_some_and(|f| Flock::lock(f, FlockArg::LockSharedNonblock).is_err());
+    if held {
+        return State::Running;
+    }
+    // Read again: it may have ended between the two looks.
+    if let Ok(bytes) = std::fs::read(dir.join("outcome.json")) {
+        return State::Exited(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+    }
+    if !dir.join("started").exists() && now().saturating_sub(created) < 10 {
+        return State::Created;
+    }
+    State::Dead
+}
+
+/// Every detached sandbox, oldest first.
+fn list(root: &Path) -> Vec<Sandbox> {
+    let mut all: Vec<Sandbox> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| Sandbox::read(&e.path()))
+        .collect();
+    all.sort_by_key(|s| (s.config["created"].as_u64(), s.id.clone()));
+    all
+}
+
+/// The sandbox an id, a unique prefix of one, or a name stands for.
+fn find(query: &str) -> isolette::Result<Sandbox> {
+    let all = list(&state_root());
+    if let Some(i) = all.iter().position(|s| s.id == query || s.name.as_deref() == Some(query)) {
+        return Ok(all.into_iter().nth(i).expect("found"));
+    }
+    let mut matching: Vec<Sandbox> = all.into_iter().filter(|s| !query.is_empty() && s.id.starts_with(query)).collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(crate::config_error(format!("no sandbox `{query}`; `isolette ps -a` lists them"))),
+        _ => Err(crate::config_error(format!("`{query}` is the start of several ids; give more of it"))),
+    }
+}
+
+/// Sends one request to a running sandbox's supervisor.
+fn request(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
+    let path = sandbox.dir.join("control");
+    let mut conn = UnixStream::connect(&path).map_err(io("connect", &path))?;
+    conn.write_all(format!("{line}\n").as_bytes()).map_err(io("write", &path))?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).map_err(io("read", &path))?;
+    match reply.trim().strip_prefix("error: ") {
+        Some(message) => Err(crate::config_error(message.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Waits until the sandbox's supervisor is gone; its state then.
+fn wait_gone(sandbox: &Sandbox) -> State {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(&sandbox.dir, sandbox.config["created"].as_u64().unwrap_or(0)) == State::Created
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(file) = File::open(sandbox.dir.join("lock")) {
+        let _ = Flock::lock(file, FlockArg::LockShared);
+    }
+    state(&sandbox.dir, 0)
+}
+
+/// `isolette ps [-a] [--json]`.
+pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
+    let shown: Vec<Sandbox> =
+        list(&state_root()).into_iter().filter(|s| all || matches!(s.state, State::Running | State::Created)).collect();
+    if as_json {
+        let rows: Vec<Value> = shown
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id,
+                    "name": s.name,
+                    "image": s.config["image"],
+                    "command": s.config["command"],
+                    "status": s.status(),
+                    "created": s.config["created"],
+                    "outcome": match &s.state { State::Exited(out) => out.clone(), _ => Value::Null },
+                })
+            })
+            .collect();
+        println!("{}", Value::Array(rows));
+        return Ok(0);
+    }
+    println!("{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  CREATED", "ID", "NAME", "IMAGE", "COMMAND", "STATUS");
+    for s in &shown {
+        let command: Vec<&str> =
+            s.config["command"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let ago = now().saturating_sub(s.config["created"].as_u64().unwrap_or(0));
+        println!(
+            "{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  {} ago",
+            s.id,
+            clip(s.name.as_deref().unwrap_or(""), 16),
+            clip(s.config["image"].as_str().unwrap_or(""), 20),
+            clip(&command.join(" "), 30),
+            s.status(),
+            crate::ago(ago),
+        );
+    }
+    Ok(0)
+}
+
+fn clip(s: &str, width: usize) -> String {
+    match s.char_indices().nth(width) {
+        Some((at, _)) => format!("{}…", &s[..s.char_indices().nth(width - 1).map_or(at, |(i, _)| i)]),
+        None => s.to_string(),
+    }
+}
+
+/// `isolette logs [-f] ID`: stdout's log to stdout and stderr's to stderr; with `-f`, what
+/// comes after too, until the sandbox ends.
+pub(crate) fn logs(query: &str, follow: bool) -> isolette::Result<u8> {
+    let sandbox = find(query)?;
+    let mut files = [("stdout.log", 0u64), ("stderr.log", 0u64)];
+    loop {
+        // Whether it still runs, looked at before reading, so nothing written at the end
+        // is missed.
+        let running = matches!(state(&sandbox.dir, 0), State::Running | State::Created);
+        let mut any = false;
+        for (i, (name, at)) in files.iter_mut().enumerate() {
+            let Ok(mut file) = File::open(sandbox.dir.join(*name)) else { continue };
+            let _ = std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*at));
+            let mut bytes = Vec::new();
+            let _ = file.read_to_end(&mut bytes);
+            *at += bytes.len() as u64;
+            any |= !bytes.is_empty();
+            let _ = match i {
+                0 => std::io::stdout().write_all(&bytes).and_then(|()| std::io::stdout().flush()),
+                _ => std::io::stderr().write_all(&bytes),
+            };
+        }
+        if !follow || (!running && !any) {
+            return Ok(0);
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `isolette wait ID`: waits for the end and prints the outcome (JSON).
+pub(crate) fn wait(query: &str) -> isolette::Result<u8> {
+    let sandbox = find(query)?;
+    match wait_gone(&sandbox) {
+        State::Exited(out) => {
+            println!("{out}");
+            Ok(0)
+        }
+        _ => Err(crate::config_error(format!(
+            "sandbox {} is dead: its supervisor was killed before the run ended",
+            sandbox.id
+        ))),
+    }
+}
+
+/// `isolette stop [-t SECS] ID...`: SIGTERM to the program, then a kill after `secs`.
+pub(crate) fn stop(queries: &[String], secs: u64) -> isolette::Result<u8> {
+    for query in queries {
+        let sandbox = find(query)?;
+        if sandbox.state == State::Running {
+            request(&sandbox, &format!("stop {secs}"))?;
+            wait_gone(&sandbox);
+        }
+        println!("{query}");
+    }
+    Ok(0)
+}
+
+/// `isolette kill [-s SIGNAL] ID...`: a kill (the run ends `cancelled`), or the signal.
+pub(crate) fn kill(queries: &[String], signal: &str) -> isolette::Result<u8> {
+    let number = parse_signal(signal)?;
+    for query in queries {
+        let sandbox = find(query)?;
+        if sandbox.state != State::Running {
+            return Err(crate::config_error(format!("sandbox {query} is not running")));
+        }
+        match number {
+            libc::SIGKILL => request(&sandbox, "kill")?,
+            n => request(&sandbox, &format!("signal {n}"))?,
+        }
+        println!("{query}");
+    }
+    Ok(0)
+}
+
+fn parse_signal(text: &str) -> isolette::Result<i32> {
+    if let Ok(n) = text.parse::<i32>() {
+        return Ok(n);
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| crate::config_error(format!("unknown signal `{text}`")))
+}
+
+/// `isolette rm [-f] ID...`: removes ended sandboxes' state; a running one only with
+/// `-f`, which kills it first.
+pub(crate) fn rm(queries: &[String], force: bool) -> isolette::Result<u8> {
+    for query in queries {
+        let sandbox = find(query)?;
+        if matches!(sandbox.state, State::Running | State::Created) {
+            if !force {
+                return Err(crate::config_error(format!(
+                    "sandbox {query} is running; `isolette stop {query}` first, or `rm -f` to kill it"
+                )));
+            }
+            if sandbox.state == State::Running {
+                request(&sandbox, "kill")?;
+            }
+            wait_gone(&sandbox);
+        }
+        std::fs::remove_dir_all(&sandbox.dir).map_err(io("remove", &sandbox.dir))?;
+        println!("{query}");
+    }
+    Ok(0)
+}
+
+/// For `isolette gc`: removes the state of dead sandboxes (their supervisor was killed);
+/// their ids.
+pub(crate) fn gc() -> Vec<String> {
+    let root = state_root();
+    let mut removed = Vec::new();
+    for sandbox in list(&root) {
+        if sandbox.state == State::Dead && std::fs::remove_dir_all(&sandbox.dir).is_ok() {
+            removed.push(sandbox.id);
+        }
+    }
+    // Directories a `run -d` killed halfway left without a config, once nobody holds them.
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let old = entry.metadata().is_ok_and(|m| now().saturating_sub(m.mtime().max(0) as u64) > 60);
+        if path.is_dir() && old && !path.join("config.json").exists() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    removed
+}
