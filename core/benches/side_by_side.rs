@@ -7,7 +7,9 @@
 //! busybox test image built. Anchors come from the environment, each row skipped with a
 //! message when its tool is missing: `BWRAP`, `CRUN` + `CRUN_BUNDLE_W1` + `CRUN_BUNDLE_W2`,
 //! `NSJAIL`, `ISOLATE` + `ISOLATE_BOX`. `ISOLETTE_BENCH_RUNS` sets the runs per row
-//! (default 300), `ISOLETTE_BENCH_JSON` a file for the figures.
+//! (default 300), `ISOLETTE_BENCH_JSON` a file for the figures. `ISOLETTE_CLI_BASELINE`,
+//! another build of the CLI (an earlier commit's), adds its rows next to this one's: the
+//! before and after of a change, in the same run.
 //!
 //! Rows are measured in interleaved rounds (every row a few runs, then again), so a slow
 //! minute of this noisy machine weighs on every row alike and the ratios hold.
@@ -224,6 +226,18 @@ fn latency_rows(rootfs: &Path, image: &Image) -> Vec<Row> {
         command(strings(&[cli, "run", "--memory", "256M", "--pids", "64", "--image", root, "--", "/bin/true"])),
     );
     add("isolette in-process, memory + pids", "W2", in_process(Sandbox::builder(image).memory(256 << 20).pids(64)));
+    if let Some(base) = tool("ISOLETTE_CLI_BASELINE") {
+        add(
+            "isolette CLI (--no-cgroup), baseline build",
+            "W1",
+            command(strings(&[&base, "run", "--no-cgroup", "--image", root, "--", "/bin/true"])),
+        );
+        add(
+            "isolette CLI --memory 256M --pids 64, baseline build",
+            "W2",
+            command(strings(&[&base, "run", "--memory", "256M", "--pids", "64", "--image", root, "--", "/bin/true"])),
+        );
+    }
     match tool("BWRAP") {
         Some(bwrap) => add("bubblewrap --unshare-all", "W1", command(bwrap_argv(&bwrap, root))),
         None => println!("skipped: bubblewrap (set BWRAP; apt-get install bubblewrap)"),

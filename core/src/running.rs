@@ -190,12 +190,11 @@ impl Running {
     /// Signals the init does not pass on (`SIGSTOP`, the ones a fault raises, `SIGCHLD`,
     /// `SIGPIPE`, `SIGXCPU`, `SIGXFSZ`) are a config error.
     pub fn signal(&self, signal: i32) -> Result<()> {
-        const FORWARDED: [i32; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 26, 27, 28, 29, 30];
         if signal == libc::SIGKILL {
             self.kill();
             return Ok(());
         }
-        if !FORWARDED.contains(&signal) {
+        if !crate::spawn::proto::FORWARDED_SIGNALS.iter().any(|&s| i32::from(s) == signal) {
             return Err(Error::config(format!("signal {signal} is not passed on to a sandboxed program")));
         }
         // The supervisor passes it on (`supervise.rs`), or drops it once the run is over.

@@ -171,3 +171,14 @@ fn nothing_is_left_after_terminal_runs() {
     }
     assert_eq!(Footprint::now(), before);
 }
+
+#[test]
+fn a_warm_sandbox_gets_a_terminal_too() {
+    require_root!();
+    let image = busybox!();
+    let pool = Sandbox::builder(&image).pool(1).unwrap();
+    assert!(pool.wait_ready(Duration::from_secs(10)));
+    let out = pool.builder().tty(true).run(["/bin/sh", "-c", "tty; [ -t 0 ] && echo terminal"]).unwrap();
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "/dev/pts/0\r\nterminal\r\n".into()));
+    assert_eq!(pool.served(), (1, 0), "served warm");
+}

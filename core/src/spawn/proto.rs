@@ -34,6 +34,13 @@ pub fn decode(b: &[u8; SIZE]) -> (u8, u8, u16, i32, u64, u64) {
     (b[0], b[1], u16::from_ne_bytes([b[2], b[3]]), i32::from_ne_bytes([b[4], b[5], b[6], b[7]]), word(8), word(16))
 }
 
+/// Signals the init passes on to the program, as Docker's init does, so that the host can
+/// stop the program gracefully (`Running::signal`): a pid namespace's init gets only the
+/// signals it has a handler for. Not the ones a fault of the init's own raises (SIGILL,
+/// SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS), nor SIGPIPE, SIGXCPU and SIGXFSZ,
+/// which are about the init itself, nor SIGCHLD, SIGKILL and SIGSTOP.
+pub const FORWARDED_SIGNALS: [u8; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 26, 27, 28, 29, 30];
+
 /// Numbers of the steps the init runs, as `crate::error::Step` numbers them (a unit test
 /// keeps the two in step).
 pub mod step {

@@ -15,7 +15,7 @@
 //! volume in use is never removed.
 
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -124,10 +124,20 @@ impl Store {
         let dir = self.volume_dir(name)?;
         let file = File::open(&dir).map_err(|e| Error::io("open", &dir, e))?;
         let lock = Flock::lock(file, FlockArg::LockShared).map_err(|(_, e)| Error::io("flock", &dir, e.into()))?;
+        // A removal that held the directory before us has renamed it away by now.
+        let held = lock.metadata().map_err(|e| Error::io("stat", &dir, e))?;
+        let same = std::fs::metadata(&dir).is_ok_and(|now| (now.dev(), now.ino()) == (held.dev(), held.ino()));
+        if !same {
+            return Err(Error::config(format!("volume `{name}` was removed while being opened")));
+        }
         let data = match record.size_cap {
             None => dir.join("data"),
             Some(_) => {
-                let _lock = self.lock()?;
+                // One opener at a time checks and mounts (the disk image's own lock).
+                let disk = dir.join("disk.ext4");
+                let file = File::open(&disk).map_err(|e| Error::io("open", &disk, e))?;
+                let _mounting =
+                    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("flock", &disk, e.into()))?;
                 if !is_mount_point(&dir.join("fs"))? {
                     mount_capped(&dir)?;
                 }
@@ -234,7 +244,6 @@ fn mount_capped(dir: &Path) -> Result<()> {
 
 /// Whether `path` is a mount point: it lies on another device than its parent.
 fn is_mount_point(path: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(here) = std::fs::metadata(path) else { return Ok(false) };
     let parent = path.parent().unwrap_or(path);
     let up = std::fs::metadata(parent).map_err(|e| Error::io("stat", parent, e))?;

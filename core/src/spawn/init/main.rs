@@ -55,12 +55,6 @@ unsafe extern "C" {
 /// The program's pid once it is forked: where the signals the init catches go.
 static PROGRAM: AtomicUsize = AtomicUsize::new(0);
 
-/// Signals the init passes on to the program, as Docker's init does, so that the host can
-/// stop the program gracefully (`Running::signal`): a pid namespace's init gets only the
-/// signals it has a handler for. Not the ones a fault of the init's own raises (SIGILL,
-/// SIGTRAP, SIGABRT, SIGBUS, SIGFPE, SIGSEGV, SIGSYS), nor SIGPIPE, SIGXCPU and SIGXFSZ,
-/// which are about the init itself, nor SIGCHLD.
-const FORWARDED: [usize; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 26, 27, 28, 29, 30];
 const SA_RESTART: usize = 0x1000_0000;
 const SA_RESTORER: usize = 0x0400_0000;
 
@@ -186,17 +180,17 @@ extern "C" fn forward(sig: usize) {
     }
 }
 
-/// Installs [`forward`] for the [`FORWARDED`] signals (after the fork: the program starts
-/// with none of it).
+/// Installs [`forward`] for the signals `proto::FORWARDED_SIGNALS` lists (after the fork:
+/// the program starts with none of it).
 fn forward_signals() {
-    for sig in FORWARDED {
+    for sig in proto::FORWARDED_SIGNALS {
         // struct kernel_sigaction: handler, flags, restorer, mask (8 bytes).
         let handler = forward as extern "C" fn(usize) as usize;
         let restorer = isolette_sigreturn as unsafe extern "C" fn() as usize;
         let action = [handler, SA_RESTART | SA_RESTORER, restorer, 0];
         // SAFETY: the struct lives across the call; the handler and the restorer are this
         // program's and never return anywhere but through rt_sigreturn.
-        let _ = unsafe { syscall(nr::RT_SIGACTION, &[sig, action.as_ptr() as usize, 0, 8]) };
+        let _ = unsafe { syscall(nr::RT_SIGACTION, &[usize::from(sig), action.as_ptr() as usize, 0, 8]) };
     }
 }
 
