@@ -113,7 +113,7 @@ impl Plan {
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
-        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns, config.sys)?;
+        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns, config.sys, config.tty.is_some())?;
         let workdir = sandbox_path("workdir", &run.workdir)?;
 
         if config.hostname.is_empty() || config.hostname.len() > 64 || config.hostname.contains(['\0', '/']) {
