@@ -25,6 +25,8 @@
 mod cgroup;
 mod config;
 mod error;
+#[allow(unsafe_code)]
+mod forked;
 mod host;
 mod image;
 mod limits;

@@ -62,6 +62,7 @@ struct State {
 struct Inner {
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    owner: crate::forked::Owner,
 }
 
 /// A warm sandbox. `child` first: dropping it kills and reaps the sandbox before the plan
@@ -97,7 +98,9 @@ impl Pool {
             .name("isolette-pool".into())
             .spawn(move || refill(&worker))
             .map_err(|e| Error::io("spawn thread", "isolette-pool", e))?;
-        Ok(Pool { inner: Arc::new(Inner { shared, thread: Mutex::new(Some(thread)) }) })
+        Ok(Pool {
+            inner: Arc::new(Inner { shared, thread: Mutex::new(Some(thread)), owner: crate::forked::Owner::here() }),
+        })
     }
 
     /// A builder whose runs take a warm sandbox from this pool when one fits, with the
@@ -115,11 +118,17 @@ impl Pool {
 
     /// How many sandboxes are ready now.
     pub fn ready(&self) -> usize {
+        if !self.inner.owner.is_here() {
+            return 0; // a fork's copy: the sandboxes are the parent's
+        }
         self.inner.shared.lock().ready.len()
     }
 
     /// Waits up to `timeout` until all the pool's sandboxes are ready; whether they are.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
+        if !self.inner.owner.is_here() {
+            return false;
+        }
         let shared = &self.inner.shared;
         let (state, _) = shared
             .changed
@@ -171,7 +180,8 @@ impl Pool {
     /// A ready sandbox that fits `plan`, if any; wakes the refill thread.
     fn take(&self, plan: &Plan, config: &Config) -> Option<WarmSandbox> {
         let shared = &self.inner.shared;
-        if !fits(&shared.config, config, plan) {
+        // In a child of fork, the pool is its parent's: every run goes cold.
+        if !self.inner.owner.is_here() || !fits(&shared.config, config, plan) {
             return None;
         }
         let warm = shared.lock().ready.pop_front();
@@ -252,6 +262,13 @@ fn make(image: &Image, config: &Config) -> Result<WarmSandbox> {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if !self.owner.is_here() {
+            // A fork's copy: its thread and sandboxes are the parent's, and a lock that
+            // thread held at the fork stays held here. Leave it all be.
+            std::mem::forget(Arc::clone(&self.shared));
+            std::mem::forget(self.thread.get_mut().ok().and_then(Option::take));
+            return;
+        }
         self.shared.lock().stop = true;
         self.shared.changed.notify_all();
         if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
@@ -262,6 +279,9 @@ impl Drop for Inner {
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.inner.owner.is_here() {
+            return f.write_str("Pool { (the parent process's) }");
+        }
         let state = self.inner.shared.lock();
         f.debug_struct("Pool")
             .field("size", &self.inner.shared.size)

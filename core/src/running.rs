@@ -47,6 +47,7 @@ pub struct Running {
     state: Arc<State>,
     /// Taken when the outcome is.
     thread: Option<std::thread::JoinHandle<()>>,
+    owner: crate::forked::Owner,
 }
 
 /// Where the supervisor thread leaves the outcome.
@@ -138,6 +139,7 @@ impl Running {
             signals: signals_w,
             state,
             thread: Some(thread),
+            owner: crate::forked::Owner::here(),
         })
     }
 
@@ -265,6 +267,11 @@ impl Drop for Running {
     /// Before the outcome: cancels the run and waits for the sandbox to be gone. After it,
     /// output the caller has not read still reaches the streams it took.
     fn drop(&mut self) {
+        if !self.owner.is_here() {
+            // A fork's copy: the run is its parent's, and so is the thread.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         if let Some(thread) = self.thread.take() {
             self.canceller.cancel();
             let _ = thread.join();

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use seccompiler::{
     BpfProgram, SeccompAction as Action, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
@@ -221,11 +221,13 @@ where
 /// The BPF program of `policy`, compiled on first use and shared afterwards; `None` when
 /// the policy is [`SeccompPolicy::disabled`].
 pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<Filter>>> {
-    static CACHE: OnceLock<Mutex<HashMap<SeccompPolicy, Arc<Filter>>>> = OnceLock::new();
+    // Per process: a lock held by another thread at a fork would stay held in the child.
+    static CACHE: crate::forked::ProcessLocal<Mutex<HashMap<SeccompPolicy, Arc<Filter>>>> =
+        crate::forked::ProcessLocal::new(Default::default);
     if policy.list == List::Disabled {
         return Ok(None);
     }
-    let cache = CACHE.get_or_init(Default::default);
+    let cache = CACHE.get();
     if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(policy) {
         return Ok(Some(p.clone()));
     }

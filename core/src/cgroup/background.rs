@@ -13,12 +13,16 @@
 //! At process exit an `atexit` handler removes the spares and finishes the queue,
 //! including the removals the thread is in the middle of, so a short-lived caller leaves
 //! nothing behind; what a killed caller leaves is for [`gc`](super::gc).
+//!
+//! All of it is per process (`forked.rs`): the child of a prefork server starts with an
+//! empty queue, no spares and no thread, and starts its own thread when it needs one.
 
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, Once};
+use std::sync::{Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 use super::{Guard, Limits, make, try_remove};
+use crate::forked::ProcessLocal;
 
 enum Job {
     /// A directory to remove, and when it was queued.
@@ -36,40 +40,62 @@ struct Queue {
     in_flight: usize,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue { jobs: Vec::new(), in_flight: 0 });
-/// Signalled when jobs arrive.
-static WAKE: Condvar = Condvar::new();
-/// Signalled when the thread has finished a batch.
-static IDLE: Condvar = Condvar::new();
-static START: Once = Once::new();
-/// Spare cgroups, with the limits they carry, and the flush generation (bumped by every
-/// flush, under this lock, so a spare made while a flush ran is dropped, not kept).
-static SPARES: Mutex<(Vec<(Limits, Guard)>, u64)> = Mutex::new((Vec::new(), 0));
+/// The state of this process's background work.
+struct Background {
+    queue: Mutex<Queue>,
+    /// Signalled when jobs arrive.
+    wake: Condvar,
+    /// Signalled when the thread has finished a batch.
+    idle: Condvar,
+    start: Once,
+    /// Spare cgroups, with the limits they carry, and the flush generation (bumped by every
+    /// flush, under this lock, so a spare made while a flush ran is dropped, not kept).
+    spares: Mutex<(Vec<(Limits, Guard)>, u64)>,
+}
+
+static STATE: ProcessLocal<Background> = ProcessLocal::new(|| Background {
+    queue: Mutex::new(Queue { jobs: Vec::new(), in_flight: 0 }),
+    wake: Condvar::new(),
+    idle: Condvar::new(),
+    start: Once::new(),
+    spares: Mutex::new((Vec::new(), 0)),
+});
+
+fn state() -> &'static Background {
+    STATE.get()
+}
 
 /// How long a busy directory is retried before it is left to `gc`.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
 /// Spares kept at most: about one per caller thread running at once.
 const MAX_SPARES: usize = 2;
 
-fn queue() -> std::sync::MutexGuard<'static, Queue> {
-    QUEUE.lock().unwrap_or_else(|e| e.into_inner())
+fn queue() -> MutexGuard<'static, Queue> {
+    state().queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn spares() -> MutexGuard<'static, (Vec<(Limits, Guard)>, u64)> {
+    state().spares.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn submit(jobs: impl IntoIterator<Item = Job>) {
-    START.call_once(|| {
+    state().start.call_once(|| {
         if std::thread::Builder::new().name("isolette-cgroup".into()).spawn(run).is_ok() {
-            crate::spawn::at_exit(flush_at_exit);
+            // Once per process: a child of fork runs its parent's handler too, which
+            // flushes the child's own state.
+            static AT_EXIT: Once = Once::new();
+            AT_EXIT.call_once(|| crate::spawn::at_exit(flush_at_exit));
         }
     });
     queue().jobs.extend(jobs);
-    WAKE.notify_one();
+    state().wake.notify_one();
 }
 
 /// Removes `dirs` (deepest first): at once while this process has no background thread
 /// yet (a one-shot caller such as the CLI gains nothing from one, and would pay for
 /// starting it), else, and for what is still busy, in the background.
 pub(super) fn remove(mut dirs: Vec<PathBuf>) {
-    if !START.is_completed() {
+    if !STATE.is_made() || !state().start.is_completed() {
         dirs.retain(|d| !try_remove(d));
         if dirs.is_empty() {
             return;
@@ -86,13 +112,13 @@ pub(super) fn remove_later(dirs: Vec<PathBuf>) {
 
 /// Asks for a spare cgroup with `limits`, for the caller's next run.
 pub(super) fn prepare_spare(limits: &Limits) {
-    let generation = SPARES.lock().unwrap_or_else(|e| e.into_inner()).1;
+    let generation = spares().1;
     submit([Job::Spare(limits.clone(), generation)]);
 }
 
 /// A spare made for exactly these limits, if there is one.
 pub(super) fn take_spare(limits: &Limits) -> Option<Guard> {
-    let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut spares = spares();
     let i = spares.0.iter().position(|(l, _)| l == limits)?;
     Some(spares.0.swap_remove(i).1)
 }
@@ -102,7 +128,7 @@ fn run() {
         let batch = {
             let mut q = queue();
             while q.jobs.is_empty() {
-                q = WAKE.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = state().wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
             q.in_flight = q.jobs.len();
             std::mem::take(&mut q.jobs)
@@ -116,10 +142,10 @@ fn run() {
                     }
                 }
                 Job::Spare(limits, generation) => {
-                    if SPARES.lock().unwrap_or_else(|e| e.into_inner()).0.len() < MAX_SPARES
+                    if spares().0.len() < MAX_SPARES
                         && let Ok(guard) = make(&limits)
                     {
-                        let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut spares = spares();
                         if spares.1 == generation && spares.0.len() < MAX_SPARES {
                             spares.0.push((limits, guard));
                         }
@@ -135,7 +161,7 @@ fn run() {
             q.jobs.extend(busy);
             q.in_flight = 0;
         }
-        IDLE.notify_all();
+        state().idle.notify_all();
         if retry {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -147,12 +173,12 @@ fn run() {
 /// the thread's hands, or at the deadline.
 pub(super) fn flush(deadline: Instant) {
     // Dropping a spare's guard queues its directories.
-    let spares = {
-        let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = {
+        let mut spares = spares();
         spares.1 += 1;
         std::mem::take(&mut spares.0)
     };
-    drop(spares);
+    drop(taken);
     let mut q = queue();
     loop {
         q.jobs.retain(|job| match job {
@@ -165,7 +191,7 @@ pub(super) fn flush(deadline: Instant) {
         }
         // Woken when the thread finishes its batch; otherwise retry busy ones shortly.
         let wait = deadline.saturating_duration_since(now).min(Duration::from_millis(2));
-        q = IDLE.wait_timeout(q, wait).unwrap_or_else(|e| e.into_inner()).0;
+        q = state().idle.wait_timeout(q, wait).unwrap_or_else(|e| e.into_inner()).0;
     }
 }
 

@@ -112,7 +112,7 @@ pub(crate) trait Cgroup: Send + std::fmt::Debug {
 
 /// A run's cgroup; removed when dropped (deferred when the kernel still holds it).
 #[derive(Debug)]
-pub(crate) struct Guard(Box<dyn Cgroup>);
+pub(crate) struct Guard(Box<dyn Cgroup>, crate::forked::Owner);
 
 impl std::ops::Deref for Guard {
     type Target = dyn Cgroup;
@@ -123,6 +123,10 @@ impl std::ops::Deref for Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // A fork's copy: the cgroup is its parent's.
+        if !self.1.is_here() {
+            return;
+        }
         background::remove(self.0.dirs());
     }
 }
@@ -163,7 +167,7 @@ fn make(limits: &Limits) -> Result<Guard> {
             });
         }
     };
-    let guard = Guard(group);
+    let guard = Guard(group, crate::forked::Owner::here());
     guard.apply(limits)?;
     Ok(guard)
 }
@@ -171,9 +175,13 @@ fn make(limits: &Limits) -> Result<Guard> {
 /// `<pid>-<starttime>-<seq>`: unique per run, and tells whose it is.
 fn run_name() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    static START: OnceLock<u64> = OnceLock::new();
-    let pid = std::process::id();
-    let start = *START.get_or_init(|| start_time(pid).unwrap_or(0));
+    // Per process: a child of fork has a pid and a start time of its own, and `gc` must
+    // see its cgroups as the child's, alive while it is.
+    static OWNER: crate::forked::ProcessLocal<(u32, u64)> = crate::forked::ProcessLocal::new(|| {
+        let pid = std::process::id();
+        (pid, start_time(pid).unwrap_or(0))
+    });
+    let (pid, start) = *OWNER.get();
     format!("{pid}-{start}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
 }
 

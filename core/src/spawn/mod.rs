@@ -132,6 +132,7 @@ pub(crate) struct Child {
     /// (after the kill and reap in `drop`) only once it cannot.
     _stack: stack::Stack,
     start: Box<Start>,
+    owner: crate::forked::Owner,
 }
 
 // SAFETY: `Start` holds a pointer to the plan only for the child's use; the parent never
@@ -205,6 +206,12 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
+        if !self.owner.is_here() {
+            // A fork's copy: the sandbox is the parent's to end, and its stack and start
+            // may still be in use there (in this process they are copies: let them be).
+            std::mem::forget(std::mem::replace(&mut self._stack, stack::Stack::none()));
+            return;
+        }
         if !self.reaped {
             self.kill();
             let _ = self.reap();
@@ -257,7 +264,7 @@ pub(crate) fn clone_sandbox(
     let pid = result.map_err(|e| Error::from_clone(e, nix::unistd::geteuid().is_root()))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start })
+    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::forked::Owner::here() })
 }
 
 /// Moves an fd to [`MIN_FD`] or above (CLOEXEC): the sandbox's first process moves the fds

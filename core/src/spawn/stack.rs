@@ -16,7 +16,10 @@ const GUARD: usize = 4096;
 /// Stacks kept for reuse (about one per caller thread running sandboxes at once).
 const POOL: usize = 8;
 
-static FREE: Mutex<Vec<Region>> = Mutex::new(Vec::new());
+/// Per process (`forked.rs`): a child of fork starts with none (the copies of its parent's
+/// mappings it has are left alone), and never waits on a lock its parent's threads held.
+static FREE: crate::forked::ProcessLocal<Mutex<Vec<Region>>> =
+    crate::forked::ProcessLocal::new(|| Mutex::new(Vec::new()));
 
 /// A mapping: its start address and length (the guard page included).
 #[derive(Debug)]
@@ -29,7 +32,7 @@ pub(crate) struct Stack(Option<Region>);
 impl Stack {
     /// A stack from the pool, or a new mapping.
     pub(crate) fn take() -> Result<Stack, Errno> {
-        if let Some(region) = FREE.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(region) = FREE.get().lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(Stack(Some(region)));
         }
         // SAFETY: a fresh anonymous private mapping, owned by the new `Stack` alone.
@@ -54,6 +57,12 @@ impl Stack {
         Ok(Stack(Some(region)))
     }
 
+    /// No stack: what a fork's copy of a `Child` swaps its stack for, so that the copy of
+    /// its parent's stack is not put in the child's pool.
+    pub(crate) fn none() -> Stack {
+        Stack(None)
+    }
+
     /// Lowest usable address (above the guard page), for `clone_args.stack`.
     pub(crate) fn base(&self) -> usize {
         self.0.as_ref().map_or(0, |r| r.0 + GUARD)
@@ -68,7 +77,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let Some(region) = self.0.take() else { return };
-        let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = FREE.get().lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < POOL {
             free.push(region);
         } else {
