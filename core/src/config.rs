@@ -221,6 +221,8 @@ pub(crate) struct Config {
     pub tty: Option<(u16, u16)>,
     /// Held while the config lives: the volumes it mounts stay in place.
     pub leases: Vec<crate::image::Lease>,
+    /// Cancels the runs started with this config.
+    pub canceller: Option<crate::Canceller>,
 }
 
 /// Default wall-time limit.
@@ -267,6 +269,7 @@ impl Default for Config {
             entrypoint: None,
             tty: None,
             leases: Vec::new(),
+            canceller: None,
         }
     }
 }
@@ -525,6 +528,23 @@ impl SandboxBuilder {
     /// running one is resized with [`Running::resize`](crate::Running::resize).
     pub fn tty_size(mut self, rows: u16, cols: u16) -> Self {
         self.config.tty = Some((rows, cols));
+        self
+    }
+
+    /// Runs started from this builder end `cancelled` when `canceller` is cancelled, from
+    /// any thread, whether they were started with [`run`](SandboxBuilder::run) (on the
+    /// caller's thread) or [`spawn`](SandboxBuilder::spawn).
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("img")?;
+    /// let stop = isolette::Canceller::new()?;
+    /// let on_timeout = stop.clone();
+    /// std::thread::spawn(move || on_timeout.cancel());
+    /// let out = isolette::Sandbox::builder(&image).canceller(&stop).run(["/bin/sleep", "60"])?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn canceller(mut self, canceller: &crate::Canceller) -> Self {
+        self.config.canceller = Some(canceller.clone());
         self
     }
 

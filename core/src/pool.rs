@@ -173,7 +173,7 @@ impl Pool {
         Ok(Started {
             base: Some(base),
             pool: Some(self.clone()),
-            ..Started::new(child, plan, cgroup, report, stdio, called, config.wall_time)?
+            ..Started::new(child, plan, cgroup, report, stdio, called, config)?
         })
     }
 

@@ -34,7 +34,7 @@ pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -
     let fds = ChildFds::new(&stdio, &report_w);
     let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
     drop(report_w);
-    Started::new(child, plan, cgroup, report_r, stdio, called, config.wall_time)
+    Started::new(child, plan, cgroup, report_r, stdio, called, config)
 }
 
 /// The rlimits that stand in for, or back up, the cgroup's limits.
@@ -105,8 +105,9 @@ pub(crate) struct Started {
 impl Started {
     /// A started sandbox and what it needs; drops our copies of the child's stdio fds (the
     /// child has its own; ours would keep the pipes from reaching end of file). With a
-    /// terminal, waits (up to `setup_limit`) for its master side, which the sandbox sends
-    /// once its mounts are made: what the terminal shows is then read as stdout.
+    /// terminal, waits (up to the wall time) for its master side, which the sandbox sends
+    /// once its mounts are made: what the terminal shows is then read as stdout. The
+    /// config's canceller, if any, is watched from the start.
     pub(crate) fn new(
         child: spawn::Child,
         plan: Box<Plan>,
@@ -114,7 +115,7 @@ impl Started {
         report: OwnedFd,
         stdio: Stdio,
         called: u64,
-        setup_limit: Duration,
+        config: &Config,
     ) -> Result<Started> {
         drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
         let mut started = Started {
@@ -126,7 +127,7 @@ impl Started {
             report,
             stdout: stdio.capture_stdout,
             stderr: stdio.capture_stderr,
-            cancel: None,
+            cancel: config.canceller.as_ref().map(crate::Canceller::watch).transpose()?,
             signals: None,
             caller: stdio.caller,
             relays: stdio.relays,
@@ -134,7 +135,7 @@ impl Started {
             called,
         };
         if let Some(setup) = stdio.tty
-            && let Some(master) = setup.receive(setup_limit)?
+            && let Some(master) = setup.receive(config.wall_time)?
         {
             let copy = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::io("dup", "terminal", e));
             started.stdout = Some(copy(&master)?);

@@ -44,9 +44,11 @@ pub struct Running {
     canceller: Canceller,
     /// Where [`signal`](Running::signal) writes the numbers the supervisor passes on.
     signals: OwnedFd,
+    /// Readable once the outcome is in ([`ready_fd`](Running::ready_fd)).
+    ready: OwnedFd,
     state: Arc<State>,
-    /// Taken when the outcome is.
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Taken when the outcome is; locked by a waiter.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     owner: crate::forked::Owner,
 }
 
@@ -62,17 +64,46 @@ struct State {
 
 /// Stops a running sandbox from any thread: cheap to clone, `Send + Sync`, and idempotent.
 /// A cancelled run ends with [`Status::Cancelled`](crate::Status::Cancelled).
+///
+/// [`Running::canceller`] gives one for a run under way; [`Canceller::new`] makes one for
+/// runs not started yet, given to [`SandboxBuilder::canceller`](crate::SandboxBuilder::canceller)
+/// (then `run()`, on the caller's thread, can be cancelled from elsewhere too).
 #[derive(Debug, Clone)]
 pub struct Canceller {
+    /// The pipe's write end: a byte in it is the cancel.
     pipe: Arc<OwnedFd>,
+    /// Its read end, which supervisors poll (each a copy of its own).
+    watch: Arc<OwnedFd>,
 }
 
 impl Canceller {
+    /// A canceller for runs to come. Once cancelled it stays so: every run started with it
+    /// (before or after the cancel) ends `cancelled`.
+    pub fn new() -> Result<Canceller> {
+        let (watch, pipe) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
+        Ok(Canceller { pipe: Arc::new(pipe), watch: Arc::new(watch) })
+    }
+
     /// Ends the run now (the sandbox is killed within milliseconds); does nothing when it
     /// has already ended or was cancelled before.
     pub fn cancel(&self) {
         // One byte is enough; a full pipe means a cancel is already on its way.
         let _ = nix::unistd::write(&*self.pipe, &[1]);
+    }
+
+    /// A supervisor's copy of the end it polls.
+    pub(crate) fn watch(&self) -> Result<OwnedFd> {
+        self.watch.try_clone().map_err(|e| Error::io("dup", "cancel pipe", e))
+    }
+}
+
+impl std::os::fd::AsFd for Canceller {
+    /// The fd a byte is written to by [`cancel`](Canceller::cancel): for code that can only
+    /// make system calls, such as a signal handler (a `write` of one byte there is a
+    /// cancel, async-signal-safe).
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pipe.as_fd()
     }
 }
 
@@ -83,14 +114,22 @@ impl Running {
     /// the error that kept it from starting.
     pub(crate) fn spawn(config: Config, begin: impl FnOnce() -> Result<Started> + Send + 'static) -> Result<Running> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let (cancel_r, cancel_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
+        // The builder's canceller if it has one, so that it cancels this run too.
+        let canceller = match &config.canceller {
+            Some(c) => c.clone(),
+            None => Canceller::new()?,
+        };
+        let cancel_r = canceller.watch()?;
         // A socket, not a pipe: a signal sent once the supervisor is gone must not be a
         // SIGPIPE in the caller's process.
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
         let (signals_r, signals_w) =
             socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)
                 .map_err(|e| Error::io("socketpair", "signals", e.into()))?;
+        // A pipe whose write end the supervisor thread closes when the outcome is in: end of
+        // file on the read end is the news an event loop polls for.
+        let (ready_r, ready_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "ready", e.into()))?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
         let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<(i32, Handles)>>(1);
@@ -111,6 +150,7 @@ impl Running {
                 let (outcome, leftover) = run::finish_relaying(&config, started);
                 *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = (Some(outcome), !leftover.is_empty());
                 shared.done.notify_all();
+                drop(ready_w);
                 // The outcome is out; what the caller has not read of the output yet still
                 // goes to it, until it is all taken, its stream is dropped, or the run is
                 // cancelled (a handle dropped before the outcome cancels).
@@ -135,10 +175,11 @@ impl Running {
             stdout: caller.stdout.map(UnixStream::from),
             stderr: caller.stderr.map(UnixStream::from),
             tty: caller.tty,
-            canceller: Canceller { pipe: Arc::new(cancel_w) },
+            canceller,
             signals: signals_w,
+            ready: ready_r,
             state,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             owner: crate::forked::Owner::here(),
         })
     }
@@ -218,28 +259,38 @@ impl Running {
         self.canceller.clone()
     }
 
+    /// An fd that becomes readable (end of file) once the outcome is in, for an event loop
+    /// to watch (Python's `loop.add_reader`, libuv's poll) instead of blocking a thread in
+    /// [`wait`](Running::wait), which then returns at once.
+    pub fn ready_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.ready.as_fd()
+    }
+
     /// Waits for the run to end and returns its outcome.
-    pub fn wait(mut self) -> Result<Outcome> {
+    pub fn wait(self) -> Result<Outcome> {
         match self.wait_until(None)? {
             Some(outcome) => Ok(outcome),
             None => unreachable!("waiting without a deadline ends with an outcome"),
         }
     }
 
-    /// Waits up to `timeout`; `None` when the run is still going.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Outcome>> {
+    /// Waits up to `timeout`; `None` when the run is still going. Takes `&self`, so one
+    /// thread may wait while others signal, resize or kill (concurrent waiters take turns).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<Outcome>> {
         self.wait_until(Some(Instant::now() + timeout))
     }
 
     /// The outcome if the run has ended, without waiting.
-    pub fn try_wait(&mut self) -> Result<Option<Outcome>> {
+    pub fn try_wait(&self) -> Result<Option<Outcome>> {
         self.wait_until(Some(Instant::now()))
     }
 
-    fn wait_until(&mut self, deadline: Option<Instant>) -> Result<Option<Outcome>> {
-        let Some(thread) = self.thread.take() else {
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<Option<Outcome>> {
+        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if thread.is_none() {
             return Err(Error::config("this run's outcome was already taken"));
-        };
+        }
         let mut outcome = self.state.outcome.lock().unwrap_or_else(|e| e.into_inner());
         while outcome.0.is_none() {
             let Some(deadline) = deadline else {
@@ -248,7 +299,6 @@ impl Running {
             };
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                self.thread = Some(thread);
                 return Ok(None);
             }
             outcome = self.state.done.wait_timeout(outcome, left).unwrap_or_else(|e| e.into_inner()).0;
@@ -256,8 +306,9 @@ impl Running {
         let result = outcome.0.take().expect("set");
         let draining = outcome.1;
         drop(outcome);
+        let handle = thread.take().expect("checked above");
         if !draining {
-            let _ = thread.join();
+            let _ = handle.join();
         }
         result.map(Some)
     }
@@ -267,12 +318,13 @@ impl Drop for Running {
     /// Before the outcome: cancels the run and waits for the sandbox to be gone. After it,
     /// output the caller has not read still reaches the streams it took.
     fn drop(&mut self) {
+        let thread = self.thread.get_mut().unwrap_or_else(|e| e.into_inner()).take();
         if !self.owner.is_here() {
             // A fork's copy: the run is its parent's, and so is the thread.
-            std::mem::forget(self.thread.take());
+            std::mem::forget(thread);
             return;
         }
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = thread {
             self.canceller.cancel();
             let _ = thread.join();
         }

@@ -49,7 +49,6 @@ fn a_forked_worker_runs_sandboxes_and_leaves_the_parents_alone() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the worker failed: {status:#x}");
 
     // The parent's run and pool are untouched.
-    let mut running = running;
     assert!(running.try_wait().unwrap().is_none(), "the worker's copy ended the parent's run");
     assert_eq!(pool.builder().run(["/bin/true"]).unwrap().status, Status::Ok);
     assert_eq!(pool.served().0, 1, "the parent's pool still serves warm");

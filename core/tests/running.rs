@@ -31,7 +31,7 @@ fn wait_timeout_and_try_wait() {
     let image = busybox!();
     // Serial: one test counts what the whole process holds.
     let _serial = common::serial();
-    let mut running = Sandbox::builder(&image).spawn([PROBE, "sleep", "0.4"]).unwrap();
+    let running = Sandbox::builder(&image).spawn([PROBE, "sleep", "0.4"]).unwrap();
     assert!(running.try_wait().unwrap().is_none());
     assert!(running.wait_timeout(Duration::from_millis(50)).unwrap().is_none());
     let out = running.wait_timeout(Duration::from_secs(5)).unwrap().expect("ended");
@@ -45,8 +45,7 @@ fn limits_hold_while_nobody_waits() {
     let image = busybox!();
     // Serial: one test counts what the whole process holds.
     let _serial = common::serial();
-    let mut running =
-        Sandbox::builder(&image).wall_time(Duration::from_millis(200)).spawn([PROBE, "spin", "1"]).unwrap();
+    let running = Sandbox::builder(&image).wall_time(Duration::from_millis(200)).spawn([PROBE, "spin", "1"]).unwrap();
     // Nobody waits: try_wait only looks, now and then.
     let deadline = Instant::now() + Duration::from_secs(5);
     let out = loop {
@@ -255,4 +254,47 @@ fn a_signal_reaches_the_program_through_the_init() {
     running.signal(libc::SIGTERM).unwrap();
     let out = running.wait().unwrap();
     assert_eq!((out.status, out.signal), (Status::Signaled, Some(libc::SIGTERM)));
+}
+
+#[test]
+fn ready_fd_says_when_the_outcome_is_in() {
+    require_root!();
+    let image = busybox!();
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let running = Sandbox::builder(&image).spawn(["/bin/sleep", "0.3"]).unwrap();
+    let readable = |timeout: u16| {
+        let mut fds = [PollFd::new(running.ready_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::from(timeout)).unwrap() == 1
+    };
+    assert!(!readable(0), "not before the run ends");
+    let started = Instant::now();
+    assert!(readable(5000));
+    assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+    let out = running.wait().unwrap();
+    assert_eq!(out.status, Status::Ok);
+}
+
+#[test]
+fn a_canceller_given_to_the_builder_stops_run_on_the_callers_thread() {
+    require_root!();
+    let image = busybox!();
+    let stop = isolette::Canceller::new().unwrap();
+    let remote = stop.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        remote.cancel();
+    });
+    let started = Instant::now();
+    let out = Sandbox::builder(&image).canceller(&stop).run(["/bin/sleep", "10"]).unwrap();
+    assert_eq!(out.status, Status::Cancelled);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    canceller.join().unwrap();
+    // It stays cancelled: a run started with it afterwards ends at once, spawned or not.
+    let out = Sandbox::builder(&image).canceller(&stop).spawn(["/bin/sleep", "10"]).unwrap().wait().unwrap();
+    assert_eq!(out.status, Status::Cancelled);
+    // A byte written to its fd is a cancel (what a signal handler can do).
+    let stop = isolette::Canceller::new().unwrap();
+    nix::unistd::write(&stop, &[1]).unwrap();
+    let out = Sandbox::builder(&image).canceller(&stop).run(["/bin/sleep", "10"]).unwrap();
+    assert_eq!(out.status, Status::Cancelled);
 }

@@ -1,0 +1,41 @@
+//! `isolette._native`: the Python binding of the isolette library. It converts types and
+//! nothing else; every behaviour is core's. The package around it
+//! (`python/isolette/__init__.py`) shapes it for Python: keyword options, file objects,
+//! asyncio.
+//!
+//! - `errors.rs`: core's errors as the exception classes of `isolette._types`;
+//! - `options.rs`: the keyword options, into a `SandboxBuilder`;
+//! - `outcome.rs`: `Outcome`;
+//! - `running.rs`: `run`, `spawn` and `Running` (the GIL released while anything waits,
+//!   Ctrl-C honoured: `interrupt.rs`);
+//! - `store.rs`: `Image`, `Store`, `Volume`.
+
+mod errors;
+mod interrupt;
+mod options;
+mod outcome;
+mod running;
+mod store;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<store::PyImage>()?;
+    m.add_class::<store::PyStore>()?;
+    m.add_class::<store::PyVolume>()?;
+    m.add_class::<outcome::PyOutcome>()?;
+    m.add_class::<running::PyRunning>()?;
+    m.add_function(wrap_pyfunction!(running::run, m)?)?;
+    m.add_function(wrap_pyfunction!(running::spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(options::check_options, m)?)?;
+    m.add_function(wrap_pyfunction!(cleanup, m)?)?;
+    Ok(())
+}
+
+/// Finishes removing this process's cgroups now rather than in the background (a
+/// short-lived script may call it before exiting; exit does it too).
+#[pyfunction]
+fn cleanup(py: Python<'_>) {
+    py.detach(isolette::cleanup);
+}
