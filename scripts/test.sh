@@ -30,12 +30,16 @@ clippy-driver --edition 2024 -C panic=abort --emit=metadata -o target/isolette-i
 	-D warnings -D clippy::undocumented_unsafe_blocks core/src/spawn/init/main.rs
 cargo clippy --all-targets --features cli -- -D warnings
 cargo clippy -p isolette-python -- -D warnings
+cargo clippy -p isolette-node -- -D warnings
 
 log "rust tests (unit, integration on the real kernel, doc)"
 cargo test --features cli
 
 log "python package (bindings-python: pip install from source, pytest, the wheel in a fresh venv)"
 scripts/test-python.sh
+
+log "node package (bindings-node: npm install from source, node --test, tsc, npm pack in a fresh directory)"
+scripts/test-node.sh
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"
 scripts/fuzz.sh 30

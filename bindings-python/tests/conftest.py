@@ -73,7 +73,10 @@ def children() -> list[int]:
     """This process's child processes."""
     out = []
     for task in pathlib.Path(f"/proc/{os.getpid()}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:
+            text = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue  # a thread that has just ended
         out += [int(pid) for pid in text]
     return out
 

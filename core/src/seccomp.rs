@@ -180,6 +180,29 @@ impl SeccompPolicy {
         Ok(SeccompPolicy { list: List::Allow(calls), action: SeccompAction::Kill })
     }
 
+    /// A policy as the CLI and the bindings write it: `default`, `off`, `deny:NAME,...` or
+    /// `allow:NAME,...`.
+    ///
+    /// ```
+    /// use isolette::SeccompPolicy;
+    /// assert_eq!(SeccompPolicy::parse("off")?, SeccompPolicy::disabled());
+    /// assert!(SeccompPolicy::parse("deny:ptrace,bpf").is_ok());
+    /// assert!(SeccompPolicy::parse("strict").is_err());
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<SeccompPolicy> {
+        let names = |list: &str| list.split(',').filter(|n| !n.is_empty()).map(String::from).collect::<Vec<_>>();
+        match text.split_once(':') {
+            None if text == "default" => Ok(SeccompPolicy::default_deny()),
+            None if text == "off" => Ok(SeccompPolicy::disabled()),
+            Some(("deny", list)) => SeccompPolicy::deny(names(list)),
+            Some(("allow", list)) => SeccompPolicy::allow(names(list)),
+            _ => {
+                Err(Error::config(format!("seccomp policy `{text}`: expected default, off, deny:NAMES or allow:NAMES")))
+            }
+        }
+    }
+
     /// No filter at all.
     pub fn disabled() -> SeccompPolicy {
         SeccompPolicy { list: List::Disabled, action: SeccompAction::Kill }

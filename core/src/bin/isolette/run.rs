@@ -129,14 +129,7 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
 }
 
 fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
-    let names = |list: &str| list.split(',').filter(|n| !n.is_empty()).map(String::from).collect::<Vec<_>>();
-    match s.split_once(':') {
-        None if s == "default" => Ok(SeccompPolicy::default_deny()),
-        None if s == "off" => Ok(SeccompPolicy::disabled()),
-        Some(("deny", list)) => SeccompPolicy::deny(names(list)).map_err(|e| e.to_string()),
-        Some(("allow", list)) => SeccompPolicy::allow(names(list)).map_err(|e| e.to_string()),
-        _ => Err(format!("`{s}`: expected default, off, deny:NAMES or allow:NAMES")),
-    }
+    SeccompPolicy::parse(s).map_err(|e| e.to_string())
 }
 
 /// Runs in the foreground, in the background (`-d`) or attached to this terminal (`-it`);

@@ -1,0 +1,350 @@
+'use strict'
+/**
+ * isolette for Node.js: run untrusted code in a fresh Linux sandbox per request, and get
+ * back an exact verdict. Everything happens in the native addon (the Rust library); this
+ * file shapes it for JavaScript: camelCase options checked by name, Promises,
+ * `AbortSignal`, Node streams, and errors with a `code`.
+ *
+ *   const isolette = require('isolette')
+ *   const image = isolette.Image.open('/srv/images/python')
+ *   const out = await isolette.run(image, ['python3', '-c', 'print(6*7)'], { memory: '256M', wallTime: 2000 })
+ *   // out.status === 'ok', out.stdout.toString() === '42\n'
+ *
+ * Runs never block the event loop nor take a thread of libuv's pool: core supervises each
+ * sandbox on a thread of its own, and the addon waits on an fd through its own runtime.
+ */
+
+const net = require('node:net')
+const path = require('node:path')
+
+const native = require(path.join(__dirname, 'isolette.node'))
+
+/** Every option `run`, `spawn` and `Sandbox` take. */
+const OPTIONS = [
+  'memory', 'cpuTime', 'wallTime', 'pids', 'outputLimit', 'fsize', 'tmpfsSize', 'nofile', 'stack',
+  'cpus', 'cpuset', 'env', 'workdir', 'mounts', 'stdin', 'stdout', 'stderr', 'seccomp',
+  'seccompAction', 'cgroup', 'sys', 'user', 'userNamespace', 'hostname', 'entrypoint', 'tty', 'signal',
+]
+const KNOWN = new Set(OPTIONS)
+
+/** How a run ended: `'ok'`, `'runtime_error'`, ... */
+const STATUSES = [
+  'ok', 'runtime_error', 'signaled', 'cpu_time_limit', 'wall_time_limit', 'memory_limit', 'output_limit',
+  'syscall_blocked', 'cancelled',
+]
+
+/** An error of isolette: `code` is `ERR_ISOLETTE_CONFIG`, `_IMAGE`, `_COMMAND_NOT_FOUND`,
+ * `_HOST`, `_SETUP` or `_IO`; `step`, `errno` and `path` where core has them. */
+class IsoletteError extends Error {
+  constructor (message, { code, step = null, errno = null, path = null } = {}) {
+    super(message)
+    this.name = 'IsoletteError'
+    this.code = code
+    this.step = step
+    this.errno = errno
+    this.path = path
+  }
+}
+
+/** A native error rebuilt as an `IsoletteError` (others pass unchanged). */
+function rebuild (e) {
+  if (e && typeof e.message === 'string' && e.message.startsWith('isolette:')) {
+    const d = JSON.parse(e.message.slice('isolette:'.length))
+    return new IsoletteError(d.message, d)
+  }
+  return e
+}
+
+function call (f) {
+  try {
+    return f()
+  } catch (e) {
+    throw rebuild(e)
+  }
+}
+
+function configError (message) {
+  return new IsoletteError(message, { code: 'ERR_ISOLETTE_CONFIG' })
+}
+
+/** An image: unpacked layer directories, lowest first. */
+class Image {
+  constructor (handle) {
+    this._native = handle
+  }
+
+  /** An image from one unpacked directory. */
+  static open (dir) {
+    return new Image(call(() => native.Image.open(String(dir))))
+  }
+
+  /** An image from layer directories, lowest first. */
+  static fromLayers (layers) {
+    return new Image(call(() => native.Image.fromLayers(Array.from(layers, String))))
+  }
+
+  /** Image `name` ('python:3.12') from a store (its directory), or the default store. */
+  static load (name, store) {
+    const dir = store instanceof Store ? store.path : store
+    return new Image(call(() => native.Image.load(name, dir == null ? undefined : String(dir))))
+  }
+
+  /** The layer directories, lowest first. */
+  get layers () {
+    return this._native.layers
+  }
+}
+
+/** The image store. */
+class Store {
+  constructor (dir) {
+    this._native = call(() => new native.Store(dir == null ? undefined : String(dir)))
+  }
+
+  get path () { return this._native.path }
+
+  /** Imports an OCI layout, an oci-archive or a `docker save` archive; its record. */
+  async import (source, { name } = {}) {
+    try {
+      return await this._native.import(String(source), name)
+    } catch (e) {
+      throw rebuild(e)
+    }
+  }
+
+  list () { return call(() => this._native.list()) }
+  remove (name) { return call(() => this._native.remove(name)) }
+  prune () { return call(() => this._native.prune()) }
+}
+
+/** What a run gave: times in milliseconds, output as Buffers. */
+class Outcome {
+  constructor (n) {
+    this.status = n.status
+    this.exitCode = n.exitCode ?? null
+    this.signal = n.signal ?? null
+    this.cpuTime = n.cpuTime
+    this.userTime = n.userTime
+    this.systemTime = n.systemTime
+    this.wallTime = n.wallTime
+    this.setupTime = n.setupTime
+    this.memoryPeak = n.memoryPeak
+    this.approximate = n.approximate
+    this.stdout = n.stdout
+    this.stderr = n.stderr
+    this.stdoutTruncated = n.stdoutTruncated
+    this.stderrTruncated = n.stderrTruncated
+  }
+
+  /** The CLI's `--json` names and units (seconds); output as text when it is UTF-8,
+   * else as `stdout_base64` / `stderr_base64`. */
+  toJSON () {
+    const v = {
+      status: this.status,
+      exit_code: this.exitCode,
+      signal: this.signal,
+      cpu_time: this.cpuTime / 1000,
+      user_time: this.userTime / 1000,
+      system_time: this.systemTime / 1000,
+      wall_time: this.wallTime / 1000,
+      setup_time: this.setupTime / 1000,
+      memory_peak: this.memoryPeak,
+      approximate: this.approximate,
+      stdout_truncated: this.stdoutTruncated,
+      stderr_truncated: this.stderrTruncated,
+    }
+    for (const name of ['stdout', 'stderr']) {
+      const bytes = this[name]
+      const text = bytes.toString('utf8')
+      if (Buffer.from(text, 'utf8').equals(bytes)) v[name] = text
+      else v[`${name}_base64`] = bytes.toString('base64')
+    }
+    return v
+  }
+}
+
+/** Normalizes `options` for the addon; a name it does not know is a TypeError. */
+function normalize (options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+  const o = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (!KNOWN.has(key)) throw new TypeError(`unknown option \`${key}\`; the options are: ${OPTIONS.join(', ')}`)
+    if (value === undefined) continue
+    switch (key) {
+      case 'signal':
+        break
+      case 'stdin':
+        if (value === null) o.stdinMode = 'null'
+        else if (Buffer.isBuffer(value) || value instanceof Uint8Array) {
+          o.stdinMode = 'bytes'
+          o.stdinData = Buffer.from(value)
+        } else if (typeof value === 'string' && (value === 'pipe' || value === 'inherit')) o.stdinMode = value
+        else if (typeof value === 'string') {
+          o.stdinMode = 'bytes'
+          o.stdinData = Buffer.from(value, 'utf8')
+        } else if (typeof value === 'object' && typeof value.path === 'string') {
+          o.stdinMode = 'file'
+          o.stdinPath = value.path
+        } else throw configError("option `stdin` must be a Buffer, a string, null, 'pipe', 'inherit' or { path }")
+        break
+      case 'stdout':
+      case 'stderr':
+        if (typeof value === 'string') o[`${key}Mode`] = value
+        else if (value && typeof value === 'object' && typeof value.path === 'string') {
+          o[`${key}Mode`] = 'file'
+          o[`${key}Path`] = value.path
+        } else throw configError(`option \`${key}\` must be 'capture', 'pipe', 'null', 'inherit' or { path }`)
+        break
+      case 'seccomp':
+        if (typeof value === 'string') o.seccomp = value
+        else if (value && Array.isArray(value.deny)) o.seccomp = `deny:${value.deny.join(',')}`
+        else if (value && Array.isArray(value.allow)) o.seccomp = `allow:${value.allow.join(',')}`
+        else throw configError("option `seccomp` must be 'default', 'off', { deny: [...] } or { allow: [...] }")
+        break
+      case 'mounts':
+        if (!Array.isArray(value)) throw configError('option `mounts` must be an array')
+        o.mounts = value.map((m) => {
+          if (typeof m === 'string') return m
+          if (m && typeof m === 'object') return `${m.source}:${m.target}${m.writable ? ':rw' : ''}`
+          throw configError("option `mounts` must hold 'SRC:DST[:rw]' strings or { source, target, writable }")
+        })
+        break
+      case 'tty':
+        if (Array.isArray(value)) o.ttySize = value
+        else if (typeof value === 'boolean') o.tty = value
+        else throw configError('option `tty` must be a boolean or [rows, cols]')
+        break
+      case 'env':
+        if (typeof value !== 'object' || value === null) throw configError('option `env` must be an object')
+        o.env = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]))
+        break
+      default:
+        o[key] = value
+    }
+  }
+  return o
+}
+
+function args (argv) {
+  if (!Array.isArray(argv)) throw new TypeError('argv must be an array of strings or Buffers')
+  return argv.map((a) => (Buffer.isBuffer(a) ? a : String(a)))
+}
+
+function abortError (signal) {
+  const e = new Error('The operation was aborted', { cause: signal.reason })
+  e.name = 'AbortError'
+  e.code = 'ABORT_ERR'
+  return e
+}
+
+/** A sandbox started by `spawn`. Its limits hold whether or not anyone waits. */
+class Running {
+  constructor (handle, signal) {
+    this._native = handle
+    this._signal = signal
+    this._outcome = null
+    const [stdin, stdout, stderr] = handle.takeStreams()
+    /** What the program reads (`stdin: 'pipe'`), a Writable; `end()` is end of file. */
+    this.stdin = stdin >= 0 ? new net.Socket({ fd: stdin, readable: false, writable: true }) : null
+    /** What the program writes (`stdout: 'pipe'`), as it comes. */
+    this.stdout = stdout >= 0 ? new net.Socket({ fd: stdout, readable: true, writable: false }) : null
+    this.stderr = stderr >= 0 ? new net.Socket({ fd: stderr, readable: true, writable: false }) : null
+    if (signal) {
+      this._onAbort = () => this.kill()
+      if (signal.aborted) this.kill()
+      else signal.addEventListener('abort', this._onAbort, { once: true })
+    }
+  }
+
+  /** The host pid of the sandbox's init. */
+  get pid () { return this._native.pid }
+
+  /** This sandbox's id, unique in this process. */
+  get id () { return this._native.id }
+
+  /** The outcome, once the run has ended; rejects with an `AbortError` when the signal
+   * given to `spawn` aborted it. */
+  async wait () {
+    if (this._outcome === null) {
+      try {
+        this._outcome = new Outcome(await this._native.wait())
+      } catch (e) {
+        throw rebuild(e)
+      } finally {
+        if (this._signal) this._signal.removeEventListener('abort', this._onAbort)
+      }
+    }
+    if (this._signal && this._signal.aborted && this._outcome.status === 'cancelled') {
+      throw abortError(this._signal)
+    }
+    return this._outcome
+  }
+
+  /** Stops the sandbox now; the run ends `'cancelled'`. */
+  kill () { this._native.kill() }
+
+  /** Sends `signal` (a number or a name such as 'SIGTERM') to the program. */
+  signal (signal) {
+    const n = typeof signal === 'string' ? require('node:os').constants.signals[signal] : signal
+    if (typeof n !== 'number') throw configError(`unknown signal \`${signal}\``)
+    call(() => this._native.signal(n))
+  }
+
+  /** Resizes the program's terminal (`tty: true`). */
+  resize (rows, cols) { call(() => this._native.resize(rows, cols)) }
+}
+
+/** Starts `argv` in a new sandbox made from `image`, and returns at once. */
+function spawn (image, argv, options = {}) {
+  if (!(image instanceof Image)) throw new TypeError('image must be an isolette.Image')
+  const signal = options.signal
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('option `signal` must be an AbortSignal')
+  const normalized = normalize(options)
+  if (signal && signal.aborted) throw abortError(signal)
+  return new Running(call(() => native.spawn(image._native, args(argv), normalized)), signal)
+}
+
+/** Runs `argv` in a new sandbox made from `image`; resolves to its `Outcome` (a verdict
+ * is a value, never a rejection). */
+async function run (image, argv, options = {}) {
+  const piped = ['stdin', 'stdout', 'stderr'].some((k) => options[k] === 'pipe')
+  if (piped) return spawn(image, argv, options).wait()
+  if (!(image instanceof Image)) throw new TypeError('image must be an isolette.Image')
+  const signal = options.signal
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('option `signal` must be an AbortSignal')
+  const normalized = normalize(options)
+  if (signal && signal.aborted) throw abortError(signal)
+  // Core's `run()` on a thread of the addon's own pool: no `Running` to make.
+  const handle = call(() => native.start(image._native, args(argv), normalized))
+  const onAbort = () => handle.cancel()
+  if (signal) signal.addEventListener('abort', onAbort, { once: true })
+  let outcome
+  try {
+    outcome = new Outcome(await handle.outcome())
+  } catch (e) {
+    throw rebuild(e)
+  } finally {
+    if (signal) signal.removeEventListener('abort', onAbort)
+  }
+  if (signal && signal.aborted && outcome.status === 'cancelled') throw abortError(signal)
+  return outcome
+}
+
+/** A reusable set of options for one image; `run` and `spawn` take overrides. */
+class Sandbox {
+  constructor (image, options = {}) {
+    if (!(image instanceof Image)) throw new TypeError('image must be an isolette.Image')
+    const normalized = normalize(options)
+    call(() => native.checkOptions(image._native, normalized))
+    this.image = image
+    this.options = { ...options }
+  }
+
+  run (argv, overrides = {}) { return run(this.image, argv, { ...this.options, ...overrides }) }
+  spawn (argv, overrides = {}) { return spawn(this.image, argv, { ...this.options, ...overrides }) }
+}
+
+/** Finishes removing this process's cgroups now (exit does it too). */
+function cleanup () { native.cleanup() }
+
+module.exports = { Image, Store, Outcome, Running, Sandbox, IsoletteError, run, spawn, cleanup, STATUSES, OPTIONS }

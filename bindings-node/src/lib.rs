@@ -1,0 +1,542 @@
+//! The Node.js binding of isolette (`isolette.node`): it converts types and nothing else.
+//! Every behaviour is core's; `index.js` shapes it for JavaScript (option names, Promises,
+//! `AbortSignal`, streams, errors with a `code`).
+//!
+//! Nothing here blocks the event loop or takes a thread of libuv's pool: a sandbox is
+//! supervised by core's own thread, and `Running.wait` awaits, on napi's Tokio runtime,
+//! the fd core makes readable once the outcome is in.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::IntoRawFd;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use isolette::{MountSpec, Output, SandboxBuilder, SeccompAction, SeccompPolicy, Stdin};
+use napi::bindgen_prelude::{Buffer, Either};
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+/// A core error as a JS error `index.js` rebuilds: `isolette:` and a JSON object with the
+/// code, the message and core's step, errno and path.
+fn to_js(e: isolette::Error) -> Error {
+    let code = format!("ERR_ISOLETTE_{}", e.kind().to_ascii_uppercase());
+    let detail = format!(
+        "isolette:{{\"code\":{},\"message\":{},\"step\":{},\"errno\":{},\"path\":{}}}",
+        json_string(&code),
+        json_string(&e.to_string()),
+        e.step().map_or("null".into(), |s| json_string(s.name())),
+        e.errno().map_or("null".into(), |n| n.to_string()),
+        e.path().map_or("null".into(), |p| json_string(&p.to_string_lossy())),
+    );
+    Error::new(Status::GenericFailure, detail)
+}
+
+fn config(message: impl Into<String>) -> Error {
+    to_js(isolette::Error::Config(message.into()))
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An image: unpacked layer directories, lowest first.
+#[napi]
+pub struct Image {
+    inner: isolette::Image,
+}
+
+#[napi]
+impl Image {
+    /// An image from one unpacked directory.
+    #[napi(factory)]
+    pub fn open(path: String) -> Result<Image> {
+        isolette::Image::open(path).map(|inner| Image { inner }).map_err(to_js)
+    }
+
+    /// An image from layer directories, lowest first.
+    #[napi(factory)]
+    pub fn from_layers(layers: Vec<String>) -> Result<Image> {
+        isolette::Image::from_layers(layers).map(|inner| Image { inner }).map_err(to_js)
+    }
+
+    /// Image `name` from the store in `store`, or the default store.
+    #[napi(factory)]
+    pub fn load(name: String, store: Option<String>) -> Result<Image> {
+        let inner = match store {
+            Some(dir) => isolette::Store::open(dir).and_then(|s| s.image(&name)),
+            None => isolette::Image::load(&name),
+        };
+        inner.map(|inner| Image { inner }).map_err(to_js)
+    }
+
+    /// The layer directories, lowest first.
+    #[napi(getter)]
+    pub fn layers(&self) -> Vec<String> {
+        self.inner.layers().iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+}
+
+/// An image's record in a store.
+#[napi(object)]
+pub struct ImageRecord {
+    pub name: String,
+    pub id: String,
+    pub layers: Vec<String>,
+    pub size: f64,
+    pub created: Option<String>,
+}
+
+impl From<isolette::ImageRecord> for ImageRecord {
+    fn from(r: isolette::ImageRecord) -> ImageRecord {
+        ImageRecord { name: r.name, id: r.id, layers: r.layers, size: r.size as f64, created: r.created }
+    }
+}
+
+/// The image store.
+#[napi]
+pub struct Store {
+    inner: isolette::Store,
+}
+
+#[napi]
+impl Store {
+    /// The store in `path`, else the default one; made if missing.
+    #[napi(constructor)]
+    pub fn new(path: Option<String>) -> Result<Store> {
+        let dir = path.map_or_else(isolette::Store::default_dir, Into::into);
+        isolette::Store::open(dir).map(|inner| Store { inner }).map_err(to_js)
+    }
+
+    /// The store's directory.
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.inner.dir().to_string_lossy().into_owned()
+    }
+
+    /// Imports an OCI layout, an oci-archive or a `docker save` archive (on a thread of
+    /// Tokio's blocking pool, not libuv's).
+    #[napi]
+    pub async fn import(&self, source: String, name: Option<String>) -> Result<ImageRecord> {
+        let store = self.inner.clone();
+        let record = tokio::task::spawn_blocking(move || store.import(source.as_ref(), name.as_deref(), &mut |_| {}))
+            .await
+            .map_err(|e| Error::from_reason(e.to_string()))?;
+        record.map(Into::into).map_err(to_js)
+    }
+
+    /// Every image's record.
+    #[napi]
+    pub fn list(&self) -> Result<Vec<ImageRecord>> {
+        Ok(self.inner.list().map_err(to_js)?.into_iter().map(Into::into).collect())
+    }
+
+    /// Removes image `name` and the layers no other image uses.
+    #[napi]
+    pub fn remove(&self, name: String) -> Result<Vec<String>> {
+        self.inner.remove(&name).map_err(to_js)
+    }
+
+    /// Removes the layers no image uses.
+    #[napi]
+    pub fn prune(&self) -> Result<Vec<String>> {
+        self.inner.prune().map_err(to_js)
+    }
+}
+
+/// The options as `index.js` normalizes them: names checked there, values in the forms
+/// below (sizes in bytes or strings core parses, durations in milliseconds or strings).
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeOptions {
+    pub memory: Option<Either<f64, String>>,
+    pub output_limit: Option<Either<f64, String>>,
+    pub fsize: Option<Either<f64, String>>,
+    pub tmpfs_size: Option<Either<f64, String>>,
+    pub stack: Option<Either<f64, String>>,
+    pub cpu_time: Option<Either<f64, String>>,
+    pub wall_time: Option<Either<f64, String>>,
+    pub pids: Option<f64>,
+    pub nofile: Option<f64>,
+    pub cpus: Option<f64>,
+    pub cpuset: Option<String>,
+    pub env: Option<HashMap<String, String>>,
+    pub workdir: Option<String>,
+    /// `SRC:DST[:rw]` each.
+    pub mounts: Option<Vec<String>>,
+    /// `null`, `bytes`, `pipe`, `inherit` or `file`.
+    pub stdin_mode: Option<String>,
+    pub stdin_data: Option<Buffer>,
+    pub stdin_path: Option<String>,
+    /// `capture`, `pipe`, `null`, `inherit` or `file` (then the path).
+    pub stdout_mode: Option<String>,
+    pub stdout_path: Option<String>,
+    pub stderr_mode: Option<String>,
+    pub stderr_path: Option<String>,
+    /// `default`, `off`, `deny:NAME,...` or `allow:NAME,...`.
+    pub seccomp: Option<String>,
+    /// `kill` or `errno`.
+    pub seccomp_action: Option<String>,
+    pub cgroup: Option<bool>,
+    pub sys: Option<bool>,
+    pub user_namespace: Option<bool>,
+    /// `[uid, gid]`.
+    pub user: Option<Vec<u32>>,
+    pub hostname: Option<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub tty: Option<bool>,
+    /// `[rows, cols]`.
+    pub tty_size: Option<Vec<u32>>,
+}
+
+fn size(v: Either<f64, String>, name: &str) -> Result<u64> {
+    match v {
+        Either::A(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n <= 9.0e15 => Ok(n as u64),
+        Either::A(_) => Err(config(format!("option `{name}` must be a whole number of bytes, 0 or more"))),
+        Either::B(s) => isolette::parse_size(&s).map_err(to_js),
+    }
+}
+
+fn millis(v: Either<f64, String>, name: &str) -> Result<Duration> {
+    match v {
+        Either::A(ms) => Duration::try_from_secs_f64(ms / 1000.0)
+            .map_err(|_| config(format!("option `{name}` must be a finite number of milliseconds, 0 or more"))),
+        Either::B(s) => isolette::parse_duration(&s).map_err(to_js),
+    }
+}
+
+fn count(n: f64, name: &str) -> Result<u64> {
+    if n.is_finite() && n >= 0.0 && n.fract() == 0.0 {
+        Ok(n as u64)
+    } else {
+        Err(config(format!("option `{name}` must be a whole number, 0 or more")))
+    }
+}
+
+fn output(mode: Option<String>, path: Option<String>, name: &str) -> Result<Option<Output>> {
+    Ok(match (mode.as_deref(), path) {
+        (None, _) => None,
+        (Some("capture"), _) => Some(Output::Capture),
+        (Some("pipe"), _) => Some(Output::Pipe),
+        (Some("null"), _) => Some(Output::Null),
+        (Some("inherit"), _) => Some(Output::Inherit),
+        (Some("file"), Some(p)) => Some(Output::File(p.into())),
+        _ => return Err(config(format!("option `{name}` must be 'capture', 'pipe', 'null', 'inherit' or {{ path }}"))),
+    })
+}
+
+fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
+    let mut b = isolette::Sandbox::builder(&image.inner);
+    if let Some(v) = o.memory {
+        b = b.memory(size(v, "memory")?);
+    }
+    if let Some(v) = o.output_limit {
+        b = b.output_limit(size(v, "outputLimit")?);
+    }
+    if let Some(v) = o.fsize {
+        b = b.fsize(size(v, "fsize")?);
+    }
+    if let Some(v) = o.tmpfs_size {
+        b = b.tmpfs_size(size(v, "tmpfsSize")?);
+    }
+    if let Some(v) = o.stack {
+        b = b.stack(size(v, "stack")?);
+    }
+    if let Some(v) = o.cpu_time {
+        b = b.cpu_time(millis(v, "cpuTime")?);
+    }
+    if let Some(v) = o.wall_time {
+        b = b.wall_time(millis(v, "wallTime")?);
+    }
+    if let Some(n) = o.pids {
+        b = b.pids(count(n, "pids")?);
+    }
+    if let Some(n) = o.nofile {
+        b = b.nofile(count(n, "nofile")?);
+    }
+    if let Some(n) = o.cpus {
+        b = b.cpus(n);
+    }
+    if let Some(s) = o.cpuset {
+        b = b.cpuset(s);
+    }
+    for (k, v) in o.env.unwrap_or_default() {
+        b = b.env(k, v);
+    }
+    if let Some(w) = o.workdir {
+        b = b.workdir(w);
+    }
+    for m in o.mounts.unwrap_or_default() {
+        b = b.mount(MountSpec::parse(m).map_err(to_js)?);
+    }
+    match (o.stdin_mode.as_deref(), o.stdin_data, o.stdin_path) {
+        (None | Some("null"), _, _) => {}
+        (Some("bytes"), Some(data), _) => b = b.stdin(data.to_vec()),
+        (Some("pipe"), _, _) => b = b.stdin_from(Stdin::Pipe),
+        (Some("inherit"), _, _) => b = b.stdin_from(Stdin::Inherit),
+        (Some("file"), _, Some(p)) => b = b.stdin_from(Stdin::File(p.into())),
+        _ => return Err(config("option `stdin` must be a Buffer, a string, null, 'pipe', 'inherit' or { path }")),
+    }
+    if let Some(out) = output(o.stdout_mode, o.stdout_path, "stdout")? {
+        b = b.stdout(out);
+    }
+    if let Some(out) = output(o.stderr_mode, o.stderr_path, "stderr")? {
+        b = b.stderr(out);
+    }
+    let mut policy = None;
+    if let Some(s) = o.seccomp {
+        policy = Some(SeccompPolicy::parse(&s).map_err(to_js)?);
+    }
+    if let Some(a) = o.seccomp_action {
+        let action = match a.as_str() {
+            "kill" => SeccompAction::Kill,
+            "errno" => SeccompAction::Errno,
+            _ => return Err(config("option `seccompAction` must be 'kill' or 'errno'")),
+        };
+        policy = Some(policy.unwrap_or_default().with_action(action));
+    }
+    if let Some(p) = policy {
+        b = b.seccomp(p);
+    }
+    if let Some(on) = o.cgroup {
+        b = b.cgroup(on);
+    }
+    if let Some(on) = o.sys {
+        b = b.sys(on);
+    }
+    if let Some(on) = o.user_namespace {
+        b = b.user_namespace(on);
+    }
+    if let Some(ids) = o.user {
+        match ids[..] {
+            [uid, gid] => b = b.user(uid, gid),
+            _ => return Err(config("option `user` must be [uid, gid]")),
+        }
+    }
+    if let Some(h) = o.hostname {
+        b = b.hostname(h);
+    }
+    if let Some(e) = o.entrypoint {
+        b = b.entrypoint(e);
+    }
+    if o.tty == Some(true) {
+        b = b.tty(true);
+    }
+    if let Some(size) = o.tty_size {
+        match size[..] {
+            [rows, cols] if rows <= u32::from(u16::MAX) && cols <= u32::from(u16::MAX) => {
+                b = b.tty_size(rows as u16, cols as u16)
+            }
+            _ => return Err(config("option `tty` must be a boolean or [rows, cols]")),
+        }
+    }
+    Ok(b)
+}
+
+fn argv(args: Vec<Either<String, Buffer>>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a {
+            Either::A(s) => OsString::from(s),
+            Either::B(b) => OsString::from_vec(b.to_vec()),
+        })
+        .collect()
+}
+
+/// Checks the options as a run would (names are checked by `index.js`).
+#[napi]
+pub fn check_options(image: &Image, options: NativeOptions) -> Result<()> {
+    builder(image, options).map(drop)
+}
+
+/// Starts `args` in a new sandbox.
+#[napi]
+pub fn spawn(image: &Image, args: Vec<Either<String, Buffer>>, options: NativeOptions) -> Result<Running> {
+    let mut running = builder(image, options)?.spawn(argv(args)).map_err(to_js)?;
+    let streams = [
+        running.take_stdin().map(|f| f.into_raw_fd()),
+        running.take_stdout().map(|s| s.into_raw_fd()),
+        running.take_stderr().map(|s| s.into_raw_fd()),
+    ];
+    Ok(Running { inner: Arc::new(running), streams: Mutex::new(Some(streams)) })
+}
+
+/// Starts `args` in a new sandbox, run by core's `run()` on a thread of napi's Tokio
+/// blocking pool (not libuv's): cheaper than a `Running`, for runs without streams.
+#[napi]
+pub fn start(image: &Image, args: Vec<Either<String, Buffer>>, options: NativeOptions) -> Result<Run> {
+    let canceller = isolette::Canceller::new().map_err(to_js)?;
+    let b = builder(image, options)?.canceller(&canceller);
+    let argv = argv(args);
+    let (tell, outcome) = tokio::sync::oneshot::channel();
+    napi::bindgen_prelude::spawn_blocking(move || {
+        let _ = tell.send(b.run(argv));
+    });
+    Ok(Run { canceller, outcome: Mutex::new(Some(outcome)) })
+}
+
+/// A run `start` began: its outcome to await, and a cancel.
+#[napi]
+pub struct Run {
+    canceller: isolette::Canceller,
+    outcome: Mutex<Option<tokio::sync::oneshot::Receiver<isolette::Result<isolette::Outcome>>>>,
+}
+
+#[napi]
+impl Run {
+    /// The outcome, once (a second call is an error).
+    #[napi]
+    pub async fn outcome(&self) -> Result<NativeOutcome> {
+        let Some(outcome) = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Err(config("this run's outcome was already taken"));
+        };
+        match outcome.await {
+            Ok(result) => result.map(Into::into).map_err(to_js),
+            Err(_) => Err(Error::from_reason("the run's thread ended without an outcome")),
+        }
+    }
+
+    /// Stops the sandbox now; the run ends `cancelled`.
+    #[napi]
+    pub fn cancel(&self) {
+        self.canceller.cancel();
+    }
+}
+
+/// What a run gave (times in milliseconds).
+#[napi(object)]
+pub struct NativeOutcome {
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub cpu_time: f64,
+    pub user_time: f64,
+    pub system_time: f64,
+    pub wall_time: f64,
+    pub setup_time: f64,
+    pub memory_peak: f64,
+    pub approximate: bool,
+    pub stdout: Buffer,
+    pub stderr: Buffer,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+impl From<isolette::Outcome> for NativeOutcome {
+    fn from(o: isolette::Outcome) -> NativeOutcome {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        NativeOutcome {
+            status: o.status.as_str().to_string(),
+            exit_code: o.exit_code,
+            signal: o.signal,
+            cpu_time: ms(o.cpu_time),
+            user_time: ms(o.user_time),
+            system_time: ms(o.system_time),
+            wall_time: ms(o.wall_time),
+            setup_time: ms(o.setup_time),
+            memory_peak: o.memory_peak as f64,
+            approximate: o.approximate,
+            stdout: o.stdout.into(),
+            stderr: o.stderr.into(),
+            stdout_truncated: o.stdout_truncated,
+            stderr_truncated: o.stderr_truncated,
+        }
+    }
+}
+
+/// A sandbox under way.
+#[napi]
+pub struct Running {
+    inner: Arc<isolette::Running>,
+    streams: Mutex<Option<[Option<i32>; 3]>>,
+}
+
+#[napi]
+impl Running {
+    /// The host pid of the sandbox's init.
+    #[napi(getter)]
+    pub fn pid(&self) -> i32 {
+        self.inner.pid()
+    }
+
+    /// This sandbox's id, unique in this process.
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.inner.id().to_string()
+    }
+
+    /// The fds of piped stdin, stdout and stderr (-1 where not piped), once: the caller
+    /// owns them from here on.
+    #[napi]
+    pub fn take_streams(&self) -> Vec<i32> {
+        let taken = self.streams.lock().unwrap_or_else(|e| e.into_inner()).take();
+        taken.unwrap_or([None; 3]).iter().map(|fd| fd.unwrap_or(-1)).collect()
+    }
+
+    /// Waits for the outcome without a thread: the fd core makes readable once it is in.
+    #[napi]
+    pub async fn wait(&self) -> Result<NativeOutcome> {
+        let inner = Arc::clone(&self.inner);
+        let ready = inner.ready_fd().try_clone_to_owned().map_err(|e| Error::from_reason(e.to_string()))?;
+        // SAFETY: `ready` is an OwnedFd the AsyncFd owns: open, and the same file, for
+        // the AsyncFd's whole life.
+        let ready = unsafe { tokio::io::unix::AsyncFd::register_with_interest(ready, tokio::io::Interest::READABLE) }
+            .map_err(|e| Error::from_reason(e.to_string()))?;
+        loop {
+            if let Some(outcome) = inner.try_wait().map_err(to_js)? {
+                return Ok(outcome.into());
+            }
+            let mut guard = ready.readable().await.map_err(|e| Error::from_reason(e.to_string()))?;
+            guard.clear_ready();
+        }
+    }
+
+    /// Stops the sandbox now; the run ends `cancelled`.
+    #[napi]
+    pub fn kill(&self) {
+        self.inner.kill();
+    }
+
+    /// Sends `signal` (a number) to the program.
+    #[napi]
+    pub fn signal(&self, signal: i32) -> Result<()> {
+        self.inner.signal(signal).map_err(to_js)
+    }
+
+    /// Resizes the program's terminal.
+    #[napi]
+    pub fn resize(&self, rows: u32, cols: u32) -> Result<()> {
+        let rows = u16::try_from(rows).map_err(|_| config("rows must be below 65536"))?;
+        let cols = u16::try_from(cols).map_err(|_| config("cols must be below 65536"))?;
+        self.inner.resize(rows, cols).map_err(to_js)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(fds) = self.streams.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            for fd in fds.into_iter().flatten() {
+                // SAFETY: an fd from `into_raw_fd` that nobody took: this owns it.
+                drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            }
+        }
+    }
+}
+
+/// Finishes removing this process's cgroups now.
+#[napi]
+pub fn cleanup() {
+    isolette::cleanup();
+}
