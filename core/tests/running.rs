@@ -233,6 +233,8 @@ fn piped_output_keeps_the_limit_and_waits_for_a_slow_reader() {
 
 #[test]
 fn a_signal_reaches_the_program_through_the_init() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
@@ -258,6 +260,8 @@ fn a_signal_reaches_the_program_through_the_init() {
 
 #[test]
 fn ready_fd_says_when_the_outcome_is_in() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -276,6 +280,8 @@ fn ready_fd_says_when_the_outcome_is_in() {
 
 #[test]
 fn a_canceller_given_to_the_builder_stops_run_on_the_callers_thread() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let stop = isolette::Canceller::new().unwrap();

@@ -30,6 +30,8 @@ fn read_until(stream: &mut impl Read, seen: &mut Vec<u8>, want: &str) {
 
 #[test]
 fn the_program_has_a_terminal_of_its_own() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let script = "tty; stty size; echo /dev/pts/*; [ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo all-terminals";
@@ -47,6 +49,8 @@ fn the_program_has_a_terminal_of_its_own() {
 
 #[test]
 fn typed_bytes_arrive_and_are_echoed() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let out = Sandbox::builder(&image)
@@ -63,6 +67,8 @@ fn typed_bytes_arrive_and_are_echoed() {
 
 #[test]
 fn ctrl_c_interrupts_the_program() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let mut running = Sandbox::builder(&image)
@@ -83,6 +89,8 @@ fn ctrl_c_interrupts_the_program() {
 
 #[test]
 fn resize_reaches_the_program() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let mut running = Sandbox::builder(&image)
@@ -99,6 +107,8 @@ fn resize_reaches_the_program() {
 
 #[test]
 fn a_python_repl_answers() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let Some(image) = common::image("debian-python") else {
         common::skip(module_path!(), "the debian-python image is missing; run scripts/build-test-images.sh --python");
@@ -128,6 +138,8 @@ fn a_python_repl_answers() {
 
 #[test]
 fn limits_still_hold() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     // The output cap counts what the terminal shows.
@@ -144,6 +156,8 @@ fn limits_still_hold() {
 
 #[test]
 fn settings_a_terminal_cannot_serve_are_refused() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     let Some(image) = common::image("busybox") else { return };
     let tty = Sandbox::builder(&image).tty(true);
     for (builder, what) in [
@@ -163,6 +177,8 @@ fn settings_a_terminal_cannot_serve_are_refused() {
 
 #[test]
 fn nothing_is_left_after_terminal_runs() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let before = Footprint::warm(&image);
@@ -183,6 +199,8 @@ fn nothing_is_left_after_terminal_runs() {
 
 #[test]
 fn a_warm_sandbox_gets_a_terminal_too() {
+    // Serial: one test counts what the whole process holds.
+    let _serial = common::serial();
     require_root!();
     let image = busybox!();
     let pool = Sandbox::builder(&image).pool(1).unwrap();
