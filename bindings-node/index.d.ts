@@ -75,7 +75,10 @@ export interface ImageRecord {
 export declare class Store {
   constructor (dir?: string)
   readonly path: string
-  import (source: string, options?: { name?: string }): Promise<ImageRecord>
+  import (source: string, options?: {
+    name?: string
+    onProgress?: (progress: { layer: number; layers: number; bytes: number; totalBytes: number }) => void
+  }): Promise<ImageRecord>
   list (): ImageRecord[]
   remove (name: string): string[]
   prune (): string[]

@@ -103,12 +103,26 @@ class Store {
 
   get path () { return this._native.path }
 
-  /** Imports an OCI layout, an oci-archive or a `docker save` archive; its record. */
-  async import (source, { name } = {}) {
+  /** Imports an OCI layout, an oci-archive or a `docker save` archive; its record.
+   * `onProgress({ layer, layers, bytes, totalBytes })` is called as layers unpack. */
+  async import (source, { name, onProgress } = {}) {
+    const job = call(() => this._native.importStart(String(source), name))
+    let last = ''
+    const report = () => {
+      const p = job.progress()
+      if (p === null || !onProgress || p.join() === last) return
+      last = p.join()
+      onProgress({ layer: p[0], layers: p[1], bytes: p[2], totalBytes: p[3] })
+    }
+    const timer = onProgress ? setInterval(report, 50) : null
     try {
-      return await this._native.import(String(source), name)
+      const record = await job.record()
+      report()
+      return record
     } catch (e) {
       throw rebuild(e)
+    } finally {
+      if (timer) clearInterval(timer)
     }
   }
 

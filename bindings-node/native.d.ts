@@ -13,6 +13,14 @@ export declare class Image {
   get layers(): Array<string>
 }
 
+/** An import under way: where it is, and its record to await. */
+export declare class Import {
+  /** `[layer, layers, bytes, totalBytes]` so far, or `null` before the first layer. */
+  progress(): Array<number> | null
+  /** The imported image's record, once. */
+  record(): Promise<ImageRecord>
+}
+
 /** A run `start` began: its outcome to await, and a cancel. */
 export declare class Run {
   /** The outcome, once (a second call is an error). */
@@ -49,10 +57,10 @@ export declare class Store {
   /** The store's directory. */
   get path(): string
   /**
-   * Imports an OCI layout, an oci-archive or a `docker save` archive (on a thread of
-   * Tokio's blocking pool, not libuv's).
+   * Starts importing an OCI layout, an oci-archive or a `docker save` archive, on a
+   * thread of Tokio's blocking pool (not libuv's).
    */
-  import(source: string, name?: string | undefined | null): Promise<ImageRecord>
+  importStart(source: string, name?: string | undefined | null): Import
   /** Every image's record. */
   list(): Array<ImageRecord>
   /** Removes image `name` and the layers no other image uses. */

@@ -127,15 +127,21 @@ impl Store {
         self.inner.dir().to_string_lossy().into_owned()
     }
 
-    /// Imports an OCI layout, an oci-archive or a `docker save` archive (on a thread of
-    /// Tokio's blocking pool, not libuv's).
+    /// Starts importing an OCI layout, an oci-archive or a `docker save` archive, on a
+    /// thread of Tokio's blocking pool (not libuv's).
     #[napi]
-    pub async fn import(&self, source: String, name: Option<String>) -> Result<ImageRecord> {
+    pub fn import_start(&self, source: String, name: Option<String>) -> Import {
         let store = self.inner.clone();
-        let record = tokio::task::spawn_blocking(move || store.import(source.as_ref(), name.as_deref(), &mut |_| {}))
-            .await
-            .map_err(|e| Error::from_reason(e.to_string()))?;
-        record.map(Into::into).map_err(to_js)
+        let progress = Arc::new(Mutex::new(None));
+        let seen = Arc::clone(&progress);
+        let (tell, record) = tokio::sync::oneshot::channel();
+        napi::bindgen_prelude::spawn_blocking(move || {
+            let mut report = |p: isolette::Progress| {
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            };
+            let _ = tell.send(store.import(source.as_ref(), name.as_deref(), &mut report));
+        });
+        Import { progress, record: Mutex::new(Some(record)) }
     }
 
     /// Every image's record.
@@ -154,6 +160,35 @@ impl Store {
     #[napi]
     pub fn prune(&self) -> Result<Vec<String>> {
         self.inner.prune().map_err(to_js)
+    }
+}
+
+/// An import under way: where it is, and its record to await.
+#[napi]
+pub struct Import {
+    progress: Arc<Mutex<Option<isolette::Progress>>>,
+    record: Mutex<Option<tokio::sync::oneshot::Receiver<isolette::Result<isolette::ImageRecord>>>>,
+}
+
+#[napi]
+impl Import {
+    /// `[layer, layers, bytes, totalBytes]` so far, or `null` before the first layer.
+    #[napi]
+    pub fn progress(&self) -> Option<Vec<f64>> {
+        let p = (*self.progress.lock().unwrap_or_else(|e| e.into_inner()))?;
+        Some(vec![p.layer as f64, p.layers as f64, p.bytes as f64, p.total_bytes as f64])
+    }
+
+    /// The imported image's record, once.
+    #[napi]
+    pub async fn record(&self) -> Result<ImageRecord> {
+        let Some(record) = self.record.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Err(config("this import's record was already taken"));
+        };
+        match record.await {
+            Ok(result) => result.map(Into::into).map_err(to_js),
+            Err(_) => Err(Error::from_reason("the import's thread ended without a record")),
+        }
     }
 }
 

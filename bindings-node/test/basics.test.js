@@ -127,3 +127,34 @@ test('a real program in the Debian image, and a small judge loop', async (t) => 
   }
   assert.deepEqual(verdicts, ['accepted', 'accepted', 'accepted', 'runtime_error'])
 })
+
+test('a store imports an image, with progress, and runs it by name', async (t) => {
+  const busybox = image(t, 'busybox')
+  if (!busybox) return
+  const archive = path.join(__dirname, '..', '..', '.cache', 'oci-fixtures', 'two-layer.oci.tar')
+  if (!fs.existsSync(archive)) {
+    if (process.env.ISOLETTE_TEST_STRICT === '1') throw new Error('the OCI fixtures are missing; run scripts/build-oci-fixtures.sh')
+    t.skip('the OCI fixtures are missing')
+    return
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-'))
+  const store = new isolette.Store(dir)
+  const seen = []
+  const record = await store.import(archive, { name: 'two:1', onProgress: (p) => seen.push(p) })
+  assert.equal(record.name, 'two:1')
+  assert.ok(seen.length >= 1 && seen.at(-1).bytes === seen.at(-1).totalBytes, JSON.stringify(seen))
+  assert.deepEqual(store.list().map((r) => r.name), ['two:1'])
+  const loaded = isolette.Image.load('two:1', store)
+  assert.equal(loaded.layers.length, 2)
+  await assert.rejects(store.import(path.join(dir, 'missing.tar')), { code: 'ERR_ISOLETTE_IMAGE' })
+  // The image opened above still holds its layers (a lease): the record goes, they stay.
+  assert.ok(Array.isArray(store.remove('two:1')))
+  assert.deepEqual(store.list(), [])
+  fs.rmSync(dir, { recursive: true })
+})
+
+test('the ESM entry point is the same package', async () => {
+  const esm = await import(path.join(__dirname, '..', 'index.mjs'))
+  assert.equal(esm.run, isolette.run)
+  assert.equal(esm.default.Sandbox, isolette.Sandbox)
+})
