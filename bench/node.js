@@ -4,8 +4,8 @@
 //   bench/node.sh            (as root; builds what it needs, then runs this)
 //
 // Interleaved rounds: Node runs (one at a time, awaited), then the Rust loop
-// (core/examples/run_loop.rs), again and again. Then the same Node loop in a process whose
-// heap holds 1 GiB (touched) against a fresh one.
+// (core/examples/run_loop.rs), again and again. Then, in rounds of their own, the same
+// Node loop in a process whose heap holds 1 GiB (touched) against a fresh one.
 const { execFileSync } = require('node:child_process')
 const path = require('node:path')
 
@@ -56,9 +56,13 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const node = []
   const rust = []
   const held = { 0: [], 1024: [] }
+  // Two phases: a 1 GiB process leaves the machine's caches cold for whatever runs next,
+  // so the processes holding memory do not take turns with the Node and Rust loops.
   for (let r = 0; r < ROUNDS; r++) {
     node.push(...await nodeRound(image, PER_ROUND))
     rust.push(...rustRound(PER_ROUND))
+  }
+  for (let r = 0; r < ROUNDS; r++) {
     for (const mib of [0, 1024]) held[mib].push(...heldRound(mib, PER_ROUND / 2))
   }
   const ms = (us) => (us / 1000).toFixed(3)

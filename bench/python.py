@@ -4,9 +4,9 @@
 
 Rows are measured in interleaved rounds (a round of Python runs, then a round of the
 Rust loop `core/examples/run_loop.rs`, again and again), so a slow minute of this noisy
-machine weighs on both alike. Then the same Python loop in a process that holds 1 GiB
-(touched), against one that holds nothing: core's clone must not copy the caller's
-memory."""
+machine weighs on both alike. Then, in rounds of their own, the same Python loop in a
+process that holds 1 GiB (touched), against one that holds nothing: core's clone must not
+copy the caller's memory."""
 
 from __future__ import annotations
 
@@ -65,9 +65,12 @@ def main() -> None:
     py: list[float] = []
     rust: list[float] = []
     held: dict[int, list[float]] = {0: [], 1024: []}
+    # Two phases: a 1 GiB process leaves the machine's caches cold for whatever runs next,
+    # so the processes holding memory do not take turns with the Python and Rust loops.
     for _ in range(ROUNDS):
         py += python_round(image, PER_ROUND)
         rust += rust_round(run_loop, image_dir, PER_ROUND)
+    for _ in range(ROUNDS):
         for mib in held:
             held[mib] += held_round(image_dir, mib, PER_ROUND // 2)
     p50 = statistics.median

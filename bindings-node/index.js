@@ -329,12 +329,13 @@ async function run (image, argv, options = {}) {
   const normalized = normalize(options)
   if (signal && signal.aborted) throw abortError(signal)
   // Core's `run()` on a thread of the addon's own pool: no `Running` to make.
-  const handle = call(() => native.start(image._native, args(argv), normalized))
-  const onAbort = () => handle.cancel()
+  const canceller = signal ? new native.Canceller() : undefined
+  const pending = call(() => native.start(image._native, args(argv), normalized, canceller))
+  const onAbort = () => canceller.cancel()
   if (signal) signal.addEventListener('abort', onAbort, { once: true })
   let outcome
   try {
-    outcome = new Outcome(await handle.outcome())
+    outcome = new Outcome(await pending)
   } catch (e) {
     throw rebuild(e)
   } finally {

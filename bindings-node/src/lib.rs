@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use isolette::{MountSpec, Output, SandboxBuilder, SeccompAction, SeccompPolicy, Stdin};
-use napi::bindgen_prelude::{Buffer, Either};
-use napi::{Error, Result, Status};
+use napi::bindgen_prelude::{Buffer, Either, Object};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 /// A core error as a JS error `index.js` rebuilds: `isolette:` and a JSON object with the
@@ -408,46 +408,49 @@ pub fn spawn(image: &Image, args: Vec<Either<String, Buffer>>, options: NativeOp
     Ok(Running { inner: Arc::new(running), streams: Mutex::new(Some(streams)) })
 }
 
-/// Starts `args` in a new sandbox, run by core's `run()` on a thread of napi's Tokio
-/// blocking pool (not libuv's): cheaper than a `Running`, for runs without streams.
+/// Cancels the runs `start` was given it for.
 #[napi]
-pub fn start(image: &Image, args: Vec<Either<String, Buffer>>, options: NativeOptions) -> Result<Run> {
-    let canceller = isolette::Canceller::new().map_err(to_js)?;
-    let b = builder(image, options)?.canceller(&canceller);
-    let argv = argv(args);
-    let (tell, outcome) = tokio::sync::oneshot::channel();
-    napi::bindgen_prelude::spawn_blocking(move || {
-        let _ = tell.send(b.run(argv));
-    });
-    Ok(Run { canceller, outcome: Mutex::new(Some(outcome)) })
-}
-
-/// A run `start` began: its outcome to await, and a cancel.
-#[napi]
-pub struct Run {
-    canceller: isolette::Canceller,
-    outcome: Mutex<Option<tokio::sync::oneshot::Receiver<isolette::Result<isolette::Outcome>>>>,
+pub struct Canceller {
+    inner: isolette::Canceller,
 }
 
 #[napi]
-impl Run {
-    /// The outcome, once (a second call is an error).
-    #[napi]
-    pub async fn outcome(&self) -> Result<NativeOutcome> {
-        let Some(outcome) = self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Err(config("this run's outcome was already taken"));
-        };
-        match outcome.await {
-            Ok(result) => result.map(Into::into).map_err(to_js),
-            Err(_) => Err(Error::from_reason("the run's thread ended without an outcome")),
-        }
+impl Canceller {
+    /// A canceller for a run to come.
+    #[napi(constructor)]
+    pub fn new() -> Result<Canceller> {
+        isolette::Canceller::new().map(|inner| Canceller { inner }).map_err(to_js)
     }
 
     /// Stops the sandbox now; the run ends `cancelled`.
     #[napi]
     pub fn cancel(&self) {
-        self.canceller.cancel();
+        self.inner.cancel();
     }
+}
+
+/// Runs `args` in a new sandbox with core's `run()`, on a thread of napi's Tokio blocking
+/// pool (not libuv's), and resolves the promise from there: cheaper than a `Running`, for
+/// runs without streams.
+#[napi(ts_return_type = "Promise<NativeOutcome>")]
+pub fn start<'env>(
+    env: &'env Env,
+    image: &Image,
+    args: Vec<Either<String, Buffer>>,
+    options: NativeOptions,
+    canceller: Option<&Canceller>,
+) -> Result<Object<'env>> {
+    let mut b = builder(image, options)?;
+    if let Some(c) = canceller {
+        b = b.canceller(&c.inner);
+    }
+    let argv = argv(args);
+    let (deferred, promise) = env.create_deferred()?;
+    napi::bindgen_prelude::spawn_blocking(move || match b.run(argv) {
+        Ok(outcome) => deferred.resolve(move |_| Ok(NativeOutcome::from(outcome))),
+        Err(e) => deferred.reject(to_js(e)),
+    });
+    Ok(promise)
 }
 
 /// What a run gave (times in milliseconds).
