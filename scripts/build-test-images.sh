@@ -10,6 +10,7 @@
 #                   sandbox (60000:60000), /usr/local/bin/isolette-probe
 #   debian-python/  debootstrap minbase bookworm + python3 + isolette-probe
 #                   (only with --python or ISOLETTE_PYTHON_IMAGE=1)
+#   debian-judge/   the same + g++, for the judge examples (with --python too)
 #
 # The probe (core/tests/probe/probe.c) is recompiled whenever the source is
 # newer than the cached binary, and refreshed in every cached image.
@@ -24,6 +25,7 @@ PROBE_SRC="$ROOT/core/tests/probe/probe.c"
 PROBE_BIN="$CACHE/probe/isolette-probe"
 BUSYBOX_IMG="$CACHE/busybox"
 PYTHON_IMG="$CACHE/debian-python"
+JUDGE_IMG="$CACHE/debian-judge"
 SUITE=bookworm
 # Bump when the busybox image layout changes so cached images get rebuilt.
 BUSYBOX_LAYOUT=1
@@ -220,19 +222,22 @@ build_busybox() {
 	log "busybox image built in $((SECONDS - start))s ($(du -sh "$BUSYBOX_IMG" | cut -f1))"
 }
 
-# ------------------------------------------------------ debian-python image
-build_python() {
-	if [[ -x "$PYTHON_IMG/usr/bin/python3" ]]; then
-		install_probe "$PYTHON_IMG"
+# ------------------------------------------------- debian-python and -judge
+# build_debian DIR NAME PACKAGES MUST_HAVE: debootstrap minbase with PACKAGES (comma
+# separated), the sandbox user, the probe; skipped when DIR/MUST_HAVE exists.
+build_debian() {
+	local dir="$1" name="$2" packages="$3" must="$4"
+	if [[ -x "$dir/$must" ]]; then
+		install_probe "$dir"
 		return 0
 	fi
 	local mirror start=$SECONDS tmp
 	mirror="$(debian_mirror)"
-	log "building debian-python image with debootstrap from $mirror (takes a minute or two)"
-	tmp="$(mktemp -d "$CACHE/.debian-python.tmp.XXXXXX")"
+	log "building $name image with debootstrap from $mirror (takes a minute or two)"
+	tmp="$(mktemp -d "$CACHE/.$name.tmp.XXXXXX")"
 	TEMPS+=("$tmp")
 	chmod 0755 "$tmp"
-	as_root debootstrap --variant=minbase --include=python3 "$SUITE" "$tmp" "$mirror" >&2
+	as_root debootstrap --variant=minbase --include="$packages" "$SUITE" "$tmp" "$mirror" >&2
 	umount_under "$tmp"
 
 	as_root rm -f "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/cache/apt/archives/partial/*.deb \
@@ -244,11 +249,19 @@ build_python() {
 	if ! grep -q '^sandbox:' "$tmp/etc/group"; then
 		echo 'sandbox:x:60000:' | as_root tee -a "$tmp/etc/group" >/dev/null
 	fi
-	[[ -x "$tmp/usr/bin/python3" ]] || die "debootstrap produced no usr/bin/python3"
+	[[ -x "$tmp/$must" ]] || die "debootstrap produced no $must"
 	install_probe "$tmp"
 
-	swap_into_place "$tmp" "$PYTHON_IMG"
-	log "debian-python image built in $((SECONDS - start))s ($(du -sh "$PYTHON_IMG" | cut -f1))"
+	swap_into_place "$tmp" "$dir"
+	log "$name image built in $((SECONDS - start))s ($(du -sh "$dir" | cut -f1))"
+}
+
+build_python() {
+	build_debian "$PYTHON_IMG" debian-python python3 usr/bin/python3
+}
+
+build_judge() {
+	build_debian "$JUDGE_IMG" debian-judge python3,g++ usr/bin/g++
 }
 
 # --------------------------------------------------------------------- main
@@ -276,6 +289,7 @@ build_probe
 build_busybox
 if ((want_python)); then
 	build_python
+	build_judge
 elif [[ -x "$PYTHON_IMG/usr/bin/python3" ]]; then
 	install_probe "$PYTHON_IMG" # keep an already-built image's probe current
 fi

@@ -31,6 +31,7 @@ clippy-driver --edition 2024 -C panic=abort --emit=metadata -o target/isolette-i
 cargo clippy --all-targets --features cli -- -D warnings
 cargo clippy -p isolette-python -- -D warnings
 cargo clippy -p isolette-node -- -D warnings
+cargo clippy -p isolette-examples -- -D warnings
 
 log "rust tests (unit, integration on the real kernel, doc)"
 cargo test --features cli
@@ -40,6 +41,9 @@ scripts/test-python.sh
 
 log "node package (bindings-node: npm install from source, node --test, tsc, npm pack in a fresh directory)"
 scripts/test-node.sh
+
+log "the judge example against its sample submissions, one per verdict (examples/smoke.sh)"
+examples/smoke.sh
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"
 scripts/fuzz.sh 30
