@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# The Rust judge against the sample submissions (called by scripts/test.sh, after the test
-# images are built): each sample is named for the verdict the judge must give
+# The Rust and Python judges against the sample submissions (called by scripts/test.sh,
+# after the test images are built and scripts/test-python.sh has installed the Python
+# package into .cache/venv-python): each sample is named for the verdict they must give
 # (`examples/samples/VERDICT.py` and `.cpp`; a fork bomb, whose forks the pids limit
 # refuses, ends at its cpu time; `reverse_ok` is for the exact-compare problem).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 cargo build --release -q -p isolette-examples
-judge="$ROOT/target/release/judge"
+python="$ROOT/.cache/venv-python/bin/python"
+[[ -x "$python" ]] || { echo "smoke: no $python: run scripts/test-python.sh first" >&2; exit 1; }
+judges=("rust:$ROOT/target/release/judge" "python:$python examples/python/judge.py --parallel 2")
 fail=0
 check() { # problem language sample expected
-	local got
-	got="$("$judge" --problem "examples/problems/$1" --language "$2" "examples/samples/$3" --json |
-		python3 -c 'import json, sys; print(json.load(sys.stdin)["verdict"])')"
-	if [[ "$got" == "$4" ]]; then echo "ok    $2 $3: $got"; else echo "FAIL  $2 $3: $got, expected $4"; fail=1; fi
+	local got entry
+	for entry in "${judges[@]}"; do
+		# shellcheck disable=SC2086 # the judge's command is words
+		got="$(${entry#*:} --problem "examples/problems/$1" --language "$2" "examples/samples/$3" --json |
+			python3 -c 'import json, sys; print(json.load(sys.stdin)["verdict"])')"
+		if [[ "$got" == "$4" ]]; then
+			echo "ok    ${entry%%:*} $2 $3: $got"
+		else
+			echo "FAIL  ${entry%%:*} $2 $3: $got, expected $4"
+			fail=1
+		fi
+	done
 }
 for sample in examples/samples/*.py examples/samples/*.cpp; do
 	file="$(basename "$sample")"
@@ -26,5 +37,5 @@ for sample in examples/samples/*.py examples/samples/*.cpp; do
 	*) check a-plus-b "$language" "$file" "$name" ;;
 	esac
 done
-"$judge" --problem examples/problems/a-plus-b --language cpp examples/samples/ok.cpp
+"$ROOT/target/release/judge" --problem examples/problems/a-plus-b --language cpp examples/samples/ok.cpp
 exit "$fail"

@@ -25,8 +25,8 @@ log "pytest (strict: a skip is a failure)"
 # From the tests' directory, so that `import isolette` is the installed package.
 (cd bindings-python/tests && ISOLETTE_TEST_STRICT="${ISOLETTE_TEST_STRICT:-1}" "$venv/bin/python" -m pytest -q -p no:cacheprovider .)
 
-log "mypy --strict on the package"
-"$venv/bin/python" -m mypy --strict bindings-python/python/isolette
+log "mypy --strict on the package and the example that uses it"
+"$venv/bin/python" -m mypy --strict bindings-python/python/isolette examples/python/judge.py
 
 log "maturin build --release: a wheel, installed into a fresh venv without Rust"
 wheels="$ROOT/.cache/wheels"
