@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Rust and Python judges against the sample submissions (called by scripts/test.sh,
+# The Rust and Python judges against the sample submissions, then the Node playground with
+# a browser (called by scripts/test.sh,
 # after the test images are built and scripts/test-python.sh has installed the Python
 # package into .cache/venv-python): each sample is named for the verdict they must give
 # (`examples/samples/VERDICT.py` and `.cpp`; a fork bomb, whose forks the pids limit
@@ -38,4 +39,10 @@ for sample in examples/samples/*.py examples/samples/*.cpp; do
 	esac
 done
 "$ROOT/target/release/judge" --problem examples/problems/a-plus-b --language cpp examples/samples/ok.cpp
+
+# The playground: its HTTP API, and its page in a headless Chromium (Debian's).
+source "$ROOT/scripts/lib.sh"
+ensure_packages chromium
+(cd examples/node && npm install --no-audit --no-fund --loglevel=error &&
+	ISOLETTE_TEST_STRICT="${ISOLETTE_TEST_STRICT:-1}" node --test test.js) || fail=1
 exit "$fail"
