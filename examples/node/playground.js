@@ -4,7 +4,9 @@
 //   node examples/node/playground.js [--port 8080] [--host 127.0.0.1]
 //
 // GET /           the page: a code box, a language picker, stdin, a Run button
-// POST /run       {language, code, stdin} -> the outcome as JSON (C++ compiled first)
+// POST /run       {language, code, stdin} -> the outcome as JSON (C++ compiled first);
+//                 with ?stream=1, server-sent events: `stdout`/`stderr` as the program
+//                 writes (JSON strings), then `outcome`
 // POST /judge     {language, code, problem} -> the judge's JSON (as examples/src/bin/judge.rs)
 //
 // Requests are served concurrently; a bad request is a 400, a body over 1 MB a 413, and a
@@ -83,6 +85,43 @@ async function runRequest (body, signal) {
     return { ...outcome.toJSON(), compile: job.compile }
   } finally {
     job.cleanup()
+  }
+}
+
+/** /run?stream=1: the program's output as server-sent events while it runs. */
+async function streamRequest (body, signal, res) {
+  const lang = language(body.language)
+  if (typeof body.code !== 'string') throw new BadRequest('code must be a string')
+  if (body.stdin !== undefined && typeof body.stdin !== 'string') throw new BadRequest('stdin must be a string')
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+  const event = (name, data) => {
+    if (!res.destroyed) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+  let job = null
+  try {
+    job = await prepare(lang, body.code, signal)
+    if (job.compile && job.compile.status !== 'ok') {
+      event('outcome', { status: 'compile_error', compile: job.compile })
+      return
+    }
+    const running = isolette.spawn(job.image, lang.run, {
+      ...RUN_LIMITS, mounts: job.mounts, workdir: '/out', stdin: body.stdin ?? '', stdout: 'pipe', stderr: 'pipe', signal,
+    })
+    // Read as it comes, from the start: the events go out as the program writes.
+    const pump = (stream, name) => new Promise((resolve) => {
+      stream.on('data', (chunk) => event(name, chunk.toString('utf8')))
+      stream.on('end', resolve)
+      stream.on('error', resolve)
+    })
+    const pumped = Promise.all([pump(running.stdout, 'stdout'), pump(running.stderr, 'stderr')])
+    const outcome = await running.wait()
+    await pumped
+    event('outcome', { ...outcome.toJSON(), compile: job.compile })
+  } catch (e) {
+    if (e.name !== 'AbortError') event('error', { error: e.message, code: e.code })
+  } finally {
+    if (job) job.cleanup()
+    res.end()
   }
 }
 
@@ -165,7 +204,7 @@ async function handle (req, res) {
   if (req.method === 'GET' && req.url === '/') {
     return send(res, 200, fs.readFileSync(path.join(HERE, 'index.html')), 'text/html; charset=utf-8')
   }
-  const routes = { '/run': runRequest, '/judge': judgeRequest }
+  const routes = { '/run': runRequest, '/judge': judgeRequest, '/run?stream=1': null }
   if (req.method !== 'POST' || !Object.hasOwn(routes, req.url)) return send(res, 404, { error: 'not found' })
   // A client that goes away cancels its run.
   const abort = new AbortController()
@@ -173,6 +212,7 @@ async function handle (req, res) {
   try {
     const body = await readBody(req)
     if (body === null || typeof body !== 'object') throw new BadRequest('the body must be a JSON object')
+    if (req.url === '/run?stream=1') return await streamRequest(body, abort.signal, res)
     send(res, 200, await routes[req.url](body, abort.signal))
   } catch (e) {
     if (e.name === 'AbortError') return

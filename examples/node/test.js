@@ -35,6 +35,49 @@ test('runs Python and C++, and judges', async () => {
   assert.equal(r.body.verdict, 'wrong_answer')
 })
 
+test('every sample gets its verdict from /judge', async () => {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const dir = path.join(__dirname, '..', 'samples')
+  const samples = fs.readdirSync(dir).filter((f) => f.endsWith('.py') || f.endsWith('.cpp'))
+  const expected = (name) => (name === 'fork_bomb' ? 'cpu_time_limit' : name === 'reverse_ok' ? 'ok' : name)
+  const results = []
+  for (let i = 0; i < samples.length; i += 4) {
+    results.push(...await Promise.all(samples.slice(i, i + 4).map(async (file) => {
+      const name = file.replace(/\.(py|cpp)$/, '')
+      const r = await post('/judge', {
+        language: file.endsWith('.cpp') ? 'cpp' : 'python3',
+        code: fs.readFileSync(path.join(dir, file), 'utf8'),
+        problem: name === 'reverse_ok' ? 'reverse-lines' : 'a-plus-b',
+      })
+      return [file, r.body.verdict, expected(name)]
+    })))
+  }
+  for (const [file, got, want] of results) assert.equal(got, want, file)
+  assert.ok(results.length >= 20)
+})
+
+test('/run?stream=1 sends the output as it is written', async () => {
+  const response = await fetch(base + '/run?stream=1', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ language: 'python3', code: 'import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)' }),
+  })
+  assert.equal(response.headers.get('content-type'), 'text/event-stream')
+  const arrivals = []
+  let text = ''
+  for await (const chunk of response.body) {
+    text += Buffer.from(chunk).toString()
+    arrivals.push([Date.now(), text.split('event: stdout').length - 1])
+  }
+  const outcome = JSON.parse(/event: outcome\ndata: (.*)\n/.exec(text)[1])
+  assert.equal(outcome.status, 'ok')
+  assert.equal((text.match(/event: stdout/g) || []).length >= 3, true, text)
+  // The first line came well before the end.
+  const first = arrivals.find(([, n]) => n >= 1)[0]
+  assert.ok(arrivals.at(-1)[0] - first >= 400, 'the output came all at the end')
+})
+
 test('bad requests are 400, big ones 413', async () => {
   assert.equal((await post('/run', '{not json')).status, 400)
   assert.equal((await post('/run', { language: 'cobol', code: '' })).status, 400)
