@@ -11,20 +11,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine;
-use common::{PROBE, busybox, marker, require_root};
-
-/// The CLI, or returns from the test when it was built without `--features cli`.
-macro_rules! cli {
-    () => {
-        match option_env!("CARGO_BIN_EXE_isolette") {
-            Some(cli) => cli,
-            None => {
-                common::skip(module_path!(), "build with --features cli for the CLI");
-                return;
-            }
-        }
-    };
-}
+use common::{PROBE, busybox, cli, marker, require_root};
 
 fn root(image: &isolette::Image) -> &Path {
     &image.layers()[0]

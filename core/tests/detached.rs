@@ -9,21 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{busybox, require_root};
+use common::{busybox, cli, require_root};
 use serde_json::Value;
-
-macro_rules! cli {
-    () => {
-        match option_env!("CARGO_BIN_EXE_isolette") {
-            Some(cli) => cli,
-            None => {
-                common::skip(module_path!(), "build with --features cli for the CLI");
-                return;
-            }
-        }
-    };
-}
-
 /// The CLI with its own state directory and store, so tests never see each other's.
 struct Cli {
     exe: &'static str,
@@ -204,7 +191,7 @@ fn a_detached_terminal_logs_what_it_shows() {
     cli.ok(&["wait", &id]);
     assert_eq!(cli.ok(&["logs", &id]), "/dev/pts/0\r\n24 80\r\n");
     // What -d cannot serve is refused before anything starts.
-    for flags in [&["-i"][..], &["--stdout", "/tmp/x"]] {
+    for flags in [&["-i"][..], &["--stdout", "/tmp/x"], &["--name", "bad name"], &["--name", "-x"]] {
         let mut args = vec!["run", "-d", "--image", &cli.image];
         args.extend(flags);
         args.extend(["--", "/bin/true"]);

@@ -37,7 +37,21 @@ macro_rules! busybox {
     };
 }
 
-pub(crate) use {busybox, require_root};
+/// The CLI's path, or returns from the test when it was built without `--features cli`.
+macro_rules! cli {
+    () => {
+        match option_env!("CARGO_BIN_EXE_isolette") {
+            Some(cli) => cli,
+            None => {
+                common::skip(module_path!(), "build with --features cli for the CLI");
+                return;
+            }
+        }
+    };
+}
+
+#[allow(unused_imports)] // not every test binary runs the CLI
+pub(crate) use {busybox, cli, require_root};
 
 /// Where the test images are built (`scripts/build-test-images.sh`).
 pub fn images_dir() -> PathBuf {
