@@ -16,8 +16,10 @@ run_as_root "$ROOT/scripts/setup.sh" "$@"
 command -v cargo >/dev/null || { log "Rust is missing: install stable Rust with rustup (https://rustup.rs) first"; exit 1; }
 
 # System packages: a C compiler for the test payload, busybox and debootstrap for the
-# test images, bubblewrap for the benchmark's side-by-side figures.
-ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates
+# test images, bubblewrap for the benchmark's side-by-side figures, and for the registry
+# tests a local registry (docker-registry), htpasswd (apache2-utils) and openssl.
+ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates \
+	docker-registry apache2-utils openssl
 
 log "building the isolette CLI (release: about 2.5 minutes the first time, on 2 cores)"
 cli="$(build_static_cli)"

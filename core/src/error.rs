@@ -54,6 +54,15 @@ pub enum Error {
         /// The file or mount point the step worked on, if any.
         path: Option<PathBuf>,
     },
+    /// A registry could not be reached, refused a request, or served something unusable
+    /// (pulls and pushes); nothing was stored.
+    #[error("registry {registry}: {reason}")]
+    Registry {
+        /// The registry, as the reference names it (`docker.io`, `localhost:5000`).
+        registry: String,
+        /// What went wrong and what to do about it; never a secret.
+        reason: String,
+    },
     /// An I/O operation of the supervisor failed.
     #[error("{op} `{}`: {source}", path.display())]
     Io {
@@ -68,7 +77,7 @@ pub enum Error {
 
 impl Error {
     /// The variant's name in snake_case (`config`, `image`, `command_not_found`, `host`,
-    /// `setup`, `io`): what the CLI's JSON and the bindings call this kind of error.
+    /// `setup`, `io`, `registry`): what the CLI's JSON and the bindings call this kind of error.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
@@ -77,6 +86,7 @@ impl Error {
             Error::Host { .. } => "host",
             Error::Setup { .. } => "setup",
             Error::Io { .. } => "io",
+            Error::Registry { .. } => "registry",
         }
     }
 

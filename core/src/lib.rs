@@ -34,6 +34,8 @@ mod namespaces;
 mod outcome;
 mod plan;
 mod pool;
+#[cfg(feature = "store")]
+mod registry;
 mod rootfs;
 mod run;
 mod running;
@@ -56,6 +58,13 @@ pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use outcome::{Outcome, Status};
 pub use pool::Pool;
+#[cfg(feature = "store")]
+pub use registry::Reference;
+#[cfg(feature = "registry")]
+pub use registry::{
+    Credentials, RegistryOptions, Transfer, TransferState, credentials_for, docker_config_path, login, logout,
+    store_credentials,
+};
 pub use running::{Canceller, Running};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
 #[cfg(feature = "fuzzing")]

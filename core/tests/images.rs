@@ -91,12 +91,15 @@ fn every_format_gives_the_same_image_and_shares_layers() {
     assert_eq!(layer_dirs(&store), 3, "the shared base was not unpacked again");
     let names: Vec<String> = store.list().unwrap().into_iter().map(|r| r.name).collect();
     assert_eq!(names.len(), 6, "{names:?}");
-    // A docker archive names itself with its RepoTags.
+    // A docker archive names itself with its RepoTags, kept as Docker shows them.
     let (_d2, other) = new_store();
-    assert_eq!(
-        import(&other, &fx.join("two-layer.docker.tar"), None).unwrap().name,
-        "docker.io/library/two-layer:latest"
-    );
+    assert_eq!(import(&other, &fx.join("two-layer.docker.tar"), None).unwrap().name, "two-layer:latest");
+    // Each format keeps its own blobs (for push), and prune keeps every one an image names.
+    assert!(store.prune().unwrap().is_empty());
+    let blobs = std::fs::read_dir(store.dir().join("blobs/sha256")).unwrap().count();
+    store.remove("two:docker").unwrap();
+    let fewer = std::fs::read_dir(store.dir().join("blobs/sha256")).unwrap().count();
+    assert!(fewer < blobs, "removing an image removes the blobs only it had ({blobs} -> {fewer})");
 }
 
 #[test]

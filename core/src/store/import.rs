@@ -35,6 +35,10 @@ pub(crate) struct Source {
     pub layers: Vec<LayerSource>,
     /// The name the source gives the image, if any (`RepoTags`, or the OCI ref annotation).
     pub name: Option<String>,
+    /// The config blob as it came.
+    pub config_bytes: Vec<u8>,
+    /// The image manifest as it came, where the source has one (OCI).
+    pub manifest: Option<Vec<u8>>,
 }
 
 /// Reads the image in an unpacked OCI layout or `docker save` directory.
@@ -103,7 +107,8 @@ fn read_oci(dir: &Path, wanted_tag: Option<&str>) -> Result<Source> {
         .map_err(|e| image_err(&manifest_path, format!("manifest: {e}")))?;
     let config_hex = sha256_hex(manifest.config().digest().as_ref(), &manifest_path)?;
     let config_path = blob_path(dir, &config_hex);
-    let config = parse_config(&read_verified(&config_path, &config_hex)?, &config_path)?;
+    let config_bytes = read_verified(&config_path, &config_hex)?;
+    let config = parse_config(&config_bytes, &config_path)?;
     let diff_ids = diff_ids(&config, &config_path)?;
     if diff_ids.len() != manifest.layers().len() {
         return Err(image_err(
@@ -122,7 +127,7 @@ fn read_oci(dir: &Path, wanted_tag: Option<&str>) -> Result<Source> {
             Ok(LayerSource { blob, blob_digest: Some(hex), diff_id, size: d.size() })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Source { config, id: config_hex, layers, name: ref_name })
+    Ok(Source { config, id: config_hex, layers, name: ref_name, config_bytes, manifest: Some(manifest_bytes) })
 }
 
 /// The manifest to import: the one whose ref annotation is `wanted_tag`, else the only one;
@@ -173,11 +178,11 @@ fn pick_manifest(
     Ok((hex, refs(desc)))
 }
 
-fn parse_config(bytes: &[u8], path: &Path) -> Result<ImageConfiguration> {
+pub(crate) fn parse_config(bytes: &[u8], path: &Path) -> Result<ImageConfiguration> {
     ImageConfiguration::from_reader(bytes).map_err(|e| image_err(path, format!("image config: {e}")))
 }
 
-fn diff_ids(config: &ImageConfiguration, path: &Path) -> Result<Vec<String>> {
+pub(crate) fn diff_ids(config: &ImageConfiguration, path: &Path) -> Result<Vec<String>> {
     config.rootfs().diff_ids().iter().map(|d| sha256_hex(d, path)).collect()
 }
 
@@ -246,7 +251,7 @@ fn read_docker(dir: &Path, wanted_tag: Option<&str>) -> Result<Source> {
             Ok(LayerSource { blob, blob_digest: None, diff_id, size })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Source { config, id, layers, name: tags(m).into_iter().next() })
+    Ok(Source { config, id, layers, name: tags(m).into_iter().next(), config_bytes, manifest: None })
 }
 
 /// A reader that hashes what passes through and reports how many bytes did.

@@ -5,6 +5,8 @@
 //! Parent side, no sandbox code. On disk, under the store's directory:
 //! - `layers/sha256/<diff id>/`: one unpacked layer, named by the digest of its uncompressed
 //!   tar, so two images sharing a base layer share one directory whatever its compression;
+//! - `blobs/sha256/<digest>`: each image's manifest, config and layer blobs as they came
+//!   (compressed), kept so that `push` sends back exactly the image that came in;
 //! - `images/<name>.json`: an image record (name, id, ordered layers, config defaults);
 //! - `tmp/`: work in progress; everything lands by `rename`, so readers never see half an
 //!   import, and a killed import leaves only `tmp/` entries that the next one removes;
@@ -17,13 +19,17 @@
 //! the caller lets go (and the next prune takes them).
 
 mod import;
+#[cfg(feature = "registry")]
+mod pull;
+#[cfg(feature = "registry")]
+mod push;
 mod unpack;
 mod volume;
 
 pub use volume::{Volume, VolumeRecord};
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +39,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::image::{Image, ImageConfig, Lease};
+use crate::registry::Reference;
+use crate::registry::manifest::Manifest;
 
 /// Entry points for `fuzz/`: the parsers of image sources, without a store.
 #[cfg(feature = "fuzzing")]
@@ -54,6 +62,26 @@ pub mod fuzzing {
     /// config, digests), unpacking nothing.
     pub fn read_layout(dir: &Path) -> Result<()> {
         super::import::read_layout(dir, None).map(drop)
+    }
+
+    /// Parses a registry's manifest or index served as `content_type`, and picks the
+    /// entry for `platform` (`os/arch[/variant]`) from an index: a description, or why not.
+    pub fn parse_manifest(bytes: &[u8], content_type: Option<&str>, platform: &str) -> Result<String, String> {
+        use crate::registry::manifest::{Manifest, Platform, parse, pick};
+        match parse(bytes, content_type)? {
+            Manifest::Image { media_type, config, layers } => {
+                Ok(format!("{media_type} {} {}", config.digest, layers.len()))
+            }
+            Manifest::Index { manifests } => {
+                let platform = Platform::parse(platform)?;
+                pick(&manifests, &platform).map(|d| d.digest.clone())
+            }
+        }
+    }
+
+    /// Parses a `WWW-Authenticate` header value.
+    pub fn parse_challenge(header: &str) -> Option<String> {
+        crate::registry::challenge::parse_challenge(header).map(|c| format!("{c:?}"))
     }
 }
 
@@ -79,6 +107,10 @@ pub struct ImageRecord {
     pub created: Option<String>,
     /// Defaults a run takes from the image.
     pub config: ImageConfig,
+    /// Digest of the image's manifest, kept in the store's blobs (`None` for images
+    /// stored before blobs were kept: pull or import them again to push them).
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 /// Where an import is, for a progress display.
@@ -121,7 +153,7 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
         let root = dir.into();
-        for sub in ["layers/sha256", "images", "tmp"] {
+        for sub in ["layers/sha256", "blobs/sha256", "images", "tmp"] {
             let d = root.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io("create store directory", &d, e))?;
         }
@@ -185,63 +217,183 @@ impl Store {
             src.layers.iter().filter(|l| !self.layer_dir(&l.diff_id).exists()).collect();
         let total_bytes = missing.iter().map(|l| l.size).sum();
         let mut done = 0u64;
+        let mut blobs = Vec::with_capacity(src.layers.len());
         for (i, layer) in src.layers.iter().enumerate() {
-            if self.layer_dir(&layer.diff_id).exists() {
-                continue;
-            }
-            let mut report = |n: u64| {
-                done += n;
-                progress(Progress { layer: i, layers: src.layers.len(), bytes: done, total_bytes });
+            let mut file = import::open(&layer.blob)?;
+            let blob = if self.layer_dir(&layer.diff_id).exists() {
+                // Unpacked already (by another image); keep its blob all the same.
+                self.keep_blob(&mut file, layer.blob_digest.as_deref(), &layer.blob, &work)?
+            } else {
+                let mut report = |n: u64| {
+                    done += n;
+                    progress(Progress { layer: i, layers: src.layers.len(), bytes: done, total_bytes });
+                };
+                self.land_layer(
+                    &mut file,
+                    layer.blob_digest.as_deref(),
+                    &layer.diff_id,
+                    &layer.blob,
+                    &work,
+                    &mut report,
+                )?
             };
-            self.unpack_layer(layer, &work, &mut report)?;
+            blobs.push(blob);
         }
-        let size = src.layers.iter().map(|l| self.layer_size(&l.diff_id)).sum();
+        let config_digest = self.put_blob(&src.config_bytes, &work)?;
+        let manifest = match &src.manifest {
+            Some(bytes) => bytes.clone(),
+            None => self.synthesize_manifest(&config_digest, src.config_bytes.len(), &blobs)?,
+        };
+        let manifest_digest = self.put_blob(&manifest, &work)?;
         let record = ImageRecord {
             name,
             id: format!("sha256:{}", src.id),
             layers: src.layers.iter().map(|l| format!("sha256:{}", l.diff_id)).collect(),
-            size,
+            size: src.layers.iter().map(|l| self.layer_size(&l.diff_id)).sum(),
             created: src.config.created().clone(),
             config: ImageConfig::from_oci(&src.config),
+            manifest: Some(manifest_digest),
         };
         self.write_record(&record, &work)?;
         Ok(record)
     }
 
-    /// Unpacks one layer into `tmp/`, checks both digests, and renames it into place.
-    fn unpack_layer(&self, layer: &import::LayerSource, work: &TempDir, report: &mut dyn FnMut(u64)) -> Result<()> {
-        let dest = work.path().join(&layer.diff_id);
+    /// An OCI manifest for an image whose source has none (`docker save`): its config and
+    /// its layer blobs, typed by their compression.
+    fn synthesize_manifest(&self, config_digest: &str, config_size: usize, blobs: &[(String, u64)]) -> Result<Vec<u8>> {
+        let layers: Vec<serde_json::Value> = blobs
+            .iter()
+            .map(|(digest, size)| {
+                let media_type = match self.blob_magic(digest) {
+                    [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
+                    [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+                    _ => "application/vnd.oci.image.layer.v1.tar",
+                };
+                serde_json::json!({ "mediaType": media_type, "digest": digest, "size": size })
+            })
+            .collect();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config_size,
+            },
+            "layers": layers,
+        });
+        serde_json::to_vec(&manifest).map_err(|e| Error::io("encode manifest", self.dir(), std::io::Error::other(e)))
+    }
+
+    fn blob_magic(&self, digest: &str) -> [u8; 4] {
+        let mut magic = [0u8; 4];
+        if let Ok(mut f) = File::open(self.blob_path(digest)) {
+            let _ = std::io::Read::read_exact(&mut f, &mut magic);
+        }
+        magic
+    }
+
+    /// Where blob `digest` (`sha256:<hex>`, already validated) is kept.
+    pub(crate) fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap_or(digest))
+    }
+
+    /// Keeps `bytes` as a blob; returns its digest.
+    fn put_blob(&self, bytes: &[u8], work: &TempDir) -> Result<String> {
+        let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)));
+        let tmp = work.path().join(format!("blob-{}", &digest[7..]));
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        let path = self.blob_path(&digest);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename into the store", &path, e))?;
+        Ok(digest)
+    }
+
+    /// Copies a layer blob whose layer is unpacked already into the blobs, checking its
+    /// digest (`want`, hex) when the source states one; returns its digest and size.
+    fn keep_blob(
+        &self,
+        blob: &mut dyn Read,
+        want: Option<&str>,
+        label: &Path,
+        work: &TempDir,
+    ) -> Result<(String, u64)> {
+        let tmp = work.path().join("keep.blob");
+        let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let mut size = 0;
+        let mut count = |n: u64| size += n;
+        let mut tee = Tee::new(blob, file);
+        let hex = import::Hashing::new(&mut tee, &mut count).finish().map_err(|e| Error::io("read layer", label, e))?;
+        tee.finish().map_err(|e| Error::io("write", &tmp, e))?;
+        if let Some(want) = want
+            && want != hex
+        {
+            return Err(Error::Image {
+                path: label.to_path_buf(),
+                reason: format!("layer digest mismatch: expected sha256:{want}, the content has sha256:{hex}"),
+            });
+        }
+        let digest = format!("sha256:{hex}");
+        let path = self.blob_path(&digest);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename into the store", &path, e))?;
+        Ok((digest, size))
+    }
+
+    /// Streams one layer blob through both digest checks (the blob's against `want_blob`
+    /// when given, the uncompressed tar's against `diff_id`) into `tmp/`, then renames the
+    /// unpacked layer and the blob into place. Returns the blob's digest and size.
+    fn land_layer(
+        &self,
+        blob: &mut dyn Read,
+        want_blob: Option<&str>,
+        diff_id: &str,
+        label: &Path,
+        work: &TempDir,
+        report: &mut dyn FnMut(u64),
+    ) -> Result<(String, u64)> {
+        let dest = work.path().join(diff_id);
         std::fs::create_dir(&dest).map_err(|e| Error::io("mkdir", &dest, e))?;
-        let file = import::open(&layer.blob)?;
-        let mut blob = import::Hashing::new(file, report);
+        let blob_tmp = work.path().join(format!("{diff_id}.blob"));
+        let file = File::create(&blob_tmp).map_err(|e| Error::io("create", &blob_tmp, e))?;
+        let mut tee = Tee::new(blob, file);
+        let mut size = 0;
+        let mut counting = |n: u64| {
+            size += n;
+            report(n);
+        };
+        let mut hashed = import::Hashing::new(&mut tee, &mut counting);
         let mut none = |_: u64| {};
         let diff_hex = {
-            let reader: &mut dyn std::io::Read = &mut blob;
+            let reader: &mut dyn Read = &mut hashed;
             let decompressed =
-                import::decompress(BufReader::new(reader)).map_err(|e| Error::io("read layer", &layer.blob, e))?;
+                import::decompress(BufReader::new(reader)).map_err(|e| Error::io("read layer", label, e))?;
             let mut tar = import::Hashing::new(decompressed, &mut none);
-            unpack::unpack(&mut tar, &dest, &layer.blob, true)?;
-            tar.finish().map_err(|e| Error::io("read layer", &layer.blob, e))?
+            unpack::unpack(&mut tar, &dest, label, true)?;
+            tar.finish().map_err(|e| Error::io("read layer", label, e))?
         };
-        let blob_hex = blob.finish().map_err(|e| Error::io("read layer", &layer.blob, e))?;
+        let blob_hex = hashed.finish().map_err(|e| Error::io("read layer", label, e))?;
+        tee.finish().map_err(|e| Error::io("write", &blob_tmp, e))?;
         let mismatch = |what: &str, want: &str, got: &str| Error::Image {
-            path: layer.blob.clone(),
+            path: label.to_path_buf(),
             reason: format!("{what} digest mismatch: expected sha256:{want}, the content has sha256:{got}"),
         };
-        if let Some(want) = &layer.blob_digest
+        if let Some(want) = want_blob
             && *want != blob_hex
         {
             return Err(mismatch("layer", want, &blob_hex));
         }
-        if layer.diff_id != diff_hex {
-            return Err(mismatch("uncompressed layer (diff id)", &layer.diff_id, &diff_hex));
+        if diff_id != diff_hex {
+            return Err(mismatch("uncompressed layer (diff id)", diff_id, &diff_hex));
         }
-        let size = dir_size(&dest);
-        std::fs::write(dest.with_extension("size"), size.to_string()).map_err(|e| Error::io("write", &dest, e))?;
-        let final_dir = self.layer_dir(&layer.diff_id);
+        let unpacked = dir_size(&dest);
+        std::fs::write(dest.with_extension("size"), unpacked.to_string()).map_err(|e| Error::io("write", &dest, e))?;
+        let digest = format!("sha256:{blob_hex}");
+        let blob_path = self.blob_path(&digest);
+        std::fs::rename(&blob_tmp, &blob_path).map_err(|e| Error::io("rename into the store", &blob_path, e))?;
+        let final_dir = self.layer_dir(diff_id);
         std::fs::rename(dest.with_extension("size"), final_dir.with_extension("size"))
             .map_err(|e| Error::io("rename", &final_dir, e))?;
-        std::fs::rename(&dest, &final_dir).map_err(|e| Error::io("rename into the store", &final_dir, e))
+        std::fs::rename(&dest, &final_dir).map_err(|e| Error::io("rename into the store", &final_dir, e))?;
+        Ok((digest, size))
     }
 
     fn layer_size(&self, hex: &str) -> u64 {
@@ -343,7 +495,30 @@ impl Store {
             std::fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
             removed.push(format!("sha256:{name}"));
         }
+        self.prune_blobs()?;
         Ok(removed)
+    }
+
+    /// Removes the blobs no image's manifest names; called with the lock held.
+    fn prune_blobs(&self) -> Result<()> {
+        let mut used = std::collections::HashSet::new();
+        for record in self.list()? {
+            let Some(digest) = record.manifest else { continue };
+            if let Ok(bytes) = std::fs::read(self.blob_path(&digest))
+                && let Ok(Manifest::Image { config, layers, .. }) = crate::registry::manifest::parse(&bytes, None)
+            {
+                used.extend(layers.into_iter().map(|l| l.digest));
+                used.insert(config.digest);
+            }
+            used.insert(digest);
+        }
+        let blobs = self.root.join("blobs/sha256");
+        for entry in std::fs::read_dir(&blobs).map_err(|e| Error::io("read", &blobs, e))?.flatten() {
+            if !used.contains(&format!("sha256:{}", entry.file_name().to_string_lossy())) {
+                std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes `tmp/` entries; called with the lock held, so none is in use.
@@ -376,25 +551,15 @@ fn lease_layer(dir: &Path, name: &str) -> Result<Flock<File>> {
     }
 }
 
-/// `name[:tag]` → `name:tag` (tag `latest` by default); names are `[a-z0-9._/-]`, tags
-/// `[A-Za-z0-9._-]`, as in Docker references.
+/// `name[:tag]` → `name:tag` (tag `latest` by default), in the form Docker shows
+/// references: `python:3.12`, `owner/app:1`, `localhost:5000/app:1`, `app@sha256:...`.
 pub(crate) fn normalize_name(name: &str) -> Result<String> {
-    let bad =
-        || Error::config(format!("image name `{}`: expected NAME[:TAG], like `python:3.12`", name.escape_debug()));
-    let (repo, tag) = match name.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, t),
-        _ => (name, "latest"),
-    };
-    let repo_ok = !repo.is_empty()
-        && repo.len() <= 200
-        && repo.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b))
-        && !repo.split('/').any(|part| part.is_empty() || part == "." || part == "..");
-    let tag_ok =
-        !tag.is_empty() && tag.len() <= 128 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !repo_ok || !tag_ok {
-        return Err(bad());
-    }
-    Ok(format!("{repo}:{tag}"))
+    Reference::parse(name).map(|r| r.familiar()).map_err(|_| {
+        Error::config(format!(
+            "image name `{}`: expected NAME[:TAG] like `python:3.12`, or [REGISTRY/]NAME[:TAG] like `localhost:5000/app:1`",
+            name.escape_debug()
+        ))
+    })
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -410,6 +575,31 @@ fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// A reader that writes a copy of what passes through into a file.
+struct Tee<'a> {
+    inner: &'a mut dyn Read,
+    out: BufWriter<File>,
+}
+
+impl<'a> Tee<'a> {
+    fn new(inner: &'a mut dyn Read, file: File) -> Self {
+        Tee { inner, out: BufWriter::new(file) }
+    }
+
+    /// Flushes the copy to the file.
+    fn finish(self) -> std::io::Result<()> {
+        self.out.into_inner().map(drop).map_err(|e| e.into_error())
+    }
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// A directory in the store's `tmp/`, removed when dropped (whatever happened).
@@ -442,7 +632,9 @@ mod tests {
     fn names() {
         assert_eq!(normalize_name("python").unwrap(), "python:latest");
         assert_eq!(normalize_name("python:3.12").unwrap(), "python:3.12");
-        assert_eq!(normalize_name("library/gcc:14").unwrap(), "library/gcc:14");
+        assert_eq!(normalize_name("library/gcc:14").unwrap(), "gcc:14");
+        assert_eq!(normalize_name("docker.io/owner/x").unwrap(), "owner/x:latest");
+        assert_eq!(normalize_name("localhost:5000/py:3.11").unwrap(), "localhost:5000/py:3.11");
         assert_eq!(normalize_name("localhost/a/b:v1.0-rc").unwrap(), "localhost/a/b:v1.0-rc");
         for bad in ["", "Python", "a/../b", "../x", "a:", "a:b c", "a//b", "x:\0"] {
             assert!(normalize_name(bad).is_err(), "{bad}");

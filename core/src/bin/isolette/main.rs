@@ -9,6 +9,7 @@
 
 mod attach;
 mod detached;
+mod registry;
 mod run;
 mod volume;
 
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use isolette::{HostReport, Image, Progress, Store};
 
+use crate::registry::{LoginArgs, RegistryFlags};
 use crate::run::RunArgs;
 use crate::volume::VolumeCommand;
 
@@ -95,6 +97,13 @@ enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Log in to a registry: check the credentials and store them in ~/.docker/config.json.
+    Login(LoginArgs),
+    /// Remove a registry's stored credentials.
+    Logout {
+        /// The registry: HOST[:PORT].
+        registry: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,6 +118,31 @@ enum ImageCommand {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Pull an image from a registry (Docker Hub by default), e.g. `python:3.12-slim`.
+    Pull {
+        /// [REGISTRY/]NAME[:TAG][@sha256:DIGEST]
+        reference: String,
+        /// Pick OS/ARCH[/VARIANT] from a multi-platform image (default: this machine's).
+        #[arg(long)]
+        platform: Option<String>,
+        /// No progress bars; print only the name on success.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        flags: RegistryFlags,
+    },
+    /// Push an image from the store to a registry.
+    Push {
+        /// The image in the store: NAME[:TAG].
+        name: String,
+        /// Where to: [REGISTRY/]NAME[:TAG] (default: NAME itself).
+        reference: Option<String>,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        flags: RegistryFlags,
     },
     /// List the images in the store.
     Ls,
@@ -167,6 +201,8 @@ fn main() -> ExitCode {
         },
         Command::Image(cmd) => exit(image(store, cmd).map(|()| 0)),
         Command::Volume(cmd) => exit(volume::volume(store, cmd).map(|()| 0)),
+        Command::Login(args) => exit(registry::login(args).map(|()| 0)),
+        Command::Logout { registry } => exit(registry::logout(&registry).map(|()| 0)),
         Command::Ps { all, json } => exit(detached::ps(all, json)),
         Command::Logs { follow, sandbox } => exit(detached::logs(&sandbox, follow)),
         Command::Wait { sandbox } => exit(detached::wait(&sandbox)),
@@ -269,17 +305,24 @@ pub(crate) fn open_image(store: Option<PathBuf>, image: &[PathBuf]) -> isolette:
     }
 }
 
-/// `python`, `python:3.12`, `library/gcc:14`; not `./x`, `/x`, `x/` or `..`.
+/// `python`, `python:3.12`, `owner/app:1`, `localhost:5000/app@sha256:...`; not `./x`,
+/// `/x`, `x/` or `..`.
 fn looks_like_image_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with(['.', '/'])
         && !s.ends_with('/')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/:-".contains(&b))
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/:@-".contains(&b))
 }
 
 fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
     let store = open_store(store)?;
     match cmd {
+        ImageCommand::Pull { reference, platform, quiet, flags } => {
+            registry::pull(&store, &reference, platform, quiet, &flags)?;
+        }
+        ImageCommand::Push { name, reference, quiet, flags } => {
+            registry::push(&store, &name, reference.as_deref(), quiet, &flags)?;
+        }
         ImageCommand::Import { source, name, quiet } => {
             let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
                 let bar = indicatif::ProgressBar::new(0);
@@ -313,11 +356,13 @@ fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
             );
         }
         ImageCommand::Ls => {
-            println!("{:<40} {:<14} {:>10} {:>6}  CREATED", "NAME", "ID", "SIZE", "LAYERS");
-            for r in store.list()? {
+            let records = store.list()?;
+            let w = records.iter().map(|r| r.name.len()).max().unwrap_or(0).clamp(30, 120);
+            println!("{:<w$} {:<14} {:>10} {:>6}  CREATED", "NAME", "ID", "SIZE", "LAYERS");
+            for r in records {
                 let created = r.created.as_deref().unwrap_or("-");
                 println!(
-                    "{:<40} {:<14} {:>10} {:>6}  {created}",
+                    "{:<w$} {:<14} {:>10} {:>6}  {created}",
                     r.name,
                     short_id(&r.id),
                     human(r.size),
@@ -337,7 +382,7 @@ fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
     Ok(())
 }
 
-fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
 }
