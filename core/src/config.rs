@@ -223,6 +223,12 @@ pub(crate) struct Config {
     pub leases: Vec<crate::image::Lease>,
     /// Cancels the runs started with this config.
     pub canceller: Option<crate::Canceller>,
+    /// How the sandbox reaches the network.
+    pub network: crate::Network,
+    /// Sandbox ports published on the host.
+    pub publish: Vec<crate::Publish>,
+    /// Whether an outbound sandbox may reach the host's loopback services.
+    pub host_loopback: bool,
 }
 
 /// Default wall-time limit.
@@ -270,6 +276,9 @@ impl Default for Config {
             tty: None,
             leases: Vec::new(),
             canceller: None,
+            network: crate::Network::None,
+            publish: Vec::new(),
+            host_loopback: false,
         }
     }
 }
@@ -545,6 +554,41 @@ impl SandboxBuilder {
     /// ```
     pub fn canceller(mut self, canceller: &crate::Canceller) -> Self {
         self.config.canceller = Some(canceller.clone());
+        self
+    }
+
+    /// How the sandbox reaches the network: [`Network::None`](crate::Network::None) (the
+    /// default: its own loopback, up, and nothing else) or
+    /// [`Network::Outbound`](crate::Network::Outbound) (the internet, through `pasta`).
+    pub fn network(mut self, network: crate::Network) -> Self {
+        self.config.network = network;
+        self
+    }
+
+    /// Publishes a sandbox port on the host, as `docker run -p` does (needs
+    /// [`Network::Outbound`](crate::Network::Outbound)). The mapping lives exactly as long
+    /// as the sandbox; a host port in use is an error before anything starts; host port 0
+    /// takes a free one ([`Running::ports`](crate::Running::ports) tells which).
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("images/python")?;
+    /// use isolette::{Network, Publish};
+    /// let server = isolette::Sandbox::builder(&image)
+    ///     .network(Network::Outbound)
+    ///     .publish(Publish::tcp([127, 0, 0, 1].into(), 0, 8000))
+    ///     .spawn(["python3", "-m", "http.server", "8000"])?;
+    /// println!("listening on {}", server.ports()[0]);
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn publish(mut self, publish: crate::Publish) -> Self {
+        self.config.publish.push(publish);
+        self
+    }
+
+    /// Lets an outbound sandbox reach services on the host's loopback (at the address of
+    /// its default gateway). Off by default.
+    pub fn host_loopback(mut self, allow: bool) -> Self {
+        self.config.host_loopback = allow;
         self
     }
 

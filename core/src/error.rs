@@ -193,6 +193,8 @@ pub enum HostFeature {
     Namespaces,
     /// A cgroup controller.
     Cgroup,
+    /// `pasta`, the user-mode network stack of outbound networks and published ports.
+    Pasta,
 }
 
 impl fmt::Display for HostFeature {
@@ -202,6 +204,7 @@ impl fmt::Display for HostFeature {
             HostFeature::Overlayfs => "overlayfs",
             HostFeature::Namespaces => "namespaces",
             HostFeature::Cgroup => "a cgroup controller",
+            HostFeature::Pasta => "pasta (user-mode networking)",
         })
     }
 }
@@ -251,6 +254,8 @@ pub enum Step {
     Remount,
     /// Detaching the old root.
     DetachOldRoot,
+    /// Bringing the loopback interface up.
+    Loopback,
     /// Setting the hostname.
     Hostname,
     /// Setting resource limits.
@@ -278,7 +283,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 31] = [
+    const ALL: [Step; 32] = [
         Step::Clone,
         Step::IdMap,
         Step::Sync,
@@ -298,6 +303,7 @@ impl Step {
         Step::Bind,
         Step::Remount,
         Step::DetachOldRoot,
+        Step::Loopback,
         Step::Hostname,
         Step::Rlimits,
         Step::ExecInit,
@@ -334,6 +340,7 @@ impl Step {
             Step::Bind => "bind mount",
             Step::Remount => "read-only remount",
             Step::DetachOldRoot => "detach old root",
+            Step::Loopback => "loopback up",
             Step::Hostname => "sethostname",
             Step::Rlimits => "setrlimit",
             Step::ExecInit => "exec init",

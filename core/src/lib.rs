@@ -31,6 +31,8 @@ mod host;
 mod image;
 mod limits;
 mod namespaces;
+#[allow(unsafe_code)] // `pre_exec` of pasta
+mod network;
 mod outcome;
 mod plan;
 mod pool;
@@ -56,6 +58,7 @@ pub use config::{
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
+pub use network::{Network, Protocol, Publish};
 pub use outcome::{Outcome, Status};
 pub use pool::Pool;
 #[cfg(feature = "store")]

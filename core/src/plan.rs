@@ -51,6 +51,8 @@ pub(crate) struct Plan {
     pub program: Program,
     /// The program's terminal, made by the sandbox's first process (`spawn/child.rs`).
     pub tty: Option<Tty>,
+    /// Outbound access and published ports, attached after the clone (`network.rs`).
+    pub network: Option<crate::network::NetworkPlan>,
 }
 
 /// A terminal for the program: its size, and the ids (inside) that own it.
@@ -113,7 +115,20 @@ impl Plan {
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
-        let rootfs = rootfs::plan(image.layers(), &binds, config.tmpfs_size, userns, config.sys, config.tty.is_some())?;
+        if !config.publish.is_empty() && config.network != crate::Network::Outbound {
+            return Err(Error::config(
+                "publishing ports needs network(Network::Outbound) (--network outbound): pasta carries both",
+            ));
+        }
+        let network = crate::network::NetworkPlan::new(config.network, &config.publish, config.host_loopback)?;
+        // As Docker does, a networked sandbox gets /etc/hosts and /etc/resolv.conf of its own.
+        let etc = if network.is_some() { crate::network::etc_files(&config.hostname).to_vec() } else { Vec::new() };
+        let rootfs = rootfs::plan(
+            image.layers(),
+            &binds,
+            &etc,
+            rootfs::Options { tmpfs_size: config.tmpfs_size, userns, sys: config.sys, tty: config.tty.is_some() },
+        )?;
         let workdir = sandbox_path("workdir", &run.workdir)?;
 
         if config.hostname.is_empty() || config.hostname.len() > 64 || config.hostname.contains(['\0', '/']) {
@@ -147,6 +162,7 @@ impl Plan {
             cgroup_join: Vec::new(),
             program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
             tty: config.tty.map(|(rows, cols)| Tty { rows, cols, uid, gid }),
+            network,
         })
     }
 }

@@ -199,6 +199,7 @@ fn fits(base: &Config, config: &Config, plan: &Plan) -> bool {
         && base.user_namespace == config.user_namespace
         && base.tmpfs_size == config.tmpfs_size
         && base.sys == config.sys
+        && plan.network.is_none()
         && plan.split > 0
 }
 
@@ -255,7 +256,9 @@ fn make(image: &Image, config: &Config) -> Result<WarmSandbox> {
     let w = report_w.as_raw_fd();
     let fds = ChildFds { sync_r: -1, report_w: w, stdin: w, stdout: w, stderr: w, init: -1 };
     let warm = Warm { split: plan.split, ctl: ctl_child.as_raw_fd() };
-    let child = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
+    // Warm sandboxes have loopback only; a request with a network runs cold (`fits`).
+    plan.network = None;
+    let (child, _) = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
     drop((report_w, ctl_child));
     Ok(WarmSandbox { child, plan, cgroup, report, ctl })
 }

@@ -56,6 +56,12 @@ pub(crate) enum MountOp {
     Touch {
         path: CString,
     },
+    /// A file of the sandbox's own with `data` (mode 0644), replacing what the image has
+    /// there (a symlink included: it is removed, not followed).
+    WriteFile {
+        path: CString,
+        data: Vec<u8>,
+    },
     Symlink {
         target: CString,
         link: CString,
@@ -111,7 +117,7 @@ impl MountOp {
             MountOp::MakePrivate { .. } => Step::MountPrivate,
             MountOp::Tmpfs { .. } => Step::Staging,
             MountOp::Mkdir { .. } => Step::Mkdir,
-            MountOp::Touch { .. } | MountOp::Symlink { .. } => Step::CreateFile,
+            MountOp::Touch { .. } | MountOp::Symlink { .. } | MountOp::WriteFile { .. } => Step::CreateFile,
             MountOp::Chdir { .. } => Step::Chdir,
             MountOp::PivotRoot { .. } => Step::PivotRoot,
             MountOp::Overlay { .. } => Step::Overlay,
@@ -146,7 +152,7 @@ pub(crate) struct RootfsPlan {
 }
 
 impl RootfsPlan {
-    fn push(&mut self, label: impl Into<PathBuf>, op: MountOp) {
+    pub(crate) fn push(&mut self, label: impl Into<PathBuf>, op: MountOp) {
         self.ops.push(op);
         self.labels.push(label.into());
     }
@@ -188,18 +194,31 @@ fn read_only_attrs() -> u64 {
     crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV
 }
 
+/// The settings of a rootfs besides its layers, binds and files.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// Size of the writable layer's tmpfs.
+    pub tmpfs_size: u64,
+    /// Whether the sandbox has a user namespace (the overlay then needs `userxattr`).
+    pub userns: bool,
+    /// Whether to mount a /sys.
+    pub sys: bool,
+    /// Whether the program gets a terminal (a devpts of its own).
+    pub tty: bool,
+}
+
 /// Builds the whole filesystem sequence.
 ///
-/// `layers` are the image's layer directories lowest first; `userns` adds the overlay
-/// option a user namespace needs.
+/// `layers` are the image's layer directories lowest first; `etc` are files (a name in
+/// `/etc`, and the bytes) put in the writable layer before the overlay is mounted, so
+/// they shadow the image's whatever its owners allow.
 pub(crate) fn plan(
     layers: &[PathBuf],
     binds: &[Bind],
-    tmpfs_size: u64,
-    userns: bool,
-    with_sys: bool,
-    tty: bool,
+    etc: &[(&str, Vec<u8>)],
+    options: Options,
 ) -> Result<RootfsPlan> {
+    let Options { tmpfs_size, userns, sys: with_sys, tty } = options;
     let mut p = RootfsPlan::default();
     let stage = STAGING_MOUNT_POINT;
     p.push("/", MountOp::MakePrivate { target: cstring("/")? });
@@ -218,6 +237,13 @@ pub(crate) fn plan(
     }
     p.push(stage, MountOp::Chdir { path: cstring(stage)? });
     p.push(stage, MountOp::PivotRoot { new_root: cstring(".")?, put_old: cstring(&OLD_ROOT[1..])? });
+    if !etc.is_empty() {
+        p.push("/etc", MountOp::Mkdir { path: cstring("/upper/etc")?, mode: 0o755, must_create: true });
+        for (name, data) in etc {
+            let path = format!("/upper/etc/{name}");
+            p.push(format!("/etc/{name}"), MountOp::WriteFile { path: cstring(path)?, data: data.clone() });
+        }
+    }
 
     // Overlayfs lists lower layers top first.
     let mut lower = Vec::new();
@@ -350,7 +376,8 @@ mod tests {
     #[test]
     fn overlay_lists_layers_top_first_and_userxattr_only_in_userns() {
         let layers = [PathBuf::from("/img/base"), PathBuf::from("/img/top")];
-        let p = plan(&layers, &[], 1 << 20, false, false, false).unwrap();
+        let p =
+            plan(&layers, &[], &[], Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false }).unwrap();
         let overlay = p
             .ops
             .iter()
@@ -360,13 +387,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(overlay, "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work");
-        let p = plan(&layers, &[], 1 << 20, true, false, false).unwrap();
+        let p = plan(&layers, &[], &[], Options { tmpfs_size: 1 << 20, userns: true, sys: false, tty: false }).unwrap();
         assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
     }
 
     #[test]
     fn sequence_starts_private_and_ends_detached() {
-        let p = plan(&[PathBuf::from("/img")], &[], 1 << 20, false, false, false).unwrap();
+        let p = plan(
+            &[PathBuf::from("/img")],
+            &[],
+            &[],
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false },
+        )
+        .unwrap();
         assert!(matches!(p.ops.first(), Some(MountOp::MakePrivate { .. })));
         assert!(matches!(p.ops[p.ops.len() - 2], MountOp::Detach { .. }));
         assert_eq!(p.ops.len(), p.labels.len());
@@ -377,8 +410,25 @@ mod tests {
     #[test]
     fn a_devpts_only_with_a_terminal_and_after_the_split() {
         let devpts = |p: &RootfsPlan| p.ops.iter().position(|o| matches!(o, MountOp::Devpts { .. }));
-        assert_eq!(devpts(&plan(&[PathBuf::from("/img")], &[], 1 << 20, false, false, false).unwrap()), None);
-        let p = plan(&[PathBuf::from("/img")], &[], 1 << 20, false, false, true).unwrap();
+        assert_eq!(
+            devpts(
+                &plan(
+                    &[PathBuf::from("/img")],
+                    &[],
+                    &[],
+                    Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false }
+                )
+                .unwrap()
+            ),
+            None
+        );
+        let p = plan(
+            &[PathBuf::from("/img")],
+            &[],
+            &[],
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: true },
+        )
+        .unwrap();
         assert!(devpts(&p).is_some_and(|at| at >= p.split), "a request's own: warm sandboxes have none");
     }
 
@@ -388,7 +438,13 @@ mod tests {
             Bind { source: "/srv/t".into(), target: "/data/in".into(), writable: false, is_dir: true },
             Bind { source: "/srv/o.txt".into(), target: "/out.txt".into(), writable: true, is_dir: false },
         ];
-        let p = plan(&[PathBuf::from("/img")], &binds, 1 << 20, false, false, false).unwrap();
+        let p = plan(
+            &[PathBuf::from("/img")],
+            &binds,
+            &[],
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false },
+        )
+        .unwrap();
         let names = op_names(&p);
         let at =
             |needle: &str| names.iter().position(|n| n.contains(needle)).unwrap_or_else(|| panic!("{needle} missing"));

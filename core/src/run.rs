@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result, Step};
 use crate::image::Image;
 use crate::limits;
+use crate::network::Attached;
 use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
 use crate::spawn::{self, ChildFds, report::Failure};
@@ -32,9 +33,9 @@ pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -
     let stdio = Stdio::open(config)?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
-    let child = start(&mut plan, fds, cgroup.as_deref(), None)?;
+    let (child, network) = start(&mut plan, fds, cgroup.as_deref(), None)?;
     drop(report_w);
-    Started::new(child, plan, cgroup, report_r, stdio, called, config)
+    Ok(Started { network, ..Started::new(child, plan, cgroup, report_r, stdio, called, config)? })
 }
 
 /// The rlimits that stand in for, or back up, the cgroup's limits.
@@ -47,15 +48,15 @@ pub(crate) fn add_rlimits(plan: &mut Plan, config: &Config, with_cgroup: bool) {
     }
 }
 
-/// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps and lets it go.
-/// `warm` makes it stop after its first `warm.split` mount ops and wait for a request
-/// (`pool.rs`).
+/// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps, connects its
+/// network when the plan has one, and lets it go. `warm` makes it stop after its first
+/// `warm.split` mount ops and wait for a request (`pool.rs`).
 pub(crate) fn start(
     plan: &mut Plan,
     fds: ChildFds,
     cgroup: Option<&dyn Cgroup>,
     warm: Option<spawn::Warm>,
-) -> Result<spawn::Child> {
+) -> Result<(spawn::Child, Option<Attached>)> {
     let cgroup_fd = cgroup.and_then(|c| c.dir_fd());
     if let Some(cg) = cgroup
         && cgroup_fd.is_none()
@@ -68,14 +69,17 @@ pub(crate) fn start(
     if let Some(maps) = &plan.id_maps {
         maps.write(child.pid())?;
     }
+    let network = plan.network.as_ref().map(|n| n.attach(child.pid(), plan.id_maps.is_some())).transpose()?;
     spawn::release(sync_w)?;
-    Ok(child)
+    Ok((child, network))
 }
 
 /// A sandbox under way, with what the supervisor needs. `child` comes first: it is dropped
 /// (killed and reaped) before the plans it reads.
 pub(crate) struct Started {
     pub child: spawn::Child,
+    /// pasta serving the sandbox's network, if any: stopped once the sandbox is gone.
+    pub network: Option<Attached>,
     /// A warm sandbox's own plan, which it read before its request (`pool.rs`).
     pub base: Option<Box<Plan>>,
     /// The pool a warm sandbox came from: its thread made the sandbox, which dies with that
@@ -120,6 +124,7 @@ impl Started {
         drop((stdio.child_stdin, stdio.child_stdout, stdio.child_stderr));
         let mut started = Started {
             child,
+            network: None,
             base: None,
             pool: None,
             plan,
@@ -158,6 +163,7 @@ pub(crate) fn finish(config: &Config, started: Started) -> Result<Outcome> {
 pub(crate) fn finish_relaying(config: &Config, started: Started) -> (Result<Outcome>, Leftover) {
     let Started {
         mut child,
+        network,
         base,
         pool,
         plan,
@@ -181,7 +187,7 @@ pub(crate) fn finish_relaying(config: &Config, started: Started) -> (Result<Outc
     // The sandbox is reaped (or killed and reaped here): nothing reads the plans any more,
     // and the pool's thread may go.
     drop(child);
-    drop((base, pool));
+    drop((network, base, pool));
     let (watched, leftover) = match watched {
         Ok(pair) => pair,
         Err(e) => return (Err(e), Leftover::default()),

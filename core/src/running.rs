@@ -35,6 +35,8 @@ use crate::stdio::Handles;
 pub struct Running {
     id: String,
     pid: i32,
+    /// The ports published, host ports as chosen.
+    ports: Vec<crate::Publish>,
     /// The caller's ends of piped stdio, until taken.
     stdin: Option<File>,
     stdout: Option<UnixStream>,
@@ -132,7 +134,8 @@ impl Running {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "ready", e.into()))?;
         let state = Arc::new(State::default());
         let shared = Arc::clone(&state);
-        let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<(i32, Handles)>>(1);
+        type Told = (i32, Vec<crate::Publish>, Handles);
+        let (tell, started_pid) = std::sync::mpsc::sync_channel::<Result<Told>>(1);
         let thread = std::thread::Builder::new()
             .name("isolette-supervise".into())
             .spawn(move || {
@@ -146,7 +149,8 @@ impl Running {
                 started.cancel = Some(cancel_r);
                 started.signals = Some(signals_r);
                 let caller = std::mem::take(&mut started.caller);
-                let _ = tell.send(Ok((started.child.pid(), caller)));
+                let ports = started.network.as_ref().map(|n| n.ports.clone()).unwrap_or_default();
+                let _ = tell.send(Ok((started.child.pid(), ports, caller)));
                 let (outcome, leftover) = run::finish_relaying(&config, started);
                 *shared.outcome.lock().unwrap_or_else(|e| e.into_inner()) = (Some(outcome), !leftover.is_empty());
                 shared.done.notify_all();
@@ -157,7 +161,7 @@ impl Running {
                 leftover.drain();
             })
             .map_err(|e| Error::io("spawn thread", "isolette-supervise", e))?;
-        let (pid, caller) = match started_pid.recv() {
+        let (pid, ports, caller) = match started_pid.recv() {
             Ok(Ok(started)) => started,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -171,6 +175,7 @@ impl Running {
         Ok(Running {
             id: format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)),
             pid,
+            ports,
             stdin: caller.stdin.map(File::from),
             stdout: caller.stdout.map(UnixStream::from),
             stderr: caller.stderr.map(UnixStream::from),
@@ -187,6 +192,11 @@ impl Running {
     /// This sandbox's id, unique in this process.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The sandbox ports published on the host, with the host ports chosen for port 0.
+    pub fn ports(&self) -> &[crate::Publish] {
+        &self.ports
     }
 
     /// The host pid of the sandbox's init (pid 1 inside).

@@ -70,6 +70,8 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
             (plan, ChildFds { stdin, stdout, stderr, ..*fds })
         }
     };
+    // Programs that talk to themselves over 127.0.0.1 work, as with Docker's `none`.
+    sys::loopback_up().map_err(|e| Failure::new(Step::Loopback, e))?;
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
     for r in &plan.rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
@@ -214,6 +216,7 @@ fn apply(op: &MountOp) -> SysResult<()> {
             other => other,
         },
         MountOp::Touch { path } => sys::touch(path, 0o644),
+        MountOp::WriteFile { path, data } => sys::replace_file(path, data),
         MountOp::Symlink { target, link } => sys::symlink(target, link),
         MountOp::Chdir { path } => sys::chdir(path),
         MountOp::PivotRoot { new_root, put_old } => sys::pivot_root(new_root, put_old),

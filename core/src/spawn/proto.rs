@@ -45,15 +45,15 @@ pub const FORWARDED_SIGNALS: [u8; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22
 /// keeps the two in step).
 pub mod step {
     pub const CLOSE_FDS: u8 = 4;
-    pub const FORK_PROGRAM: u8 = 23;
-    pub const SETSID: u8 = 24;
-    pub const STDIO: u8 = 25;
-    pub const WORKDIR: u8 = 26;
-    pub const SET_IDS: u8 = 27;
-    pub const DROP_CAPS: u8 = 28;
-    pub const NO_NEW_PRIVS: u8 = 29;
-    pub const SECCOMP: u8 = 30;
-    pub const EXEC: u8 = 31;
+    pub const FORK_PROGRAM: u8 = 24;
+    pub const SETSID: u8 = 25;
+    pub const STDIO: u8 = 26;
+    pub const WORKDIR: u8 = 27;
+    pub const SET_IDS: u8 = 28;
+    pub const DROP_CAPS: u8 = 29;
+    pub const NO_NEW_PRIVS: u8 = 30;
+    pub const SECCOMP: u8 = 31;
+    pub const EXEC: u8 = 32;
 }
 
 /// The init's argv, after `argv[0]`:

@@ -20,6 +20,7 @@ pub mod nr {
     pub const WRITE: usize = 1;
     pub const CLOSE: usize = 3;
     pub const IOCTL: usize = 16;
+    pub const SOCKET: usize = 41;
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const CLONE: usize = 56;
@@ -44,6 +45,7 @@ pub mod nr {
     pub const OPENAT: usize = 257;
     pub const MKDIRAT: usize = 258;
     pub const SYMLINKAT: usize = 266;
+    pub const UNLINKAT: usize = 263;
     pub const UNSHARE: usize = 272;
     pub const DUP3: usize = 292;
     pub const PIPE2: usize = 293;

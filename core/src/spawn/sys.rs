@@ -184,6 +184,20 @@ pub(crate) fn write_file(path: &CStr, data: &[u8]) -> SysResult<()> {
     written
 }
 
+/// Replaces `path` with a new file (mode 0644) holding `data`: `unlinkat` of what is there
+/// (a file or symlink; none is fine), then an exclusive `open` that follows no symlink.
+pub(crate) fn replace_file(path: &CStr, data: &[u8]) -> SysResult<()> {
+    match call(nr::UNLINKAT, &[libc::AT_FDCWD as usize, ptr_of(path), 0]) {
+        Ok(_) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = open(path, flags, 0o644)?;
+    let written = write_all(fd, data);
+    close(fd);
+    written
+}
+
 /// `symlink(target, linkpath)` (as `symlinkat`)
 pub(crate) fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
     call(nr::SYMLINKAT, &[ptr_of(target), libc::AT_FDCWD as usize, ptr_of(link)]).map(drop)
@@ -192,6 +206,23 @@ pub(crate) fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
 /// `sethostname(name)`
 pub(crate) fn sethostname(name: &CStr) -> SysResult<()> {
     call(nr::SETHOSTNAME, &[ptr_of(name), name.to_bytes().len()]).map(drop)
+}
+
+/// Brings this network namespace's loopback interface up, as `ip link set lo up` does:
+/// `SIOCGIFFLAGS`, then `SIOCSIFFLAGS` with `IFF_UP`, on a datagram socket.
+pub(crate) fn loopback_up() -> SysResult<()> {
+    let sock = call(nr::SOCKET, &[libc::AF_INET as usize, (libc::SOCK_DGRAM | libc::SOCK_CLOEXEC) as usize, 0])?;
+    // `struct ifreq`: the interface name in 16 bytes, then a 24-byte union whose first
+    // member here is the flags, a short.
+    let mut req = [0u8; 40];
+    req[..2].copy_from_slice(b"lo");
+    let result = call(nr::IOCTL, &[sock, libc::SIOCGIFFLAGS as usize, req.as_mut_ptr() as usize]).and_then(|_| {
+        let flags = i16::from_ne_bytes([req[16], req[17]]) | libc::IFF_UP as i16;
+        req[16..18].copy_from_slice(&flags.to_ne_bytes());
+        call(nr::IOCTL, &[sock, libc::SIOCSIFFLAGS as usize, req.as_ptr() as usize])
+    });
+    raw::close(sock as RawFd);
+    result.map(drop)
 }
 
 /// `setrlimit(resource, {soft, hard})` (as `prlimit64(0, ...)`)

@@ -182,7 +182,13 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
     let _ = write_atomic(
         dir,
         "started",
-        json!({ "pid": running.pid(), "supervisor": std::process::id() }).to_string().as_bytes(),
+        json!({
+            "pid": running.pid(),
+            "supervisor": std::process::id(),
+            "ports": running.ports().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })
+        .to_string()
+        .as_bytes(),
     );
     answer("started");
 
@@ -321,6 +327,15 @@ impl Sandbox {
         })
     }
 
+    /// The published ports (`127.0.0.1:8080->8000/tcp`), as the supervisor wrote them.
+    fn ports(&self) -> Vec<String> {
+        let started: Value = std::fs::read(self.dir.join("started"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        started["ports"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
+    }
+
     /// Docker's status words: `running`, `exited (CODE)`, the verdict of a limit, `dead`.
     fn status(&self) -> String {
         match &self.state {
@@ -422,6 +437,7 @@ pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
                     "image": s.config["image"],
                     "command": s.config["command"],
                     "status": s.status(),
+                    "ports": s.ports(),
                     "created": s.config["created"],
                     "outcome": match &s.state { State::Exited(out) => out.clone(), _ => Value::Null },
                 })
@@ -430,19 +446,23 @@ pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
         println!("{}", Value::Array(rows));
         return Ok(0);
     }
-    println!("{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  CREATED", "ID", "NAME", "IMAGE", "COMMAND", "STATUS");
+    println!(
+        "{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  {:<12}  PORTS",
+        "ID", "NAME", "IMAGE", "COMMAND", "STATUS", "CREATED"
+    );
     for s in &shown {
         let command: Vec<&str> =
             s.config["command"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let ago = now().saturating_sub(s.config["created"].as_u64().unwrap_or(0));
+        let ports = if matches!(s.state, State::Running) { s.ports().join(", ") } else { String::new() };
         println!(
-            "{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  {} ago",
+            "{:<12}  {:<16}  {:<20}  {:<30}  {:<18}  {:<12}  {ports}",
             s.id,
             clip(s.name.as_deref().unwrap_or(""), 16),
             clip(s.config["image"].as_str().unwrap_or(""), 20),
             clip(&command.join(" "), 30),
             s.status(),
-            crate::ago(ago),
+            format!("{} ago", crate::ago(ago)),
         );
     }
     Ok(0)

@@ -79,6 +79,17 @@ pub(crate) struct RunArgs {
     /// Hostname inside the sandbox.
     #[arg(long)]
     pub(crate) hostname: Option<String>,
+    /// The network: `none` (the default: loopback only) or `outbound` (the internet,
+    /// through pasta).
+    #[arg(long, value_parser = network)]
+    pub(crate) network: Option<isolette::Network>,
+    /// Publish a sandbox port on the host: `[ADDR:]HOSTPORT:PORT[/tcp|/udp]` (ADDR
+    /// defaults to 127.0.0.1; HOSTPORT 0 takes a free one). Needs `--network outbound`.
+    #[arg(long = "publish", short = 'p', value_parser = publish)]
+    pub(crate) publish: Vec<isolette::Publish>,
+    /// Let an outbound sandbox reach the host's loopback services.
+    #[arg(long)]
+    pub(crate) allow_host_loopback: bool,
     /// Run without a cgroup: no pids limit or cpu quota, memory and cpu time limited per
     /// process by rlimits, approximate figures.
     #[arg(long)]
@@ -126,6 +137,14 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 pub(crate) fn size(s: &str) -> Result<u64, String> {
     isolette::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn network(s: &str) -> Result<isolette::Network, String> {
+    isolette::Network::parse(s).map_err(|e| e.to_string())
+}
+
+fn publish(s: &str) -> Result<isolette::Publish, String> {
+    isolette::Publish::parse(s).map_err(|e| e.to_string())
 }
 
 fn seccomp_policy(s: &str) -> Result<SeccompPolicy, String> {
@@ -212,6 +231,15 @@ pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Resul
     }
     if let Some(h) = &args.hostname {
         b = b.hostname(h.clone());
+    }
+    if let Some(n) = args.network {
+        b = b.network(n);
+    }
+    for p in &args.publish {
+        b = b.publish(*p);
+    }
+    if args.allow_host_loopback {
+        b = b.host_loopback(true);
     }
     if let Some(e) = &args.entrypoint {
         b = b.entrypoint(if e.is_empty() { vec![] } else { vec![e.clone()] });
