@@ -229,6 +229,8 @@ pub(crate) struct Config {
     pub publish: Vec<crate::Publish>,
     /// Whether an outbound sandbox may reach the host's loopback services.
     pub host_loopback: bool,
+    /// What an outbound sandbox may reach, in order.
+    pub egress: Vec<crate::EgressRule>,
 }
 
 /// Default wall-time limit.
@@ -279,6 +281,7 @@ impl Default for Config {
             network: crate::Network::None,
             publish: Vec::new(),
             host_loopback: false,
+            egress: Vec::new(),
         }
     }
 }
@@ -565,16 +568,16 @@ impl SandboxBuilder {
         self
     }
 
-    /// Publishes a sandbox port on the host, as `docker run -p` does (needs
-    /// [`Network::Outbound`](crate::Network::Outbound)). The mapping lives exactly as long
-    /// as the sandbox; a host port in use is an error before anything starts; host port 0
-    /// takes a free one ([`Running::ports`](crate::Running::ports) tells which).
+    /// Publishes a sandbox port on the host, as `docker run -p` does. The mapping lives
+    /// exactly as long as the sandbox; a host port in use is an error before anything
+    /// starts; host port 0 takes a free one ([`Running::ports`](crate::Running::ports)
+    /// tells which). With [`Network::None`](crate::Network::None), the published ports are
+    /// all the sandbox has: it still reaches nothing outside (egress rules deny it all).
     ///
     /// ```no_run
     /// # let image = isolette::Image::open("images/python")?;
-    /// use isolette::{Network, Publish};
+    /// use isolette::Publish;
     /// let server = isolette::Sandbox::builder(&image)
-    ///     .network(Network::Outbound)
     ///     .publish(Publish::tcp([127, 0, 0, 1].into(), 0, 8000))
     ///     .spawn(["python3", "-m", "http.server", "8000"])?;
     /// println!("listening on {}", server.ports()[0]);
@@ -589,6 +592,25 @@ impl SandboxBuilder {
     /// its default gateway). Off by default.
     pub fn host_loopback(mut self, allow: bool) -> Self {
         self.config.host_loopback = allow;
+        self
+    }
+
+    /// Adds an egress rule for an outbound sandbox ([`EgressRule`](crate::EgressRule)):
+    /// the rules are matched in order and the first match decides; what none matches is
+    /// allowed, unless there is an allow rule, and then refused. Loaded into the sandbox's
+    /// own network namespace (with `nft`) before the program starts.
+    ///
+    /// ```no_run
+    /// # let image = isolette::Image::open("images/python")?;
+    /// use isolette::{EgressRule, Network};
+    /// let only_dns_and_https = isolette::Sandbox::builder(&image)
+    ///     .network(Network::Outbound)
+    ///     .egress(EgressRule::parse(true, "0.0.0.0/0:53")?)
+    ///     .egress(EgressRule::parse(true, "0.0.0.0/0:443")?);
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    pub fn egress(mut self, rule: crate::EgressRule) -> Self {
+        self.config.egress.push(rule);
         self
     }
 

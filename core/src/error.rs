@@ -195,6 +195,10 @@ pub enum HostFeature {
     Cgroup,
     /// `pasta`, the user-mode network stack of outbound networks and published ports.
     Pasta,
+    /// `ip` from iproute2, which sets up named networks.
+    Iproute2,
+    /// `nft` from nftables, which loads egress rules.
+    Nftables,
 }
 
 impl fmt::Display for HostFeature {
@@ -205,6 +209,8 @@ impl fmt::Display for HostFeature {
             HostFeature::Namespaces => "namespaces",
             HostFeature::Cgroup => "a cgroup controller",
             HostFeature::Pasta => "pasta (user-mode networking)",
+            HostFeature::Iproute2 => "iproute2 (`ip`)",
+            HostFeature::Nftables => "nftables (`nft`)",
         })
     }
 }

@@ -30,6 +30,7 @@ mod forked;
 mod host;
 mod image;
 mod limits;
+mod names;
 mod namespaces;
 #[allow(unsafe_code)] // `pre_exec` of pasta
 mod network;
@@ -58,7 +59,7 @@ pub use config::{
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
-pub use network::{Network, Protocol, Publish};
+pub use network::{EgressRule, NamedNetwork, Network, NetworkRecord, Networks, Protocol, Publish};
 pub use outcome::{Outcome, Status};
 pub use pool::Pool;
 #[cfg(feature = "store")]

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::limits::{self, Rlimit};
 use crate::namespaces::{self, IdMaps};
+use crate::network::NetworkPlan;
 use crate::rootfs::{self, MountOp, cstring, sandbox_path};
 use crate::seccomp::{self, SeccompAction, SeccompPolicy};
 use crate::spawn::{CStrArray, proto};
@@ -115,14 +116,18 @@ impl Plan {
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
-        if !config.publish.is_empty() && config.network != crate::Network::Outbound {
-            return Err(Error::config(
-                "publishing ports needs network(Network::Outbound) (--network outbound): pasta carries both",
-            ));
-        }
-        let network = crate::network::NetworkPlan::new(config.network, &config.publish, config.host_loopback)?;
-        // As Docker does, a networked sandbox gets /etc/hosts and /etc/resolv.conf of its own.
-        let etc = if network.is_some() { crate::network::etc_files(&config.hostname).to_vec() } else { Vec::new() };
+        let network = NetworkPlan::new(config)?;
+        // As Docker does, a sandbox with outbound access gets /etc/hosts and
+        // /etc/resolv.conf of its own; one on a named network the network's hosts file.
+        let mut binds = binds;
+        let etc = match &network {
+            Some(NetworkPlan::Pasta { .. }) => crate::network::etc_files(&config.hostname).to_vec(),
+            Some(NetworkPlan::Named { network, .. }) => {
+                binds.push(rootfs::Bind::file(&network.hosts_file(), "/etc/hosts"));
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         let rootfs = rootfs::plan(
             image.layers(),
             &binds,

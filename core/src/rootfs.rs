@@ -141,6 +141,13 @@ pub(crate) struct Bind {
     pub is_dir: bool,
 }
 
+impl Bind {
+    /// A read-only bind of the host file `source` at `target`.
+    pub(crate) fn file(source: &Path, target: &str) -> Bind {
+        Bind { source: source.to_path_buf(), target: target.into(), writable: false, is_dir: false }
+    }
+}
+
 /// The op list and, for each op, the path an error message should name.
 #[derive(Debug, Default)]
 pub(crate) struct RootfsPlan {

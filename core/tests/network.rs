@@ -200,8 +200,6 @@ fn bad_network_settings_are_clear_errors_before_anything_starts() {
         Err(Error::Config(m)) => m,
         other => panic!("not a config error: {other:?}"),
     };
-    let m = config_err(b().publish(Publish::tcp([127, 0, 0, 1].into(), 0, 80)).run(["/bin/true"]));
-    assert!(m.contains("--network outbound"), "{m}");
     let m = config_err(b().host_loopback(true).run(["/bin/true"]));
     assert!(m.contains("host_loopback"), "{m}");
     for bad in ["x", "1:2:3:4", "80:80/sctp", "99999:1"] {
@@ -238,8 +236,6 @@ fn cli_publishes_a_detached_server_and_stop_frees_the_port() {
     let (code, id) = isolette(&[
         "run",
         "-d",
-        "--network",
-        "outbound",
         "-p",
         &spec,
         "--wall-time",
@@ -259,6 +255,28 @@ fn cli_publishes_a_detached_server_and_stop_frees_the_port() {
     assert_eq!(got, "served\n");
     assert_eq!(isolette(&["stop", "-t", "1", &id]).0, Some(0));
     TcpListener::bind(("127.0.0.1", port)).expect("stop freed the port");
+    // The README's example: python's http.server, published, answers a GET.
+    if let Some(python) = common::image("debian-python") {
+        let root = python.layers()[0].to_str().unwrap().to_string();
+        let args = ["run", "-d", "-p", &spec, "--wall-time", "30s", "--image", &root, "--"];
+        let (code, id) = isolette(&[&args[..], &["python3", "-m", "http.server", "8000"]].concat());
+        assert_eq!(code, Some(0), "{id}");
+        // pasta takes the connection at once; until the server listens, it closes it empty.
+        let mut status = String::new();
+        for _ in 0..100 {
+            status.clear();
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = c.write_all(b"GET / HTTP/1.0\r\n\r\n");
+                let _ = c.read_to_string(&mut status);
+                if !status.is_empty() {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(status.starts_with("HTTP/1.0 200"), "{status}");
+        assert_eq!(isolette(&["stop", "-t", "1", id.trim()]).0, Some(0));
+    }
     // A missing pasta is named, with what to do; nothing starts.
     let out = Command::new(cli)
         .args(["run", "--network", "outbound", "--image", &root, "--", "true"])
@@ -310,6 +328,16 @@ fn an_unprivileged_caller_gets_the_same_network() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Egress rules hold for this caller too.
+    let deny = format!("{}/32", internet.addr);
+    let probe =
+        format!("(nc {} {} </dev/null >/tmp/a 2>&1 &); sleep 0.5; cat /tmp/a; echo .", internet.addr, internet.port);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "run", "--network", "outbound"])
+        .args(["--egress-deny", &deny, "--image", &root, "--", "/bin/sh", "-c", &probe])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ".\n", "{}", String::from_utf8_lossy(&out.stderr));
     // A privileged host port is refused for this caller.
     let low: u16 =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap().trim().parse().unwrap();
@@ -348,4 +376,167 @@ fn many_networked_runs_leave_no_process_or_port() {
     for addr in ports {
         TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr} still taken: {e}"));
     }
+}
+
+/// Removes the networks it names when dropped, whatever the test did.
+struct RemoveNetworks(isolette::Networks, &'static [&'static str]);
+
+impl Drop for RemoveNetworks {
+    fn drop(&mut self) {
+        for name in self.1 {
+            let _ = self.0.remove(name);
+        }
+    }
+}
+
+#[test]
+fn named_networks_reach_by_name_and_nothing_else() {
+    let _serial = common::serial();
+    require_root!();
+    let Some(image) = common::image("debian-python") else {
+        common::skip(module_path!(), "the debian-python test image is missing");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nets = isolette::Networks::open(dir.path().join("networks")).unwrap();
+    let _cleanup = RemoveNetworks(nets.clone(), &["front", "other"]);
+    nets.create("front", None).unwrap();
+    nets.create("other", Some("10.89.200.0/24")).unwrap();
+    assert!(matches!(nets.create("front", None), Err(Error::Config(_))));
+    assert!(matches!(nets.network("nope"), Err(Error::Config(m)) if m.contains("front, other")));
+    let internet = Internet::start(4);
+    let on = |name: &str, host: &str| {
+        Sandbox::builder(&image)
+            .network(Network::Named(nets.network(name).unwrap()))
+            .hostname(host)
+            .wall_time(Duration::from_secs(20))
+    };
+    let server = "import socket\n\
+                  t = socket.socket(); t.bind(('0.0.0.0', 8000)); t.listen()\n\
+                  print('ready', flush=True)\n\
+                  while True:\n    c, _ = t.accept(); c.sendall(b'hello from db\\n'); c.close()\n";
+    let mut db = on("front", "db").stdout(isolette::Output::Pipe).spawn(["python3", "-c", server]).unwrap();
+    let mut ready = [0u8; 6];
+    db.take_stdout().unwrap().read_exact(&mut ready).unwrap();
+    let client = "import socket, sys\n\
+                  host = sys.argv[1]\n\
+                  try:\n    print(socket.create_connection((host, 8000), timeout=2).recv(100).decode(), end='')\n\
+                  except OSError as e:\n    print('unreachable', type(e).__name__)\n";
+    let out = on("front", "app").run(["python3", "-c", client, "db"]).unwrap();
+    assert_eq!(stdout(&out), "hello from db\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let hosts = on("front", "viewer").run(["cat", "/etc/hosts"]).unwrap();
+    assert!(stdout(&hosts).contains("\tdb\n") && stdout(&hosts).contains("\tviewer\n"), "{}", stdout(&hosts));
+    let members = &nets.list().unwrap()[0].members;
+    assert_eq!(members.len(), 1, "only db is left on front: {members:?}");
+    let db_ip = members[0].1;
+    // Another network reaches neither the name nor the address; nor does the host.
+    let out = on("other", "outsider").run(["python3", "-c", client, "db"]).unwrap();
+    assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
+    let out = on("other", "outsider").run(["python3", "-c", client, &db_ip.to_string()]).unwrap();
+    assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
+    // (Some hosts' upstream accepts every outbound connection: what counts is who answers.)
+    let mut from_host = String::new();
+    if let Ok(mut c) = TcpStream::connect_timeout(&SocketAddr::from((db_ip, 8000)), Duration::from_millis(500)) {
+        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let _ = c.read_to_string(&mut from_host);
+    }
+    assert!(!from_host.contains("hello from db"), "the host reached db");
+    // Nor does a member reach out.
+    let out = on("front", "app").run(["python3", "-c", client, &internet.addr.to_string()]).unwrap();
+    assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
+    // One name per network; a network in use stays.
+    assert!(matches!(on("front", "db").run(["true"]), Err(Error::Config(m)) if m.contains("named `db`")));
+    assert!(matches!(nets.remove("front"), Err(Error::Config(m)) if m.contains("in use by db")));
+    db.kill();
+    assert_eq!(db.wait().unwrap().status, Status::Cancelled);
+    assert!(nets.list().unwrap().iter().all(|r| r.members.is_empty()));
+    nets.remove("front").unwrap();
+    nets.remove("other").unwrap();
+    assert!(nets.list().unwrap().is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(dir.path().to_str().unwrap()), "a network's namespace is still mounted");
+}
+
+#[test]
+fn cli_manages_networks_and_refuses_them_to_unprivileged_callers() {
+    let _serial = common::serial();
+    require_root!();
+    let image = busybox!();
+    let cli = common::cli!();
+    let dir = tempfile::tempdir().unwrap();
+    let nets_dir = dir.path().join("networks");
+    let _cleanup = RemoveNetworks(isolette::Networks::open(&nets_dir).unwrap(), &["cli-net"]);
+    let isolette = |args: &[&str]| {
+        let out = Command::new(cli).args(args).env("ISOLETTE_NETWORKS", &nets_dir).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    assert_eq!(isolette(&["network", "create", "cli-net", "--subnet", "10.89.201.0/24"]).0, Some(0));
+    let root = image.layers()[0].to_str().unwrap().to_string();
+    let (code, out) =
+        isolette(&["run", "--network", "cli-net", "--hostname", "box", "--image", &root, "--", "cat", "/etc/hosts"]);
+    assert!(code == Some(0) && out.contains("10.89.201.2\tbox"), "{out}");
+    let (_, ls) = isolette(&["network", "ls", "--json"]);
+    assert!(ls.contains(r#""name":"cli-net""#) && ls.contains(r#""members":[]"#), "{ls}");
+    let (code, out) = isolette(&["run", "--network", "nowhere", "--image", &root, "--", "true"]);
+    assert!(code == Some(125) && out.contains("no network `nowhere`"), "{out}");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "network", "create", "mine"])
+        .env("ISOLETTE_NETWORKS", dir.path().join("theirs"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("need root"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(isolette(&["network", "rm", "cli-net"]).0, Some(0));
+}
+
+#[test]
+fn egress_rules_limit_what_an_outbound_sandbox_reaches() {
+    let _serial = common::serial();
+    require_root!(); // for the tap device
+    require_pasta!();
+    let image = busybox!();
+    let internet = Internet::start(3);
+    let other = TcpListener::bind((internet.addr, 0)).unwrap();
+    let other_port = other.local_addr().unwrap().port();
+    serve(other, b"other\n");
+    let script = format!(
+        "(nc {a} {p} </dev/null >/tmp/a 2>&1 &); (nc {a} {other_port} </dev/null >/tmp/b 2>&1 &); \
+         (echo served | nc -l -p 8000 &); sleep 0.5; cat /tmp/a /tmp/b; echo .",
+        a = internet.addr,
+        p = internet.port
+    );
+    let run = |rules: &[(bool, String)], publish: Option<u16>| {
+        let mut b = Sandbox::builder(&image).network(Network::Outbound);
+        for (allow, spec) in rules {
+            b = b.egress(isolette::EgressRule::parse(*allow, spec).unwrap());
+        }
+        if let Some(port) = publish {
+            b = b.publish(Publish::tcp([127, 0, 0, 1].into(), port, 8000));
+        }
+        let running = b.stdout(isolette::Output::Capture).spawn(["/bin/sh", "-c", &script]).unwrap();
+        let greeting = publish.map(|port| greeting(port, "served\n"));
+        let out = running.wait().unwrap();
+        (stdout(&out), greeting)
+    };
+    // Denied: neither server answers.
+    let (out, _) = run(&[(false, format!("{}/24", internet.addr))], None);
+    assert_eq!(out, ".\n");
+    // One address and port allowed: only that one; a published port still serves.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (out, served) = run(&[(true, format!("{}:{}", internet.addr, internet.port))], Some(port));
+    assert_eq!((out.as_str(), served.as_deref()), ("internet\n.\n", Some("served\n")));
+    // A deny before an allow wins.
+    let rules = [(false, format!("{}:{}", internet.addr, internet.port)), (true, format!("{}/24", internet.addr))];
+    let (out, _) = run(&rules, None);
+    assert_eq!(out, "other\n.\n");
+    // Published ports without a network: the server serves, and reaches nothing itself.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let running = Sandbox::builder(&image)
+        .publish(Publish::tcp([127, 0, 0, 1].into(), port, 8000))
+        .spawn(["/bin/sh", "-c", &script])
+        .unwrap();
+    assert_eq!(greeting(port, "served\n"), "served\n");
+    assert_eq!(stdout(&running.wait().unwrap()), ".\n");
+    // Rules of the caller's need an outbound network.
+    let none = Sandbox::builder(&image).egress(isolette::EgressRule::parse(true, "1.1.1.1").unwrap());
+    assert!(matches!(none.run(["true"]), Err(Error::Config(m)) if m.contains("egress")));
 }

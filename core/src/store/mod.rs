@@ -167,14 +167,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<Flock<File>> {
-        let path = self.root.join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("flock", &path, e.into()))
+        crate::names::lock(&self.root)
     }
 
     fn layer_dir(&self, hex: &str) -> PathBuf {

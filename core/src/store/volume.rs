@@ -205,19 +205,8 @@ impl Store {
     }
 }
 
-/// Docker's rule for volume names: a letter or digit, then letters, digits, `_`, `.`, `-`.
 fn check_name(name: &str) -> Result<()> {
-    let ok = name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
-            "volume name `{}`: expected a letter or digit, then letters, digits, `_`, `.` or `-` (at most 64)",
-            name.escape_debug()
-        )))
-    }
+    crate::names::check("volume", name)
 }
 
 /// Makes `dir` (if missing) writable by whatever user a sandbox runs as.

@@ -9,6 +9,7 @@
 
 mod attach;
 mod detached;
+mod network;
 mod registry;
 mod run;
 mod volume;
@@ -97,6 +98,9 @@ enum Command {
     /// Manage named volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage named networks (root only).
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Log in to a registry: check the credentials and store them in ~/.docker/config.json.
     Login(LoginArgs),
     /// Remove a registry's stored credentials.
@@ -201,6 +205,7 @@ fn main() -> ExitCode {
         },
         Command::Image(cmd) => exit(image(store, cmd).map(|()| 0)),
         Command::Volume(cmd) => exit(volume::volume(store, cmd).map(|()| 0)),
+        Command::Network(cmd) => exit(network::network(cmd).map(|()| 0)),
         Command::Login(args) => exit(registry::login(args).map(|()| 0)),
         Command::Logout { registry } => exit(registry::logout(&registry).map(|()| 0)),
         Command::Ps { all, json } => exit(detached::ps(all, json)),

@@ -79,17 +79,26 @@ pub(crate) struct RunArgs {
     /// Hostname inside the sandbox.
     #[arg(long)]
     pub(crate) hostname: Option<String>,
-    /// The network: `none` (the default: loopback only) or `outbound` (the internet,
-    /// through pasta).
+    /// The network: `none` (the default: loopback only), `outbound` (the internet,
+    /// through pasta), or the NAME of a network (`isolette network create`), whose
+    /// members reach each other by their `--name` (or `--hostname`).
     #[arg(long, value_parser = network)]
     pub(crate) network: Option<isolette::Network>,
     /// Publish a sandbox port on the host: `[ADDR:]HOSTPORT:PORT[/tcp|/udp]` (ADDR
-    /// defaults to 127.0.0.1; HOSTPORT 0 takes a free one). Needs `--network outbound`.
+    /// defaults to 127.0.0.1; HOSTPORT 0 takes a free one). Without `--network
+    /// outbound`, the sandbox still reaches nothing outside.
     #[arg(long = "publish", short = 'p', value_parser = publish)]
     pub(crate) publish: Vec<isolette::Publish>,
     /// Let an outbound sandbox reach the host's loopback services.
     #[arg(long)]
     pub(crate) allow_host_loopback: bool,
+    /// Let an outbound sandbox reach `CIDR[:PORT[-PORT]]`; with any allow rule, what no
+    /// rule matches is refused. Repeatable; every `--egress-deny` is matched first.
+    #[arg(long = "egress-allow", value_name = "CIDR[:PORTS]", value_parser = egress_allow)]
+    pub(crate) egress_allow: Vec<isolette::EgressRule>,
+    /// Refuse an outbound sandbox `CIDR[:PORT[-PORT]]`. Repeatable.
+    #[arg(long = "egress-deny", value_name = "CIDR[:PORTS]", value_parser = egress_deny)]
+    pub(crate) egress_deny: Vec<isolette::EgressRule>,
     /// Run without a cgroup: no pids limit or cpu quota, memory and cpu time limited per
     /// process by rlimits, approximate figures.
     #[arg(long)]
@@ -143,6 +152,14 @@ fn network(s: &str) -> Result<isolette::Network, String> {
     isolette::Network::parse(s).map_err(|e| e.to_string())
 }
 
+fn egress_allow(s: &str) -> Result<isolette::EgressRule, String> {
+    isolette::EgressRule::parse(true, s).map_err(|e| e.to_string())
+}
+
+fn egress_deny(s: &str) -> Result<isolette::EgressRule, String> {
+    isolette::EgressRule::parse(false, s).map_err(|e| e.to_string())
+}
+
 fn publish(s: &str) -> Result<isolette::Publish, String> {
     isolette::Publish::parse(s).map_err(|e| e.to_string())
 }
@@ -173,6 +190,11 @@ pub(crate) fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8>
 }
 
 /// The sandbox the flags describe, with stdio left as the builder has it.
+/// The egress rules: every deny before every allow (a deny wins where both match).
+fn egress_in_order(args: &RunArgs) -> impl Iterator<Item = isolette::EgressRule> + '_ {
+    args.egress_deny.iter().chain(&args.egress_allow).copied()
+}
+
 pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<SandboxBuilder> {
     let image = crate::open_image(store.clone(), &args.image)?;
     let mut b = isolette::Sandbox::builder(&image);
@@ -229,17 +251,21 @@ pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Resul
     if let Some(w) = &args.workdir {
         b = b.workdir(w);
     }
-    if let Some(h) = &args.hostname {
+    // A named sandbox is known by its name (on a named network, to the others too).
+    if let Some(h) = args.hostname.as_ref().or(args.name.as_ref()) {
         b = b.hostname(h.clone());
     }
-    if let Some(n) = args.network {
-        b = b.network(n);
+    if let Some(n) = &args.network {
+        b = b.network(n.clone());
     }
     for p in &args.publish {
         b = b.publish(*p);
     }
     if args.allow_host_loopback {
         b = b.host_loopback(true);
+    }
+    for rule in egress_in_order(args) {
+        b = b.egress(rule);
     }
     if let Some(e) = &args.entrypoint {
         b = b.entrypoint(if e.is_empty() { vec![] } else { vec![e.clone()] });

@@ -1,5 +1,6 @@
 //! A sandbox's network beyond loopback: outbound access and published ports, through
-//! `pasta` (Debian's `passt` package), a user-mode network stack.
+//! `pasta` (Debian's `passt` package), a user-mode network stack; and named networks
+//! (`named.rs`).
 //!
 //! Every sandbox has a network namespace of its own with loopback up (`spawn/child.rs`):
 //! that is [`Network::None`], Docker's `none`. With [`Network::Outbound`], or when ports
@@ -24,14 +25,20 @@ use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, HostFeature, Result};
 
+mod egress;
+mod named;
+
+pub use egress::EgressRule;
+pub use named::{NamedNetwork, NetworkRecord, Networks};
+
 /// How a sandbox reaches the network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Network {
     /// Only its own loopback, up (the default): nothing else is reachable.
@@ -40,15 +47,18 @@ pub enum Network {
     /// The internet through user-mode networking (`pasta`); the host's loopback services
     /// stay unreachable unless [`SandboxBuilder::host_loopback`](crate::SandboxBuilder::host_loopback).
     Outbound,
+    /// A named network ([`Networks::network`]): its members reach each other by hostname,
+    /// and nothing else. Root only.
+    Named(NamedNetwork),
 }
 
 impl Network {
-    /// `none` or `outbound`.
+    /// `none`, `outbound`, or the name of a network in [`Networks::open_default`].
     pub fn parse(s: &str) -> Result<Network> {
         match s {
             "none" => Ok(Network::None),
             "outbound" => Ok(Network::Outbound),
-            _ => Err(Error::config(format!("network `{}`: expected none or outbound", s.escape_debug()))),
+            name => Networks::open_default()?.network(name).map(Network::Named),
         }
     }
 }
@@ -58,6 +68,7 @@ impl fmt::Display for Network {
         f.write_str(match self {
             Network::None => "none",
             Network::Outbound => "outbound",
+            Network::Named(n) => n.name(),
         })
     }
 }
@@ -157,11 +168,18 @@ impl fmt::Display for Publish {
 
 /// The network part of a plan, checked and with host ports chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NetworkPlan {
-    pasta: PathBuf,
-    host_loopback: bool,
-    /// Host port 0 replaced by the one chosen.
-    pub ports: Vec<Publish>,
+pub(crate) enum NetworkPlan {
+    /// pasta, for outbound access and published ports.
+    Pasta {
+        pasta: PathBuf,
+        host_loopback: bool,
+        /// Host port 0 replaced by the one chosen.
+        ports: Vec<Publish>,
+        /// Loaded into the sandbox's namespace before the program starts.
+        egress: Vec<EgressRule>,
+    },
+    /// A named network, joined under the sandbox's hostname.
+    Named { network: NamedNetwork, hostname: String },
 }
 
 /// Where `pasta` is on `PATH` (the usual places when `PATH` is unset).
@@ -190,12 +208,35 @@ impl NetworkPlan {
     /// The plan for `network` with `ports`, or `None` when loopback is all there is.
     /// Checks that pasta is there and that every host port is free (choosing free ones
     /// for port 0).
-    pub(crate) fn new(network: Network, ports: &[Publish], host_loopback: bool) -> Result<Option<NetworkPlan>> {
-        if network == Network::None && ports.is_empty() {
-            if host_loopback {
-                return Err(Error::config("host_loopback needs a network: set network(Network::Outbound)"));
+    pub(crate) fn new(config: &crate::config::Config) -> Result<Option<NetworkPlan>> {
+        let (network, ports, host_loopback) = (&config.network, &config.publish[..], config.host_loopback);
+        let hostname = &config.hostname;
+        if !config.egress.is_empty() && *network != Network::Outbound {
+            return Err(Error::config("egress rules need network(Network::Outbound) (--network outbound)"));
+        }
+        if !ports.is_empty() && matches!(network, Network::Named(_)) {
+            return Err(Error::config(
+                "a sandbox on a named network cannot publish ports (it reaches only the network's members)",
+            ));
+        }
+        if host_loopback && *network != Network::Outbound {
+            return Err(Error::config("host_loopback needs network(Network::Outbound) (--network outbound)"));
+        }
+        // Published ports without a network: pasta carries them, and a deny-everything egress
+        // rule keeps the sandbox from reaching out (replies to connections in pass).
+        let mut egress = config.egress.clone();
+        match network {
+            Network::None if ports.is_empty() => return Ok(None),
+            Network::None => {
+                for all in ["0.0.0.0/0", "::/0"] {
+                    egress.push(EgressRule::parse(false, all)?);
+                }
             }
-            return Ok(None);
+            Network::Named(named) => {
+                named::check_member(hostname)?;
+                return Ok(Some(NetworkPlan::Named { network: named.clone(), hostname: hostname.to_string() }));
+            }
+            _ => {}
         }
         let pasta = find_pasta().ok_or(Error::Host {
             feature: HostFeature::Pasta,
@@ -227,79 +268,96 @@ impl NetworkPlan {
             })?;
             chosen.push(Publish { host_port: port, ..*p });
         }
-        Ok(Some(NetworkPlan { pasta, host_loopback, ports: chosen }))
+        Ok(Some(NetworkPlan::Pasta { pasta, host_loopback, ports: chosen, egress }))
     }
 
-    /// Attaches pasta to the network namespace of `pid` (and its user namespace, when
-    /// `userns`), and waits until the namespace is connected.
+    /// Connects the sandbox `pid` (with a user namespace of its own when `userns`), and
+    /// returns once it is.
     pub(crate) fn attach(&self, pid: i32, userns: bool) -> Result<Attached> {
-        let open = |what: &str| -> Result<OwnedFd> {
-            let path = format!("/proc/{pid}/ns/{what}");
-            std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
-        };
-        let net = open("net")?;
-        let user = userns.then(|| open("user")).transpose()?;
-        let (ready_r, ready_w) = crate::stdio::pipe()?;
-        // Fixed numbers in pasta: 3 the network namespace, 4 the pid "file" (our pipe),
-        // 5 the user namespace.
-        let mut cmd = Command::new(&self.pasta);
-        cmd.args(["--config-net", "--quiet", "--foreground", "-T", "none", "-U", "none"]);
-        cmd.args(["--netns", "/proc/self/fd/3", "--pid", "/proc/self/fd/4"]);
-        if user.is_some() {
-            cmd.args(["--userns", "/proc/self/fd/5"]);
-        }
-        if !self.host_loopback {
-            cmd.arg("--no-map-gw");
-        }
-        if nix::unistd::geteuid().is_root() {
-            cmd.args(["--runas", "0"]);
-        }
-        for protocol in [Protocol::Tcp, Protocol::Udp] {
-            let specs: Vec<String> =
-                self.ports.iter().filter(|p| p.protocol == protocol).map(Publish::pasta_spec).collect();
-            let flag = if protocol == Protocol::Tcp { "-t" } else { "-u" };
-            if specs.is_empty() {
-                cmd.args([flag, "none"]);
+        match self {
+            NetworkPlan::Pasta { pasta, host_loopback, ports, egress } => {
+                let attached = attach_pasta(pasta, *host_loopback, ports, pid, userns)?;
+                if !egress.is_empty() {
+                    egress::apply(egress, pid, userns)?;
+                }
+                Ok(attached)
             }
-            for spec in specs {
-                cmd.args([flag, &spec]);
+            NetworkPlan::Named { network, hostname } => {
+                let member = network.join(pid, hostname)?;
+                Ok(Attached { pasta: None, stderr: None, _member: Some(member), ports: Vec::new() })
             }
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let fds = [net.as_raw_fd(), ready_w.as_raw_fd(), user.as_ref().map_or(-1, |u| u.as_raw_fd())];
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, fcntl, dup2) on
-        // fds this process owns, and no allocation.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Out of the way first (close-on-exec copies at 1000 or above), then into
-                // place: no source is overwritten before it is copied.
-                let mut high = [-1; 3];
-                for (h, fd) in high.iter_mut().zip(fds) {
-                    if fd >= 0 {
-                        *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
-                        if *h < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                }
-                for (target, h) in (3..).zip(high) {
-                    if h >= 0 && libc::dup2(h, target) < 0 {
+    }
+}
+
+/// Attaches pasta to the network namespace of `pid` (and its user namespace, when
+/// `userns`), and waits until the namespace is connected.
+fn attach_pasta(pasta: &Path, host_loopback: bool, ports: &[Publish], pid: i32, userns: bool) -> Result<Attached> {
+    let open = |what: &str| -> Result<OwnedFd> {
+        let path = format!("/proc/{pid}/ns/{what}");
+        std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
+    };
+    let net = open("net")?;
+    let user = userns.then(|| open("user")).transpose()?;
+    let (ready_r, ready_w) = crate::stdio::pipe()?;
+    // Fixed numbers in pasta: 3 the network namespace, 4 the pid "file" (our pipe),
+    // 5 the user namespace.
+    let mut cmd = Command::new(pasta);
+    cmd.args(["--config-net", "--quiet", "--foreground", "-T", "none", "-U", "none"]);
+    cmd.args(["--netns", "/proc/self/fd/3", "--pid", "/proc/self/fd/4"]);
+    if user.is_some() {
+        cmd.args(["--userns", "/proc/self/fd/5"]);
+    }
+    if !host_loopback {
+        cmd.arg("--no-map-gw");
+    }
+    if nix::unistd::geteuid().is_root() {
+        cmd.args(["--runas", "0"]);
+    }
+    for protocol in [Protocol::Tcp, Protocol::Udp] {
+        let specs: Vec<String> = ports.iter().filter(|p| p.protocol == protocol).map(Publish::pasta_spec).collect();
+        let flag = if protocol == Protocol::Tcp { "-t" } else { "-u" };
+        if specs.is_empty() {
+            cmd.args([flag, "none"]);
+        }
+        for spec in specs {
+            cmd.args([flag, &spec]);
+        }
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let fds = [net.as_raw_fd(), ready_w.as_raw_fd(), user.as_ref().map_or(-1, |u| u.as_raw_fd())];
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, fcntl, dup2) on
+    // fds this process owns, and no allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Out of the way first (close-on-exec copies at 1000 or above), then into
+            // place: no source is overwritten before it is copied.
+            let mut high = [-1; 3];
+            for (h, fd) in high.iter_mut().zip(fds) {
+                if fd >= 0 {
+                    *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
+                    if *h < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| Error::io("start", &self.pasta, e))?;
-        drop((net, user, ready_w));
-        let stderr = child.stderr.take();
-        let mut attached = Attached { pasta: Some(child), stderr, ports: self.ports.clone() };
-        attached.wait_ready(ready_r)?;
-        Ok(attached)
+            }
+            for (target, h) in (3..).zip(high) {
+                if h >= 0 && libc::dup2(h, target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
     }
+    let mut child = cmd.spawn().map_err(|e| Error::io("start", pasta, e))?;
+    drop((net, user, ready_w));
+    let stderr = child.stderr.take();
+    let mut attached = Attached { pasta: Some(child), stderr, _member: None, ports: ports.to_vec() };
+    attached.wait_ready(ready_r)?;
+    Ok(attached)
 }
 
 /// The sandbox's `/etc/hosts` (localhost, and `hostname` at 127.0.1.1 as Debian has it)
@@ -324,11 +382,14 @@ pub(crate) fn etc_files(hostname: &str) -> [(&'static str, Vec<u8>); 2] {
     [("hosts", hosts.into_bytes()), ("resolv.conf", resolv.into_bytes())]
 }
 
-/// pasta serving a sandbox; killed (and reaped) when dropped, which frees its ports.
+/// A sandbox's network: pasta serving it, killed (and reaped) when dropped, which frees
+/// its ports; or its membership of a named network, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Attached {
     pasta: Option<Child>,
     stderr: Option<ChildStderr>,
+    /// Held for its drop, which leaves the network.
+    _member: Option<named::Member>,
     /// The ports published, with the host ports chosen.
     pub ports: Vec<Publish>,
 }

@@ -1,0 +1,48 @@
+//! The naming rule of named things (volumes, networks), Docker's: a letter or digit, then
+//! letters, digits, `_`, `.` or `-`, at most 64 in all; and the lock file that serializes
+//! changes to a directory of them.
+
+use std::fs::File;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, Result};
+
+/// Checks `name` of a `kind` (`volume`, `network`) against the rule.
+pub(crate) fn check(kind: &str, name: &str) -> Result<()> {
+    let ok = name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "{kind} name `{}`: expected a letter or digit, then letters, digits, `_`, `.` or `-` (at most 64)",
+            name.escape_debug()
+        )))
+    }
+}
+
+/// Takes the exclusive `flock` of `dir/lock` (made if missing), held while the value lives.
+pub(crate) fn lock(dir: &Path) -> Result<Flock<File>> {
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("flock", &path, e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names() {
+        assert!(super::check("network", "app-net_1.x").is_ok());
+        for bad in ["", "-x", ".x", "a/b", "a b", &"n".repeat(65)] {
+            assert!(super::check("volume", bad).unwrap_err().to_string().contains("volume name"), "{bad}");
+        }
+    }
+}
