@@ -44,6 +44,13 @@ export interface Options {
   entrypoint?: string[]
   tty?: boolean | [number, number]
   signal?: AbortSignal
+  /** `'none'` (the default: loopback only), `'outbound'`, or a network's name. */
+  network?: string
+  /** Ports to publish, `'[ADDR:]HOSTPORT:PORT[/udp]'` each (host port 0: a free one). */
+  publish?: string[]
+  hostLoopback?: boolean
+  /** Egress rules of an outbound sandbox, in order. */
+  egress?: Array<['allow' | 'deny', string]>
 }
 
 export type Arg = string | Buffer
@@ -107,6 +114,7 @@ export declare class Outcome {
 export declare class Running {
   readonly pid: number
   readonly id: string
+  readonly ports: string[]
   readonly stdin: Writable | null
   readonly stdout: Readable | null
   readonly stderr: Readable | null

@@ -24,6 +24,7 @@ const OPTIONS = [
   'memory', 'cpuTime', 'wallTime', 'pids', 'outputLimit', 'fsize', 'tmpfsSize', 'nofile', 'stack',
   'cpus', 'cpuset', 'env', 'workdir', 'mounts', 'stdin', 'stdout', 'stderr', 'seccomp',
   'seccompAction', 'cgroup', 'sys', 'user', 'userNamespace', 'hostname', 'entrypoint', 'tty', 'signal',
+  'network', 'publish', 'hostLoopback', 'egress',
 ]
 const KNOWN = new Set(OPTIONS)
 
@@ -228,6 +229,18 @@ function normalize (options) {
         else if (typeof value === 'boolean') o.tty = value
         else throw configError('option `tty` must be a boolean or [rows, cols]')
         break
+      case 'publish':
+        if (!Array.isArray(value) || !value.every((p) => typeof p === 'string')) {
+          throw configError("option `publish` must be an array of '[ADDR:]HOSTPORT:PORT[/udp]' strings")
+        }
+        o.publish = value
+        break
+      case 'egress':
+        if (!Array.isArray(value) || !value.every((r) => Array.isArray(r) && r.length === 2)) {
+          throw configError("option `egress` must be an array of ['allow' | 'deny', 'CIDR[:PORTS]'] pairs")
+        }
+        o.egress = value.map(([verdict, spec]) => `${verdict} ${spec}`)
+        break
       case 'env':
         if (typeof value !== 'object' || value === null) throw configError('option `env` must be an object')
         o.env = Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]))
@@ -275,6 +288,9 @@ class Running {
 
   /** This sandbox's id, unique in this process. */
   get id () { return this._native.id }
+
+  /** The published ports, as `'127.0.0.1:8080->8000/tcp'` (host ports chosen for 0). */
+  get ports () { return this._native.ports }
 
   /** The outcome, once the run has ended; rejects with an `AbortError` when the signal
    * given to `spawn` aborted it. */

@@ -35,6 +35,8 @@ export declare class Running {
   get pid(): number
   /** This sandbox's id, unique in this process. */
   get id(): string
+  /** The published ports, as `127.0.0.1:8080->8000/tcp` (host ports chosen for 0). */
+  get ports(): Array<string>
   /**
    * The fds of piped stdin, stdout and stderr (-1 where not piped), once: the caller
    * owns them from here on.
@@ -127,6 +129,13 @@ export interface NativeOptions {
   tty?: boolean
   /** `[rows, cols]`. */
   ttySize?: Array<number>
+  /** `none`, `outbound` or a network's name. */
+  network?: string
+  /** `[ADDR:]HOSTPORT:PORT[/udp]` each. */
+  publish?: Array<string>
+  hostLoopback?: boolean
+  /** `allow CIDR[:PORTS]` or `deny CIDR[:PORTS]` each, in order. */
+  egress?: Array<string>
 }
 
 /** What a run gave (times in milliseconds). */

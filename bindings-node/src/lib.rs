@@ -235,6 +235,13 @@ pub struct NativeOptions {
     pub tty: Option<bool>,
     /// `[rows, cols]`.
     pub tty_size: Option<Vec<u32>>,
+    /// `none`, `outbound` or a network's name.
+    pub network: Option<String>,
+    /// `[ADDR:]HOSTPORT:PORT[/udp]` each.
+    pub publish: Option<Vec<String>>,
+    pub host_loopback: Option<bool>,
+    /// `allow CIDR[:PORTS]` or `deny CIDR[:PORTS]` each, in order.
+    pub egress: Option<Vec<String>>,
 }
 
 fn size(v: Either<f64, String>, name: &str) -> Result<u64> {
@@ -363,6 +370,23 @@ fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
     }
     if let Some(h) = o.hostname {
         b = b.hostname(h);
+    }
+    if let Some(n) = o.network {
+        b = b.network(isolette::Network::parse(&n).map_err(to_js)?);
+    }
+    for spec in o.publish.unwrap_or_default() {
+        b = b.publish(isolette::Publish::parse(&spec).map_err(to_js)?);
+    }
+    if let Some(on) = o.host_loopback {
+        b = b.host_loopback(on);
+    }
+    for rule in o.egress.unwrap_or_default() {
+        let (allow, spec) = match rule.split_once(' ') {
+            Some(("allow", spec)) => (true, spec),
+            Some(("deny", spec)) => (false, spec),
+            _ => return Err(config("option `egress` must hold ['allow' | 'deny', 'CIDR[:PORTS]'] pairs")),
+        };
+        b = b.egress(isolette::EgressRule::parse(allow, spec).map_err(to_js)?);
     }
     if let Some(e) = o.entrypoint {
         b = b.entrypoint(e);
@@ -513,6 +537,12 @@ impl Running {
     #[napi(getter)]
     pub fn id(&self) -> String {
         self.inner.id().to_string()
+    }
+
+    /// The published ports, as `127.0.0.1:8080->8000/tcp` (host ports chosen for 0).
+    #[napi(getter)]
+    pub fn ports(&self) -> Vec<String> {
+        self.inner.ports().iter().map(ToString::to_string).collect()
     }
 
     /// The fds of piped stdin, stdout and stderr (-1 where not piped), once: the caller

@@ -158,3 +158,32 @@ test('the ESM entry point is the same package', async () => {
   assert.equal(esm.run, isolette.run)
   assert.equal(esm.default.Sandbox, isolette.Sandbox)
 })
+
+test('networks: loopback up, and a published port', async (t) => {
+  const busybox = image(t, 'busybox')
+  if (!busybox) return
+  const net = require('node:net')
+  const lo = await isolette.run(busybox, ['sh', '-c', 'ip -o link | wc -l'])
+  assert.equal(lo.stdout.toString(), '1\n')
+  const running = isolette.spawn(busybox, ['sh', '-c', 'echo served | nc -l -p 8000'], { publish: ['0:8000'], wallTime: '10s' })
+  assert.equal(running.ports.length, 1)
+  const [hostPart, sandboxPart] = running.ports[0].split('->')
+  assert.equal(sandboxPart, '8000/tcp')
+  const port = Number(hostPart.split(':').pop())
+  let got = ''
+  for (let i = 0; i < 100 && got === ''; i++) {
+    got = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1')
+      let data = ''
+      c.on('data', (d) => { data += d })
+      c.on('close', () => resolve(data))
+      c.on('error', () => resolve(''))
+    })
+    if (got === '') await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  assert.equal(got, 'served\n')
+  assert.equal((await running.wait()).status, 'ok')
+  for (const options of [{ publish: '8080:80' }, { publish: ['nonsense'] }, { egress: [['maybe', '1.1.1.1']] }, { network: 'nowhere' }]) {
+    await assert.rejects(isolette.run(busybox, ['true'], options), { code: 'ERR_ISOLETTE_CONFIG' }, JSON.stringify(options))
+  }
+})

@@ -15,7 +15,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use crate::errors::{config, to_py};
 
 /// Every option, in the order the docs list them.
-const NAMES: [&str; 27] = [
+const NAMES: [&str; 31] = [
     "memory",
     "cpu_time",
     "wall_time",
@@ -43,6 +43,10 @@ const NAMES: [&str; 27] = [
     "hostname",
     "entrypoint",
     "tty",
+    "network",
+    "publish",
+    "host_loopback",
+    "egress",
 ];
 
 /// Checks the options' names and the types of their values, as a run would (what
@@ -107,6 +111,31 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
                 Ok((rows, cols)) => b.tty_size(rows, cols),
                 Err(_) => b.tty(flag(v, &name).map_err(|_| wrong(&name, "a bool or (rows, cols)"))?),
             },
+            "network" => {
+                let mode =
+                    v.extract::<String>().map_err(|_| wrong(&name, "\"none\", \"outbound\" or a network's name"))?;
+                b.network(isolette::Network::parse(&mode).map_err(to_py)?)
+            }
+            "publish" => {
+                for spec in strings(v, &name, "a list of \"[ADDR:]HOSTPORT:PORT[/udp]\" strings")? {
+                    b = b.publish(isolette::Publish::parse(&spec).map_err(to_py)?);
+                }
+                b
+            }
+            "host_loopback" => b.host_loopback(flag(v, &name)?),
+            "egress" => {
+                let expected = "a list of (\"allow\" or \"deny\", \"CIDR[:PORTS]\") pairs";
+                let rules: Vec<(String, String)> = v.extract().map_err(|_| wrong(&name, expected))?;
+                for (verdict, spec) in rules {
+                    let allow = match verdict.as_str() {
+                        "allow" => true,
+                        "deny" => false,
+                        _ => return Err(wrong(&name, expected)),
+                    };
+                    b = b.egress(isolette::EgressRule::parse(allow, &spec).map_err(to_py)?);
+                }
+                b
+            }
             _ => {
                 return Err(PyTypeError::new_err(format!(
                     "unknown option `{name}`; the options are: {}",
@@ -123,6 +152,14 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
         b = b.seccomp(p);
     }
     Ok(b)
+}
+
+/// A list (or tuple) of strings.
+fn strings(v: &Bound<'_, PyAny>, name: &str, expected: &str) -> PyResult<Vec<String>> {
+    if v.is_instance_of::<PyString>() {
+        return Err(wrong(name, expected));
+    }
+    v.extract::<Vec<String>>().map_err(|_| wrong(name, expected))
 }
 
 fn wrong(name: &str, expected: &str) -> PyErr {

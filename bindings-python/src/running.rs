@@ -114,6 +114,12 @@ impl PyRunning {
         self.inner.id().to_string()
     }
 
+    /// The published ports, as `"127.0.0.1:8080->8000/tcp"` (host ports chosen for 0).
+    #[getter]
+    fn ports(&self) -> Vec<String> {
+        self.inner.ports().iter().map(ToString::to_string).collect()
+    }
+
     /// The fds of piped stdin, stdout and stderr (`None` for the ones not piped), once:
     /// the caller owns them from here on.
     fn take_streams(&self) -> Streams {

@@ -155,3 +155,34 @@ def test_volumes(busybox: isolette.Image, tmp_path: pathlib.Path) -> None:
     del volume
     store.remove_volume("data")
     assert store.volumes() == []
+
+
+def test_networks_and_published_ports(busybox: isolette.Image) -> None:
+    import socket
+    import time
+
+    # Loopback is up; nothing else is there.
+    out = isolette.run(busybox, ["sh", "-c", "ip -o link | wc -l"])
+    assert out.stdout == b"1\n"
+    # A published port (host port 0: a free one), reported as the core formats it.
+    with isolette.spawn(busybox, ["sh", "-c", "echo served | nc -l -p 8000"], publish=["0:8000"], wall_time=10) as r:
+        [port] = r.ports
+        assert port.startswith("127.0.0.1:") and port.endswith("->8000/tcp")
+        host_port = int(port.split("->")[0].rsplit(":", 1)[1])
+        got = b""
+        for _ in range(100):  # the server may not listen yet
+            try:
+                with socket.create_connection(("127.0.0.1", host_port), timeout=2) as c:
+                    got = c.recv(100)
+            except OSError:
+                pass
+            if got:
+                break
+            time.sleep(0.05)
+        assert got == b"served\n"
+        assert r.wait().status == "ok"
+    for bad in [{"network": 3}, {"publish": "8080:80"}, {"publish": ["nonsense"]}, {"egress": [("maybe", "1.1.1.1")]}]:
+        with pytest.raises(isolette.ConfigError):
+            isolette.run(busybox, ["true"], **bad)
+    with pytest.raises(isolette.ConfigError, match="no network `nowhere`"):
+        isolette.run(busybox, ["true"], network="nowhere")

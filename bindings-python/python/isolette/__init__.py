@@ -23,7 +23,10 @@ string such as ``"256M"``); ``cpu_time``, ``wall_time`` (seconds: a number, a
 ``{"deny": [...]}`` or ``{"allow": [...]}``), ``seccomp_action`` (``"kill"`` or
 ``"errno"``); ``cgroup``, ``sys``, ``user_namespace`` (bools); ``user``
 (``(uid, gid)``); ``hostname``; ``entrypoint`` (a list); ``tty`` (a bool, or
-``(rows, cols)``). An unknown option is a ``TypeError`` naming it.
+``(rows, cols)``); ``network`` (``"none"``, ``"outbound"`` or a network's name);
+``publish`` (a list of ``"[ADDR:]HOSTPORT:PORT[/udp]"``); ``host_loopback`` (a bool);
+``egress`` (a list of ``("allow" | "deny", "CIDR[:PORTS]")``). An unknown option is a
+``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -157,6 +160,12 @@ class Running:
     def id(self) -> str:
         """This sandbox's id, unique in this process."""
         return self._native.id
+
+    @property
+    def ports(self) -> "list[str]":
+        """The published ports, as ``"127.0.0.1:8080->8000/tcp"`` (with the host port
+        chosen where ``0`` was asked for)."""
+        return self._native.ports
 
     def wait(self, timeout: Optional[float] = None) -> Outcome:
         """Waits for the run to end (``TimeoutError`` after ``timeout`` seconds) and
