@@ -234,6 +234,8 @@ pub enum Step {
     CgroupJoin,
     /// Becoming root of the user namespace.
     InitIds,
+    /// Bringing the loopback interface up.
+    Loopback,
     /// Making every mount private to the sandbox.
     MountPrivate,
     /// Mounting the per-run staging tmpfs (writable layer, /tmp, /dev).
@@ -260,8 +262,6 @@ pub enum Step {
     Remount,
     /// Detaching the old root.
     DetachOldRoot,
-    /// Bringing the loopback interface up.
-    Loopback,
     /// Setting the hostname.
     Hostname,
     /// Setting resource limits.
@@ -296,6 +296,7 @@ impl Step {
         Step::CloseFds,
         Step::CgroupJoin,
         Step::InitIds,
+        Step::Loopback,
         Step::MountPrivate,
         Step::Staging,
         Step::Mkdir,
@@ -309,7 +310,6 @@ impl Step {
         Step::Bind,
         Step::Remount,
         Step::DetachOldRoot,
-        Step::Loopback,
         Step::Hostname,
         Step::Rlimits,
         Step::ExecInit,

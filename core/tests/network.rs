@@ -102,6 +102,11 @@ fn none_has_loopback_up_and_nothing_else() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A warm sandbox brought it up ahead of its request.
+    let pool = Sandbox::builder(&image).pool(1).unwrap();
+    assert!(pool.wait_ready(Duration::from_secs(10)));
+    let out = pool.builder().run(["/bin/sh", "-c", "ip -o link show lo | grep -c LOWER_UP"]).unwrap();
+    assert_eq!((stdout(&out), pool.served()), ("1\n".into(), (1, 0)));
 }
 
 #[test]

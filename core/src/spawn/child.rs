@@ -55,6 +55,9 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
     }
     // Die with the supervising thread (kept across the exec of the init).
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).map_err(|e| Failure::new(Step::Sync, e))?;
+    // Programs that talk to themselves over 127.0.0.1 work, as with Docker's `none`. Ahead
+    // of a warm sandbox's wait: it costs a cold run about 0.07 ms, a warm one nothing.
+    sys::loopback_up().map_err(|e| Failure::new(Step::Loopback, e))?;
     let ahead = start.warm.map_or(plan.ops.len(), |w| w.split);
     apply_ops(plan, 0..ahead)?;
     let (plan, fds) = match start.warm {
@@ -70,8 +73,6 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
             (plan, ChildFds { stdin, stdout, stderr, ..*fds })
         }
     };
-    // Programs that talk to themselves over 127.0.0.1 work, as with Docker's `none`.
-    sys::loopback_up().map_err(|e| Failure::new(Step::Loopback, e))?;
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
     for r in &plan.rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
