@@ -133,7 +133,13 @@ pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest
         Some(1) => return Err("schema 1 manifests are deprecated and not supported; push the image again".into()),
         v => return Err(format!("manifest schemaVersion {v:?}; only 2 is supported")),
     }
-    let content_type = content_type.map(|c| c.split(';').next().unwrap_or("").trim());
+    // The body's own `mediaType`, when it has one, must be a manifest type we know; a
+    // registry's `Content-Type` (sometimes plain `application/json`) only helps when not.
+    let known = |t: &str| [OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST].contains(&t);
+    if let Some(t) = raw.media_type.as_deref().filter(|t| !known(t)) {
+        return Err(format!("unsupported manifest media type `{}`", t.escape_debug()));
+    }
+    let content_type = content_type.map(|c| c.split(';').next().unwrap_or("").trim()).filter(|t| known(t));
     let media_type = raw.media_type.as_deref().or(content_type).unwrap_or("");
     let is_index = match media_type {
         OCI_INDEX | DOCKER_LIST => true,
@@ -141,7 +147,7 @@ pub(crate) fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest
         // OCI lets `mediaType` be left out: tell by the shape.
         _ if raw.manifests.is_some() && raw.layers.is_none() => true,
         _ if raw.layers.is_some() && raw.manifests.is_none() => false,
-        other => return Err(format!("unsupported manifest media type `{other}`")),
+        _ => return Err("a manifest with neither `layers` nor `manifests`, and no known media type".into()),
     };
     let check = |d: &Descriptor| {
         if is_sha256_digest(&d.digest) {
@@ -245,6 +251,11 @@ mod tests {
             (r#"{"schemaVersion":3,"layers":[]}"#, "schemaVersion"),
             (r#"{"schemaVersion":2}"#, "media type"),
             (r#"{"schemaVersion":2,"mediaType":"text/html"}"#, "media type"),
+            // Found by fuzz/registry_manifest: a made-up media type on a manifest's shape.
+            (
+                r#"{"schemaVersion":2,"mediaType":"sha256:x","config":{"digest":"sha256:x","size":1},"layers":[]}"#,
+                "media type",
+            ),
             (r#"{"schemaVersion":2,"config":{"digest":"sha256:../x","size":1},"layers":[]}"#, "digest"),
             (&format!(r#"{{"schemaVersion":2,"config":{{"digest":"{d}","size":99999999999}},"layers":[]}}"#), "limit"),
             (

@@ -70,7 +70,7 @@ pub mod fuzzing {
         use crate::registry::manifest::{Manifest, Platform, parse, pick};
         match parse(bytes, content_type)? {
             Manifest::Image { media_type, config, layers } => {
-                Ok(format!("{media_type} {} {}", config.digest, layers.len()))
+                Ok(format!("{} {} {media_type}", config.digest, layers.len()))
             }
             Manifest::Index { manifests } => {
                 let platform = Platform::parse(platform)?;
@@ -413,7 +413,8 @@ impl Store {
             std::io::ErrorKind::NotFound => Error::Image {
                 path: self.root.clone(),
                 reason: format!(
-                    "no image `{name}` in the store; import it with `isolette image import FILE --name {name}`"
+                    "no image `{name}` in the store; pull it (`isolette image pull {name}`) or import it \
+                     (`isolette image import FILE --name {name}`)"
                 ),
             },
             _ => Error::io("read", &path, e),
