@@ -1,6 +1,6 @@
 //! The naming rule of named things (volumes, networks), Docker's: a letter or digit, then
-//! letters, digits, `_`, `.` or `-`, at most 64 in all; and the lock file that serializes
-//! changes to a directory of them.
+//! letters, digits, `_`, `.` or `-`, at most 64 in all; the lock file that serializes
+//! changes to a directory of them; and the clock their records are dated by.
 
 use std::fs::File;
 use std::path::Path;
@@ -22,6 +22,11 @@ pub(crate) fn check(kind: &str, name: &str) -> Result<()> {
             name.escape_debug()
         )))
     }
+}
+
+/// Seconds since the Unix epoch: when a named thing was made.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Takes the exclusive `flock` of `dir/lock` (made if missing), held while the value lives.

@@ -101,10 +101,6 @@ pub(crate) fn check_member(hostname: &str) -> Result<()> {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Runs `ip -batch -` with `script` inside the network namespace `netns` (a file).
 fn ip_in(netns: &Path, script: &str) -> Result<()> {
     let ns = File::open(netns).map_err(|e| Error::io("open", netns, e))?;
@@ -192,7 +188,8 @@ impl Networks {
             hold_new_netns(&netns)?;
             ip_in(&netns, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n")?;
             std::fs::write(work.join("hosts"), hosts_text(&[])).map_err(|e| Error::io("write", &work, e))?;
-            let record = NetworkRecord { name: name.to_string(), subnet, created: now(), members: Vec::new() };
+            let record =
+                NetworkRecord { name: name.to_string(), subnet, created: crate::names::now(), members: Vec::new() };
             let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
             std::fs::write(work.join("network.json"), json).map_err(|e| Error::io("write", &work, e))?;
             std::fs::rename(&work, &dir).map_err(|e| Error::io("rename", &dir, e))?;

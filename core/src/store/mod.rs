@@ -293,7 +293,7 @@ impl Store {
 
     /// Keeps `bytes` as a blob; returns its digest.
     fn put_blob(&self, bytes: &[u8], work: &TempDir) -> Result<String> {
-        let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)));
+        let digest = sha256_digest(bytes);
         let tmp = work.path().join(format!("blob-{}", &digest[7..]));
         std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
         let path = self.blob_path(&digest);
@@ -569,6 +569,11 @@ fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// `sha256:<hex>` of `bytes`: the digest blobs are named by.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes)))
 }
 
 /// A reader that writes a copy of what passes through into a file.

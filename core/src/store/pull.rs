@@ -12,9 +12,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest as _, Sha256};
-
-use super::{ImageRecord, Store, TempDir, import};
+use super::{ImageRecord, Store, TempDir, import, sha256_digest};
 use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::registry::client::{Body, Client};
@@ -200,11 +198,6 @@ fn concurrency(options: &RegistryOptions) -> Result<usize> {
         Some(n @ 1..=MAX_CONCURRENCY) => Ok(n),
         Some(n) => Err(Error::config(format!("concurrency {n}: expected 1 to {MAX_CONCURRENCY}"))),
     }
-}
-
-/// `sha256:<hex>` of `bytes`.
-pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Fetches manifest `target` (a tag or digest) of `repo`: its bytes and content type.

@@ -5,7 +5,7 @@
 //! blob the registry lacks (a `HEAD` first) is uploaded in one piece (`POST` for an
 //! upload session, then `PUT` with the digest); the manifest goes last, under the tag.
 
-use super::{Store, pull::sha256_digest};
+use super::{Store, sha256_digest};
 use crate::error::{Error, Result};
 use crate::registry::client::{Body, Client};
 use crate::registry::manifest::{self, Descriptor, Manifest};

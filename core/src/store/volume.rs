@@ -93,7 +93,7 @@ impl Store {
         }
         // Made in tmp/ and renamed into place: a failure leaves nothing under volumes/.
         let tmp = super::TempDir::new(&self.root.join("tmp"), "volume")?;
-        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let created = crate::names::now();
         let record = VolumeRecord { name: name.to_string(), created, size_cap };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::io("encode", "volume.json", e.into()))?;
         let path = tmp.path().join("volume.json");
