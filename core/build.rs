@@ -19,6 +19,9 @@ fn main() {
         .args(["-C", "opt-level=s", "-C", "panic=abort", "-C", "debuginfo=0", "-C", "strip=symbols"])
         .args(["-C", "relocation-model=static", "-C", "target-feature=+crt-static"])
         .args(["-C", "link-arg=-nostartfiles", "-C", "link-arg=-nostdlib", "-C", "link-arg=-static"])
+        // No C runtime objects: on musl rustc would add its own crt1.o (and on glibc
+        // targets the same flag would also take away rustc's own linker).
+        .args(if target.ends_with("-musl") { &["-C", "link-self-contained=no"][..] } else { &[] })
         .args(["-C", "link-arg=-Wl,--gc-sections"])
         .arg("-o")
         .arg(&out)

@@ -19,8 +19,8 @@ command -v cargo >/dev/null || { log "Rust is missing: install stable Rust with 
 # test images, bubblewrap for the benchmark's side-by-side figures, and for the registry
 # tests a local registry (docker-registry), htpasswd (apache2-utils) and openssl; pasta
 # (passt) for outbound networks and published ports, iproute2 for named networks and
-# nftables for egress rules.
-ensure_packages gcc libc6-dev busybox-static debootstrap bubblewrap ca-certificates \
+# nftables for egress rules; musl-gcc (musl-tools) for the static CLI.
+ensure_packages gcc libc6-dev musl-tools busybox-static debootstrap bubblewrap ca-certificates \
 	docker-registry apache2-utils openssl passt iproute2 nftables
 
 log "building the isolette CLI (release: about 2.5 minutes the first time, on 2 cores)"

@@ -20,6 +20,9 @@ log "the scripts' own logic (scripts/selftest.sh: fuzz floor, apt guard)"
 scripts/selftest.sh
 
 scripts/setup.sh --deps
+# The CLI tests run the static CLI that ships (musl, release), not cargo's debug build.
+ISOLETTE_TEST_CLI="$(build_static_cli)"
+export ISOLETTE_TEST_CLI
 
 log "format and lints"
 cargo fmt --all --check

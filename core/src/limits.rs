@@ -17,6 +17,18 @@ pub(crate) struct Rlimit {
     pub hard: u64,
 }
 
+// libc's rlimit resources are `u32` on glibc and `i32` on musl (the static CLI's libc).
+#[allow(clippy::unnecessary_cast)]
+mod resource {
+    pub(super) const CORE: u32 = libc::RLIMIT_CORE as u32;
+    pub(super) const NOFILE: u32 = libc::RLIMIT_NOFILE as u32;
+    pub(super) const FSIZE: u32 = libc::RLIMIT_FSIZE as u32;
+    pub(super) const STACK: u32 = libc::RLIMIT_STACK as u32;
+    pub(super) const CPU: u32 = libc::RLIMIT_CPU as u32;
+    pub(super) const AS: u32 = libc::RLIMIT_AS as u32;
+}
+use resource::{AS, CORE, CPU, FSIZE, NOFILE, STACK};
+
 impl Rlimit {
     fn both(resource: u32, value: u64) -> Rlimit {
         Rlimit { resource, soft: value, hard: value }
@@ -26,9 +38,9 @@ impl Rlimit {
 /// The rlimits of every sandbox: no core dumps, the open-file cap, and the file size and
 /// stack limits when asked for.
 pub(crate) fn plan(nofile: u64, fsize: Option<u64>, stack: Option<u64>) -> Result<Vec<Rlimit>> {
-    let mut out = vec![Rlimit::both(libc::RLIMIT_CORE, 0), Rlimit::both(libc::RLIMIT_NOFILE, nofile)];
-    out.extend(fsize.map(|b| Rlimit::both(libc::RLIMIT_FSIZE, b)));
-    out.extend(stack.map(|b| Rlimit::both(libc::RLIMIT_STACK, b)));
+    let mut out = vec![Rlimit::both(CORE, 0), Rlimit::both(NOFILE, nofile)];
+    out.extend(fsize.map(|b| Rlimit::both(FSIZE, b)));
+    out.extend(stack.map(|b| Rlimit::both(STACK, b)));
     for r in &out {
         check_against_caller(r)?;
     }
@@ -41,13 +53,13 @@ pub(crate) fn plan(nofile: u64, fsize: Option<u64>, stack: Option<u64>) -> Resul
 pub(crate) fn cpu(limit: Duration, exact_elsewhere: bool) -> Rlimit {
     let secs = limit.as_secs().saturating_add(u64::from(limit.subsec_nanos() > 0));
     let soft = secs.max(1).saturating_add(u64::from(exact_elsewhere));
-    Rlimit { resource: libc::RLIMIT_CPU, soft, hard: soft.saturating_add(1) }
+    Rlimit { resource: CPU, soft, hard: soft.saturating_add(1) }
 }
 
 /// `RLIMIT_AS` as the memory limit where no cgroup is usable: per process and counting
 /// address space rather than memory, so only an approximation.
 pub(crate) fn memory_fallback(bytes: u64) -> Rlimit {
-    Rlimit::both(libc::RLIMIT_AS, bytes)
+    Rlimit::both(AS, bytes)
 }
 
 fn check_against_caller(r: &Rlimit) -> Result<()> {
@@ -65,20 +77,20 @@ fn check_against_caller(r: &Rlimit) -> Result<()> {
 fn resource_of(r: u32) -> nix::sys::resource::Resource {
     use nix::sys::resource::Resource;
     match r {
-        libc::RLIMIT_NOFILE => Resource::RLIMIT_NOFILE,
-        libc::RLIMIT_FSIZE => Resource::RLIMIT_FSIZE,
-        libc::RLIMIT_STACK => Resource::RLIMIT_STACK,
-        libc::RLIMIT_CPU => Resource::RLIMIT_CPU,
-        libc::RLIMIT_AS => Resource::RLIMIT_AS,
+        NOFILE => Resource::RLIMIT_NOFILE,
+        FSIZE => Resource::RLIMIT_FSIZE,
+        STACK => Resource::RLIMIT_STACK,
+        CPU => Resource::RLIMIT_CPU,
+        AS => Resource::RLIMIT_AS,
         _ => Resource::RLIMIT_CORE,
     }
 }
 
 fn name(resource: u32) -> &'static str {
     match resource {
-        libc::RLIMIT_NOFILE => "open files (nofile)",
-        libc::RLIMIT_FSIZE => "file size (fsize)",
-        libc::RLIMIT_STACK => "stack",
+        NOFILE => "open files (nofile)",
+        FSIZE => "file size (fsize)",
+        STACK => "stack",
         _ => "resource",
     }
 }
@@ -90,11 +102,11 @@ mod tests {
     #[test]
     fn defaults_and_options() {
         let p = plan(64, None, None).unwrap();
-        assert!(p.contains(&Rlimit::both(libc::RLIMIT_CORE, 0)));
-        assert!(p.contains(&Rlimit::both(libc::RLIMIT_NOFILE, 64)));
+        assert!(p.contains(&Rlimit::both(CORE, 0)));
+        assert!(p.contains(&Rlimit::both(NOFILE, 64)));
         let p = plan(64, Some(1 << 20), Some(8 << 20)).unwrap();
-        assert!(p.contains(&Rlimit::both(libc::RLIMIT_FSIZE, 1 << 20)));
-        assert!(p.contains(&Rlimit::both(libc::RLIMIT_STACK, 8 << 20)));
+        assert!(p.contains(&Rlimit::both(FSIZE, 1 << 20)));
+        assert!(p.contains(&Rlimit::both(STACK, 8 << 20)));
     }
 
     #[test]
@@ -105,8 +117,8 @@ mod tests {
 
     #[test]
     fn cpu_backstop_rounds_up() {
-        assert_eq!(cpu(Duration::from_millis(500), true), Rlimit { resource: libc::RLIMIT_CPU, soft: 2, hard: 3 });
-        assert_eq!(cpu(Duration::from_millis(500), false), Rlimit { resource: libc::RLIMIT_CPU, soft: 1, hard: 2 });
+        assert_eq!(cpu(Duration::from_millis(500), true), Rlimit { resource: CPU, soft: 2, hard: 3 });
+        assert_eq!(cpu(Duration::from_millis(500), false), Rlimit { resource: CPU, soft: 1, hard: 2 });
         assert_eq!(cpu(Duration::from_secs(2), false).soft, 2);
     }
 }

@@ -136,8 +136,9 @@ const CLONE_NAMESPACE_FLAGS: [u64; 7] = [
 /// Socket families a network namespace does not isolate.
 const DENIED_SOCKET_FAMILIES: [u64; 1] = [libc::AF_VSOCK as u64];
 
-/// Terminal ioctls that push input into a terminal (TIOCSTI) or reach the console (TIOCLINUX).
-const DENIED_IOCTLS: [u64; 2] = [libc::TIOCSTI, 0x541C];
+/// Terminal ioctls that push input into a terminal (TIOCSTI) or reach the console
+/// (TIOCLINUX), by number: libc's constants have another type on musl.
+const DENIED_IOCTLS: [u64; 2] = [0x5412, 0x541C];
 
 impl Default for SeccompPolicy {
     fn default() -> Self {
@@ -559,6 +560,12 @@ fn dispatch(named: &[u32], miss: u32) -> BpfProgram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_denied_ioctls_are_tiocsti_and_tioclinux() {
+        // Written as numbers: libc types TIOCSTI differently on musl (the static CLI).
+        assert_eq!(DENIED_IOCTLS, [libc::TIOCSTI, libc::TIOCLINUX]);
+    }
 
     #[test]
     fn unknown_names_are_refused_with_the_name() {

@@ -87,7 +87,7 @@ fn concurrent_runs_from_8_threads() {
 fn a_killed_caller_takes_its_sandboxes_along() {
     require_root!();
     let image = busybox!();
-    let Some(cli) = option_env!("CARGO_BIN_EXE_isolette") else {
+    let Some(cli) = common::cli_path() else {
         common::skip("a_killed_caller_takes_its_sandboxes_along", "build with --features cli for the CLI");
         return;
     };

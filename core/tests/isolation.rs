@@ -154,7 +154,7 @@ fn writable_layer_is_size_limited() {
 fn an_unprivileged_caller_gets_a_user_namespace_and_approximate_figures() {
     require_root!(); // to become an unprivileged user for the test
     let image = busybox!();
-    let Some(cli) = option_env!("CARGO_BIN_EXE_isolette") else {
+    let Some(cli) = common::cli_path() else {
         common::skip(module_path!(), "build with --features cli for the CLI");
         return;
     };

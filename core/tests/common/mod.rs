@@ -40,7 +40,7 @@ macro_rules! busybox {
 /// The CLI's path, or returns from the test when it was built without `--features cli`.
 macro_rules! cli {
     () => {
-        match option_env!("CARGO_BIN_EXE_isolette") {
+        match common::cli_path() {
             Some(cli) => cli,
             None => {
                 common::skip(module_path!(), "build with --features cli for the CLI");
@@ -52,6 +52,17 @@ macro_rules! cli {
 
 #[allow(unused_imports)] // not every test binary runs the CLI
 pub(crate) use {busybox, cli, require_root};
+
+/// The CLI the tests run: `ISOLETTE_TEST_CLI` when set (scripts/test.sh points it at the
+/// static release CLI, the one that ships), else the one cargo built with `--features cli`.
+pub fn cli_path() -> Option<&'static str> {
+    static PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| match std::env::var("ISOLETTE_TEST_CLI") {
+        Ok(path) => Some(path),
+        Err(_) => option_env!("CARGO_BIN_EXE_isolette").map(str::to_string),
+    });
+    path.as_deref()
+}
 
 /// Where the test images are built (`scripts/build-test-images.sh`).
 pub fn images_dir() -> PathBuf {
