@@ -534,6 +534,28 @@ mod tests {
         assert_eq!((arg(4), arg(5), arg(6), arg(7)), ("/a/prog", "/b/prog", "prog", "arg"));
         assert_eq!(arg(3).len() % 16, 0, "the filter: 8 bytes per instruction, as hex");
 
+        // A parked init's request block (`proto.rs`): the same strings, by offset.
+        let block = crate::spawn::parked_block(&p);
+        let word = |i: usize| u64::from_ne_bytes(block[8 * i..8 * i + 8].try_into().unwrap());
+        let string = |offset: u64| {
+            let from = &block[offset as usize..];
+            std::ffi::CStr::from_bytes_until_nul(from).unwrap().to_str().unwrap()
+        };
+        let (argc, envc, nrlimits) = (word(0) as usize, word(1) as usize, word(2) as usize);
+        assert_eq!((argc, envc, nrlimits), (8, 2, p.rlimits.len()));
+        let argv_at = proto::PARKED_HEADER + 3 * nrlimits;
+        let r = &p.rlimits[0];
+        assert_eq!((word(3), word(4), word(5)), (u64::from(r.resource), r.soft, r.hard));
+        for i in 0..argc {
+            assert_eq!(string(word(argv_at + i)), arg(i));
+        }
+        assert_eq!(word(argv_at + argc), 0);
+        let envp_at = argv_at + argc + 1;
+        let env: Vec<&str> = (0..envc).map(|i| string(word(envp_at + i))).collect();
+        assert_eq!(env, p.program.init_envp.strings().iter().map(|c| c.to_str().unwrap()).collect::<Vec<_>>());
+        assert_eq!(word(envp_at + envc), 0);
+        assert_eq!(block.last(), Some(&0), "the last string's NUL ends the block");
+
         let p = plan(&Config::default(), &["./rel/prog"]).unwrap();
         assert_eq!(p.program.candidates.len(), 1);
         let p = plan(&Config::default(), &["true"]).unwrap();

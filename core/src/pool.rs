@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -40,7 +40,14 @@ pub struct Pool {
 struct Shared {
     image: Image,
     config: Config,
+    /// The pool's own plan (for `/bin/true`), which requests are compared with.
+    base: Box<Plan>,
     size: usize,
+    /// Whether to make parked sandboxes (init exec'd ahead): yes while requests fit them,
+    /// as the last one did. Warm sandboxes that are not parked serve every request that
+    /// fits the pool, parked ones only those with no mounts, hostname or terminal of
+    /// their own; this follows what the caller asks for.
+    park: AtomicBool,
     state: Mutex<State>,
     /// Signalled when a sandbox is taken, made, or the pool stops.
     changed: Condvar,
@@ -70,6 +77,8 @@ struct Inner {
 struct WarmSandbox {
     child: spawn::Child,
     plan: Box<Plan>,
+    /// Its init is exec'd and waits for the request (`spawn::Warm::parked`).
+    parked: bool,
     cgroup: Option<Guard>,
     report: OwnedFd,
     ctl: OwnedFd,
@@ -81,11 +90,13 @@ impl Pool {
             return Err(Error::config("a pool keeps 1 to 64 sandboxes ready"));
         }
         // Refuse what would refuse every request: a bad base config.
-        Plan::new(image, config, &[OsString::from("/bin/true")])?;
+        let base = Box::new(Plan::new(image, config, &[OsString::from("/bin/true")])?);
         let shared = Arc::new(Shared {
             image: image.clone(),
             config: config.clone(),
+            base,
             size,
+            park: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             warm_runs: AtomicU64::new(0),
@@ -149,12 +160,18 @@ impl Pool {
         let called = spawn::monotonic_ns();
         let mut plan = Box::new(Plan::new(image, config, argv)?);
         let shared = &self.inner.shared;
-        let Some(warm) = self.take(&plan, config) else {
+        let parks = parks(&shared.base, &plan);
+        shared.park.store(parks, Ordering::Relaxed);
+        let mut stale = None;
+        let Some(warm) = self.take(&plan, config, parks, &mut stale) else {
             shared.cold_runs.fetch_add(1, Ordering::Relaxed);
-            return run::begin_planned(plan, config, called);
+            let started = run::begin_planned(plan, config, called);
+            // After the start: ending a sandbox waits for it.
+            drop(stale);
+            return started;
         };
         shared.warm_runs.fetch_add(1, Ordering::Relaxed);
-        let WarmSandbox { child, plan: base, cgroup, report, ctl } = warm;
+        let WarmSandbox { child, plan: base, parked, cgroup, report, ctl } = warm;
         if nix::unistd::geteuid().is_root() {
             child.normal_priority()?;
         }
@@ -168,7 +185,11 @@ impl Pool {
         let stdio = Stdio::open(config)?;
         let stdin_out_err =
             [stdio.child_stdin.as_raw_fd(), stdio.child_stdout.as_raw_fd(), stdio.child_stderr.as_raw_fd()];
-        child.request(&plan, &ctl, stdin_out_err)?;
+        if parked {
+            child.request_parked(&plan, &ctl, stdin_out_err)?;
+        } else {
+            child.request(&plan, &ctl, stdin_out_err)?;
+        }
         drop(ctl);
         Ok(Started {
             base: Some(base),
@@ -177,14 +198,25 @@ impl Pool {
         })
     }
 
-    /// A ready sandbox that fits `plan`, if any; wakes the refill thread.
-    fn take(&self, plan: &Plan, config: &Config) -> Option<WarmSandbox> {
+    /// A ready sandbox that fits `plan` (`parks`: whether a parked one does), if any;
+    /// wakes the refill thread. When all that are ready are parked and the request does
+    /// not fit them, one goes into `stale`, for the caller to end, and the refill makes
+    /// the kind the request needs in its place.
+    fn take(&self, plan: &Plan, config: &Config, parks: bool, stale: &mut Option<WarmSandbox>) -> Option<WarmSandbox> {
         let shared = &self.inner.shared;
         // In a child of fork, the pool is its parent's: every run goes cold.
         if !self.inner.owner.is_here() || !fits(&shared.config, config, plan) {
             return None;
         }
-        let warm = shared.lock().ready.pop_front();
+        let mut state = shared.lock();
+        let warm = match state.ready.iter().position(|w| parks || !w.parked) {
+            Some(at) => state.ready.remove(at),
+            None => {
+                *stale = state.ready.pop_front();
+                None
+            }
+        };
+        drop(state);
         shared.changed.notify_all();
         warm.filter(|w| w.plan.ops[..w.plan.split] == plan.ops[..plan.split])
     }
@@ -201,6 +233,17 @@ fn fits(base: &Config, config: &Config, plan: &Plan) -> bool {
         && base.sys == config.sys
         && plan.network.is_none()
         && plan.split > 0
+}
+
+/// Whether a request planned as `plan` can use a parked sandbox made from `base`: nothing
+/// after the split (mounts, the root switch) nor the hostname differs, and neither has a
+/// terminal; what `fits` checks besides.
+fn parks(base: &Plan, plan: &Plan) -> bool {
+    plan.ops[plan.split..] == base.ops[base.split..]
+        && plan.hostname == base.hostname
+        && plan.tty.is_none()
+        && base.tty.is_none()
+        && plan.drop_bounding_set == base.drop_bounding_set
 }
 
 impl Shared {
@@ -226,7 +269,7 @@ fn refill(shared: &Shared) {
                 break;
             }
         }
-        match make(&shared.image, &shared.config) {
+        match make(&shared.image, &shared.config, shared.park.load(Ordering::Relaxed)) {
             Ok(warm) => {
                 let mut state = shared.lock();
                 state.ready.push_back(warm);
@@ -246,8 +289,9 @@ fn refill(shared: &Shared) {
     drop(ready);
 }
 
-/// Makes one warm sandbox of `image` with `config`'s base settings.
-fn make(image: &Image, config: &Config) -> Result<WarmSandbox> {
+/// Makes one warm sandbox of `image` with `config`'s base settings; `parked`, with its
+/// init exec'd and waiting.
+fn make(image: &Image, config: &Config, parked: bool) -> Result<WarmSandbox> {
     let mut plan = Box::new(Plan::new(image, config, &[OsString::from("/bin/true")])?);
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     let (report, report_w) = pipe()?;
@@ -255,12 +299,12 @@ fn make(image: &Image, config: &Config) -> Result<WarmSandbox> {
     // Until the request's stdio arrives, the report pipe stands in for it.
     let w = report_w.as_raw_fd();
     let fds = ChildFds { sync_r: -1, report_w: w, stdin: w, stdout: w, stderr: w, init: -1 };
-    let warm = Warm { split: plan.split, ctl: ctl_child.as_raw_fd() };
+    let warm = Warm { split: plan.split, ctl: ctl_child.as_raw_fd(), parked };
     // Warm sandboxes have loopback only; a request with a network runs cold (`fits`).
     plan.network = None;
     let (child, _) = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
     drop((report_w, ctl_child));
-    Ok(WarmSandbox { child, plan, cgroup, report, ctl })
+    Ok(WarmSandbox { child, plan, parked, cgroup, report, ctl })
 }
 
 impl Drop for Inner {

@@ -52,7 +52,54 @@ fn warm_runs_behave_as_cold_ones() {
     // Setup errors are errors, as cold.
     assert!(pool.wait_ready(READY));
     assert!(matches!(b.run(["no-such-command"]), Err(Error::CommandNotFound { .. })));
-    assert_eq!(pool.served(), (9, 0), "every run was warm");
+    // The request with a bind mount found only parked sandboxes (init exec'd ahead, made
+    // since the first request, which needed none): it ran cold (`a_pool_follows_...`).
+    assert_eq!(pool.served(), (8, 1));
+}
+
+#[test]
+fn a_pool_follows_what_its_requests_need() {
+    require_root!();
+    let image = busybox!();
+    let _serial = common::serial();
+    let pool = Sandbox::builder(&image).pool(1).unwrap();
+    let b = pool.builder();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.txt"), "from the host").unwrap();
+    let with_mount = b.clone().mount_ro(dir.path(), "/data");
+    let run = |b: &isolette::SandboxBuilder, args: &[&str]| {
+        assert!(pool.wait_ready(READY), "{pool:?}");
+        probe(b, args)
+    };
+    let sh = |b: &isolette::SandboxBuilder, script: &str| {
+        assert!(pool.wait_ready(READY), "{pool:?}");
+        b.run(["sh", "-c", script]).unwrap()
+    };
+    // The first sandbox waits before the mounts; a request without any of its own makes
+    // the pool park the next ones (their init exec'd, waiting for the request).
+    assert_eq!(run(&b, &["exit", "0"]).status, Status::Ok);
+    assert_eq!(pool.served(), (1, 0));
+    // A parked sandbox serves what fits it, with the request's own rlimits, environment,
+    // working directory, stdin and limits...
+    let parked = b.clone().nofile(77).env("K", "v").workdir("/tmp").stdin("in").memory(32 << 20);
+    let out = sh(&parked, "ulimit -n; echo $K; pwd; cat; echo");
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "77\nv\n/tmp\nin\n".into()));
+    assert_eq!(run(&parked, &["memhog", "64M"]).status, Status::MemoryLimit);
+    let out = run(&b.clone().cpu_time(Duration::from_millis(300)), &["spin", "5"]);
+    assert_eq!(out.status, Status::CpuTimeLimit);
+    assert_eq!(run(&b, &["pids"]).stdout, b"1 2\n", "the init and the program only");
+    assert_eq!(pool.served(), (5, 0));
+    // ...but not one with a mount: that one runs cold, and the next sandbox waits before
+    // the mounts again, so the next such request is warm.
+    assert_eq!(stdout(&run(&with_mount, &["cat", "/data/input.txt"])), "from the host");
+    assert_eq!(pool.served(), (5, 1));
+    assert_eq!(stdout(&run(&with_mount, &["cat", "/data/input.txt"])), "from the host");
+    assert_eq!(pool.served(), (6, 1));
+    // A hostname of its own does not fit a parked sandbox either.
+    assert_eq!(run(&b, &["exit", "0"]).status, Status::Ok);
+    let out = sh(&b.clone().hostname("judge-7"), "hostname");
+    assert_eq!(stdout(&out), "judge-7\n");
+    assert_eq!(pool.served(), (7, 2));
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub(super) extern "C" fn entry(start: usize) -> ! {
     // until this process has exec'd or exited (`spawn::Child` owns it).
     let start = unsafe { &*(start as *const Start) };
     match setup(start) {
-        Ok((plan, fds)) => exec_init(plan, &fds),
+        Ok((plan, fds)) => exec_init(plan, &fds, start.warm.is_some_and(|w| w.parked)),
         Err(failure) => {
             Message::Failed(failure).send(start.fds.report_w);
             sys::exit(1)
@@ -62,6 +62,12 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
     apply_ops(plan, 0..ahead)?;
     let (plan, fds) = match start.warm {
         None => (plan, *fds),
+        Some(warm) if warm.parked => {
+            // All of its own plan, ahead: the init then waits for the request, on `ctl`
+            // as its fd 0, with the report pipe standing in for the program's output.
+            apply_ops(plan, warm.split..plan.ops.len())?;
+            (plan, ChildFds { stdin: warm.ctl, stdout: fds.report_w, stderr: fds.report_w, ..*fds })
+        }
         Some(warm) => {
             // A warm sandbox waits here, everything request-independent done.
             let [stdin, stdout, stderr] = receive_stdio(warm.ctl).map_err(|e| Failure::new(Step::Sync, e))?;
@@ -74,7 +80,9 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
         }
     };
     sys::sethostname(&plan.hostname).map_err(|e| Failure::new(Step::Hostname, e))?;
-    for r in &plan.rlimits {
+    // A parked init sets its request's rlimits itself.
+    let rlimits = if start.warm.is_some_and(|w| w.parked) { &[][..] } else { &plan.rlimits[..] };
+    for r in rlimits {
         sys::setrlimit(r.resource, r.soft, r.hard).map_err(|e| Failure::new(Step::Rlimits, e))?;
     }
     let fds = match &plan.tty {
@@ -179,8 +187,9 @@ fn wait_for_go(fds: &ChildFds) -> Result<(), Failure> {
 }
 
 /// Execs the init binary, with the program's stdio at 0 to 2 and the report pipe at 3
-/// (`proto.rs`), and no other fd. Never returns.
-fn exec_init(plan: &Plan, fds: &ChildFds) -> ! {
+/// (`proto.rs`), and no other fd; `parked`, with `argv[0]` alone and no environment, to
+/// wait for its request (`fds.stdin` is then the pool's socket). Never returns.
+fn exec_init(plan: &Plan, fds: &ChildFds, parked: bool) -> ! {
     let fail = |fd, errno| -> ! {
         Message::Failed(Failure::new(Step::ExecInit, errno)).send(fd);
         sys::exit(1)
@@ -197,7 +206,14 @@ fn exec_init(plan: &Plan, fds: &ChildFds) -> ! {
     if let Err(e) = sys::close_range(INIT_FD as u32 + 1, u32::MAX) {
         fail(proto::REPORT_FD, e);
     }
-    let errno = sys::execveat(INIT_FD, plan.program.init_argv.pointers(), plan.program.init_envp.pointers());
+    // On this process's own stack: the only memory it may write.
+    let argv0 = [plan.program.init_argv.pointers()[0], std::ptr::null()];
+    let none = [std::ptr::null()];
+    let errno = if parked {
+        sys::execveat(INIT_FD, &argv0, &none)
+    } else {
+        sys::execveat(INIT_FD, plan.program.init_argv.pointers(), plan.program.init_envp.pointers())
+    };
     fail(proto::REPORT_FD, errno)
 }
 

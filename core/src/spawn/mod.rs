@@ -70,7 +70,6 @@ impl ChildFds {
 #[derive(Debug)]
 pub(crate) struct CStrArray {
     /// Owned here so the pointers stay valid.
-    #[cfg_attr(not(test), allow(dead_code))]
     strings: Vec<std::ffi::CString>,
     pointers: Vec<*const libc::c_char>,
 }
@@ -86,7 +85,6 @@ impl CStrArray {
         &self.pointers
     }
 
-    #[cfg(test)]
     pub(crate) fn strings(&self) -> &[std::ffi::CString] {
         &self.strings
     }
@@ -101,11 +99,14 @@ unsafe impl Sync for CStrArray {}
 /// Makes a sandbox warm (`pool.rs`): it runs the first `split` mount ops of its plan (the
 /// rootfs, /proc, /dev: all that does not depend on a request), then waits on `ctl`, a
 /// socket, for a request's stdio; the request's plan, which [`Child::request`] hands
-/// over, gives the rest.
+/// over, gives the rest. A `parked` one goes further: it runs all of its own plan, execs
+/// the init, and the init waits for the request ([`Child::request_parked`]), so only the
+/// program's fork and exec are left for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Warm {
     pub split: usize,
     pub ctl: RawFd,
+    pub parked: bool,
 }
 
 /// What the child starts from: read through a pointer, so it lives in the [`Child`].
@@ -159,9 +160,7 @@ impl Child {
     /// Gives the sandbox the ordinary scheduling policy (`SCHED_OTHER`, nice 0), which a
     /// warm one made by an idle-priority thread did not have (see [`idle_priority`]).
     pub(crate) fn normal_priority(&self) -> Result<()> {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: a valid sched_param for a process we own.
-        if unsafe { libc::sched_setscheduler(self.pid, libc::SCHED_OTHER, &param) } != 0 {
+        if !set_scheduler(self.pid, libc::SCHED_OTHER) {
             return Err(Error::setup(Step::Sync, Errno::last()));
         }
         Ok(())
@@ -176,6 +175,22 @@ impl Child {
         let fds = [nix::sys::socket::ControlMessage::ScmRights(&stdio)];
         let byte = [std::io::IoSlice::new(&[1])];
         nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &byte, &fds, nix::sys::socket::MsgFlags::empty(), None)
+            .map(drop)
+            .map_err(|e| Error::setup(Step::Sync, e))
+    }
+
+    /// Hands a parked sandbox (`Warm::parked`) its request: the program's stdio and a
+    /// memfd with `plan`'s init argv, environment and rlimits (`proto.rs` lays it out),
+    /// sent over `ctl`. The plan must match the sandbox's own in everything else (mounts,
+    /// hostname, no terminal), which the pool checks.
+    pub(crate) fn request_parked(&self, plan: &Plan, ctl: &OwnedFd, stdio: [RawFd; 3]) -> Result<()> {
+        let block = parked_block(plan);
+        let memfd = request_memfd(&block).map_err(|e| Error::setup(Step::Sync, e))?;
+        let fds = [stdio[0], stdio[1], stdio[2], memfd.as_raw_fd()];
+        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let len = (block.len() as u64).to_ne_bytes();
+        let data = [std::io::IoSlice::new(&len)];
+        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &data, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
             .map(drop)
             .map_err(|e| Error::setup(Step::Sync, e))
     }
@@ -217,6 +232,44 @@ impl Drop for Child {
             let _ = self.reap();
         }
     }
+}
+
+/// The request block of a parked init, as `proto.rs` lays it out.
+pub(crate) fn parked_block(plan: &Plan) -> Vec<u8> {
+    let argv = plan.program.init_argv.strings();
+    let envp = plan.program.init_envp.strings();
+    let words = proto::PARKED_HEADER + 3 * plan.rlimits.len() + argv.len() + 1 + envp.len() + 1;
+    let mut head: Vec<u64> = Vec::with_capacity(words);
+    head.extend([argv.len() as u64, envp.len() as u64, plan.rlimits.len() as u64]);
+    head.extend(plan.rlimits.iter().flat_map(|r| [u64::from(r.resource), r.soft, r.hard]));
+    let mut strings = Vec::new();
+    let mut offsets = |list: &[std::ffi::CString], head: &mut Vec<u64>| {
+        for s in list {
+            head.push((8 * words + strings.len()) as u64);
+            strings.extend_from_slice(s.as_bytes_with_nul());
+        }
+        head.push(0);
+    };
+    offsets(argv, &mut head);
+    offsets(envp, &mut head);
+    debug_assert_eq!(head.len(), words);
+    let mut block: Vec<u8> = head.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    block.extend_from_slice(&strings);
+    block
+}
+
+/// A memfd (CLOEXEC) holding `bytes`.
+fn request_memfd(bytes: &[u8]) -> std::result::Result<OwnedFd, Errno> {
+    use std::io::Write;
+    // SAFETY: a NUL-terminated name and plain flags.
+    let fd = unsafe { libc::memfd_create(c"isolette-request".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: memfd_create returned a new fd that nothing else owns.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    file.write_all(bytes).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(file.into())
 }
 
 /// `CLONE_INTO_CGROUP`: the child starts in the cgroup whose directory fd is `args.cgroup`.
@@ -326,9 +379,16 @@ pub(crate) fn set_window_size(master: BorrowedFd<'_>, rows: u16, cols: u16) -> R
 /// as the thread making warm sandboxes should, so it never slows the runs it makes them
 /// for. Its sandboxes inherit the policy until [`Child::normal_priority`]. Whether it took.
 pub(crate) fn idle_priority() -> bool {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: a valid sched_param; 0 is the calling thread.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+    set_scheduler(0, libc::SCHED_IDLE)
+}
+
+/// `sched_setscheduler` with priority 0, by its system call: musl's wrapper (the static
+/// CLI's libc) is a stub that fails with ENOSYS. Whether it took; errno says why not.
+fn set_scheduler(pid: libc::pid_t, policy: libc::c_int) -> bool {
+    // The kernel's `struct sched_param` is one int; libc's may carry more fields.
+    let priority: libc::c_int = 0;
+    // SAFETY: the kernel reads one int through the pointer, which lives across the call.
+    unsafe { libc::syscall(libc::SYS_sched_setscheduler, pid, policy, &raw const priority) == 0 }
 }
 
 /// A connected pair of `SOCK_SEQPACKET` unix sockets (CLOEXEC, at [`MIN_FD`] or above),

@@ -44,7 +44,9 @@ pub const FORWARDED_SIGNALS: [u8; 17] = [1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22
 /// Numbers of the steps the init runs, as `crate::error::Step` numbers them (a unit test
 /// keeps the two in step).
 pub mod step {
+    pub const SYNC: u8 = 3;
     pub const CLOSE_FDS: u8 = 4;
+    pub const RLIMITS: u8 = 22;
     pub const FORK_PROGRAM: u8 = 24;
     pub const SETSID: u8 = 25;
     pub const STDIO: u8 = 26;
@@ -71,3 +73,24 @@ pub const ARGV0: &str = "isolette-init";
 
 /// Fields in argv[1].
 pub const NUMBERS: usize = 6;
+
+/// A parked init: a warm sandbox's, exec'd before its request came (`pool.rs`). Its argv
+/// is [`ARGV0`] alone; fd 0 is the pool's control socket, fds 1 and 2 stand in for the
+/// program's stdout and stderr (they are the report pipe), fd 3 is the report pipe.
+///
+/// The request is one message on fd 0: eight bytes, the length of a request block, with
+/// four fds (`SCM_RIGHTS`): the program's stdin, stdout and stderr, and a memfd holding
+/// the block. End of file instead means the pool let the sandbox go. The block is u64
+/// words, native endian, then strings:
+/// 1. `argc`, `envc`, `nrlimits`;
+/// 2. `nrlimits` triples `resource, soft, hard`, set on the init before the fork;
+/// 3. `argc` offsets of the init's argv strings, `argv[0]` first, laid out as above
+///    (numbers, working directory, filter, candidates, the program's argv), then 0;
+/// 4. `envc` offsets of the program's environment strings, then 0;
+/// 5. the NUL-terminated strings, which the offsets (from the block's start) point at.
+///
+/// The block's last byte is a NUL, so every string ends inside it.
+pub const PARKED_FDS: usize = 4;
+
+/// Words before the rlimit triples.
+pub const PARKED_HEADER: usize = 3;

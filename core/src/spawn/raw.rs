@@ -19,6 +19,7 @@ pub mod nr {
     pub const READ: usize = 0;
     pub const WRITE: usize = 1;
     pub const CLOSE: usize = 3;
+    pub const MMAP: usize = 9;
     pub const IOCTL: usize = 16;
     pub const SOCKET: usize = 41;
     pub const RT_SIGACTION: usize = 13;

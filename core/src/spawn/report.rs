@@ -89,7 +89,9 @@ mod tests {
     fn the_init_numbers_steps_as_the_library_does() {
         use proto::step;
         let pairs = [
+            (step::SYNC, Step::Sync),
             (step::CLOSE_FDS, Step::CloseFds),
+            (step::RLIMITS, Step::Rlimits),
             (step::FORK_PROGRAM, Step::ForkProgram),
             (step::SETSID, Step::Setsid),
             (step::STDIO, Step::Stdio),

@@ -44,13 +44,47 @@ global_asm!(
     main = sym main,
 );
 
+// `clone` onto a stack of the caller's choosing, for a `CLONE_VM | CLONE_VFORK` child:
+// `isolette_clone_on(flags, stack_top, entry, arg)`. The child starts `entry(arg)` on the
+// new stack (entry never returns); the parent gets the child's pid, or `-errno`. The
+// syscall keeps every register but rax, rcx and r11, so entry and arg ride in r9 and r8
+// (clone ignores r8, its tls argument, without CLONE_SETTLS, and has no sixth argument).
+global_asm!(
+    ".globl isolette_clone_on",
+    "isolette_clone_on:",
+    "mov r9, rdx",
+    "mov r8, rcx",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "mov eax, 56",
+    "syscall",
+    "test rax, rax",
+    "jnz 2f",
+    "xor ebp, ebp",
+    "mov rdi, r8",
+    "and rsp, -16",
+    "call r9",
+    "ud2",
+    "2:",
+    "ret",
+);
+
 // Where a signal handler returns to: `rt_sigreturn`.
 global_asm!(".globl isolette_sigreturn", "isolette_sigreturn:", "mov eax, 15", "syscall", "ud2");
 
 unsafe extern "C" {
     /// The trampoline above; never called directly.
     fn isolette_sigreturn();
+    /// The clone trampoline above.
+    fn isolette_clone_on(flags: usize, stack_top: usize, entry: extern "C" fn(usize) -> !, arg: usize) -> isize;
 }
+
+/// The program's stack from its clone to its `execve`: the init's memory is shared until
+/// then (`CLONE_VM`), so the two must not share a stack.
+static mut PROGRAM_STACK: [u64; 8192] = [0; 8192];
+
+const CLONE_VM: usize = 0x100;
+const CLONE_VFORK: usize = 0x4000;
 
 /// The program's pid once it is forked: where the signals the init catches go.
 static PROGRAM: AtomicUsize = AtomicUsize::new(0);
@@ -103,6 +137,9 @@ extern "C" fn main(sp: *const usize) -> ! {
     let _ = prctl(PR_SET_NAME, c"isolette-init".as_ptr() as usize);
     // Exec made us dumpable again; a program with our uid must not read or ptrace us.
     let _ = prctl(PR_SET_DUMPABLE, 0);
+    // A parked init (argv[0] alone) waits for its request, which brings argv and envp.
+    let parked = argc == 1;
+    let (argc, argv, envp) = if parked { park() } else { (argc, argv, envp) };
     // SAFETY: argv has argc valid entries and envp is null-terminated, from the kernel.
     let spec = match unsafe { parse(argc, argv, envp) } {
         Some(spec) => spec,
@@ -114,9 +151,15 @@ extern "C" fn main(sp: *const usize) -> ! {
         fail(proto::step::FORK_PROGRAM, 0, e);
     }
     let [err_r, err_w] = pipe;
-    // SAFETY: a plain fork (no CLONE_VM): the child gets its own copy of this tiny process.
-    let pid = match check(unsafe { syscall(nr::CLONE, &[SIGCHLD]) }) {
-        Ok(0) => program(&spec, err_w),
+    // vfork-like: no page tables copied, and the program runs at once on this cpu while
+    // the init sleeps until its exec (or exit), as posix_spawn does.
+    let start = (&spec, err_w);
+    let top = core::ptr::addr_of_mut!(PROGRAM_STACK) as usize + core::mem::size_of::<[u64; 8192]>();
+    // SAFETY: the child runs `program_entry` on a stack of its own, reads `start` (alive:
+    // this process sleeps until the child has exec'd or exited) and ends in execve or exit.
+    let cloned =
+        unsafe { isolette_clone_on(CLONE_VM | CLONE_VFORK | SIGCHLD, top, program_entry, &start as *const _ as usize) };
+    let pid = match check(cloned) {
         Ok(pid) => pid,
         Err(e) => fail(proto::step::FORK_PROGRAM, 0, e),
     };
@@ -126,13 +169,16 @@ extern "C" fn main(sp: *const usize) -> ! {
         raw::close(fd);
     }
     // The program has its copy of argv; ours would only clutter `ps` (`/proc/1/cmdline`).
-    // SAFETY: argv's strings lie one after another from argv[1] to the last one's NUL,
-    // and nothing in this process reads them any more.
-    unsafe {
-        let first = *argv.add(1);
-        let last = *argv.add(argc - 1);
-        let end = last.add(c_bytes(last).len());
-        memset(first as *mut u8, 0, end as usize - first as usize);
+    // A parked init's argv is `argv[0]` alone: its request's strings are not on show.
+    if !parked {
+        // SAFETY: argv's strings lie one after another from argv[1] to the last one's
+        // NUL, and nothing in this process reads them any more.
+        unsafe {
+            let first = *argv.add(1);
+            let last = *argv.add(argc - 1);
+            let end = last.add(c_bytes(last).len());
+            memset(first as *mut u8, 0, end as usize - first as usize);
+        }
     }
     // The program sends the time it reached execve, then either a failure or, by closing
     // the pipe in a successful exec, nothing more.
@@ -169,6 +215,98 @@ extern "C" fn main(sp: *const usize) -> ! {
             Err(_) => raw::exit(1),
         }
     }
+}
+
+/// A parked init's wait (`proto.rs`): receives the request on fd 0, puts the program's
+/// stdio at 0 to 2, sets the rlimits, and returns the request's argc, argv and envp, which
+/// live in a private mapping of its block for the rest of the process.
+fn park() -> (usize, *const *const u8, *const *const u8) {
+    const MSG_CMSG_CLOEXEC: usize = 0x4000_0000;
+    const SCM_RIGHTS: u32 = 1;
+    let mut len = 0u64;
+    let iov = [&mut len as *mut u64 as usize, 8];
+    // cmsghdr (len: u64, level: i32, type: i32) and the fds, within 8-byte alignment.
+    let mut control = [0u64; 2 + proto::PARKED_FDS / 2];
+    // struct msghdr: name, namelen, iov, iovlen, control, controllen, flags.
+    let mut msg = [0usize, 0, iov.as_ptr() as usize, 1, control.as_mut_ptr() as usize, 8 * control.len(), 0];
+    let received = loop {
+        // SAFETY: `msg` describes `len` and `control`, both writable and alive across the call.
+        let r = unsafe { syscall(nr::RECVMSG, &[0, msg.as_mut_ptr() as usize, MSG_CMSG_CLOEXEC]) };
+        match check(r) {
+            Err(raw::EINTR) => {}
+            Ok(0) => raw::exit(0), // the pool let this sandbox go
+            other => break other,
+        }
+    };
+    let [level_type, fds_lo, fds_hi] = [control[1], control[2], control[3]];
+    let full = received == Ok(8) && control[0] == 16 + 4 * proto::PARKED_FDS as u64;
+    if !full || level_type != u64::from(SCM_RIGHTS) << 32 | 1 {
+        fail(proto::step::SYNC, 0, received.err().unwrap_or(EINVAL));
+    }
+    let fd = |word: u64, high: bool| (if high { word >> 32 } else { word & 0xffff_ffff }) as i32;
+    let [stdin, stdout, stderr, block] = [fd(fds_lo, false), fd(fds_lo, true), fd(fds_hi, false), fd(fds_hi, true)];
+    for (from, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+        // SAFETY: integers; the received fds are ours, 0 to 2 the stand-ins they replace.
+        if let Err(e) = check(unsafe { syscall(nr::DUP3, &[from as usize, to, 0]) }) {
+            fail(proto::step::STDIO, 0, e);
+        }
+        raw::close(from);
+    }
+    let len = len as usize;
+    // SAFETY: a new private, writable mapping of the block's memfd; nothing else maps it here.
+    let base = unsafe { raw::syscall6(nr::MMAP, 0, len.max(1), 3, 2, block as usize, 0) };
+    raw::close(block);
+    let base = match check(base) {
+        Ok(base) => base as *mut u64,
+        Err(e) => fail(proto::step::SYNC, 0, e),
+    };
+    // SAFETY: `base` maps `len` bytes, readable and writable, for the rest of the process.
+    let words = unsafe { core::slice::from_raw_parts_mut(base, len / 8) };
+    // SAFETY: as above, the same bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(base as *const u8, len) };
+    match relocate(words, bytes) {
+        Some((argc, argv, envp, rlimits)) => {
+            for r in rlimits.chunks(3) {
+                // SAFETY: prlimit64 reads a `struct rlimit64` (soft, hard) that lives across the call.
+                let set = unsafe { syscall(nr::PRLIMIT64, &[0, r[0] as usize, r[1..].as_ptr() as usize, 0]) };
+                if let Err(e) = check(set) {
+                    fail(proto::step::RLIMITS, 0, e);
+                }
+            }
+            (argc, argv, envp)
+        }
+        None => fail(proto::step::SYNC, 0, EINVAL),
+    }
+}
+
+/// Checks a request block (`proto.rs`) and turns its offsets into pointers, in place: its
+/// argc, argv, envp and rlimit words. `None` when anything lies outside the block.
+fn relocate(words: &mut [u64], bytes: &[u8]) -> Option<(usize, *const *const u8, *const *const u8, &'static [u64])> {
+    let len = bytes.len() as u64;
+    if words.len() < proto::PARKED_HEADER || bytes.last() != Some(&0) {
+        return None;
+    }
+    let (argc, envc, nrlimits) = (words[0], words[1], words[2]);
+    let limits_at = proto::PARKED_HEADER;
+    let argv_at = limits_at.checked_add(usize::try_from(nrlimits).ok()?.checked_mul(3)?)?;
+    let envp_at = argv_at.checked_add(usize::try_from(argc).ok()?)?.checked_add(1)?;
+    let end = envp_at.checked_add(usize::try_from(envc).ok()?)?.checked_add(1)?;
+    if argc < 5 || end > words.len() || words[envp_at - 1] != 0 || words[end - 1] != 0 {
+        return None;
+    }
+    let base = bytes.as_ptr() as u64;
+    for i in (argv_at..envp_at - 1).chain(envp_at..end - 1) {
+        // A string starts after the words and inside the block (which ends with a NUL).
+        if words[i] < 8 * end as u64 || words[i] >= len {
+            return None;
+        }
+        words[i] += base;
+    }
+    let at = |i: usize| &words[i] as *const u64 as *const *const u8;
+    // SAFETY: the mapping lives for the rest of the process, and nothing writes the rlimit
+    // words again.
+    let rlimits = unsafe { core::slice::from_raw_parts(at(limits_at) as *const u64, argv_at - limits_at) };
+    Some((argc as usize, at(argv_at), at(envp_at), rlimits))
 }
 
 /// Passes a caught signal on to the program.
@@ -292,6 +430,13 @@ fn prctl(option: usize, arg: usize) -> Result<usize, i32> {
     // SAFETY: every option used here takes integer arguments (or, for PR_SET_NAME, a
     // pointer to a NUL-terminated string that outlives the call).
     check(unsafe { syscall(nr::PRCTL, &[option, arg, 0, 0, 0]) })
+}
+
+/// Where the program's clone starts: `arg` points at the spec and the error pipe.
+extern "C" fn program_entry(arg: usize) -> ! {
+    // SAFETY: `arg` is the init's `(&Spec, i32)`, alive while the init waits for the exec.
+    let (spec, err_w) = unsafe { *(arg as *const (&Spec, i32)) };
+    program(spec, err_w)
 }
 
 /// The program's last steps before `execve`. Never returns.
