@@ -9,7 +9,9 @@
 //! copy of the parent's is left alone (leaked, never locked).
 //!
 //! A `pthread_atfork` handler in the child bumps a generation counter (one atomic add,
-//! safe in a child of a multi-threaded parent); each value remembers its generation.
+//! safe in a child of a multi-threaded parent); each value remembers its generation. It
+//! also closes the child's copies of the mount namespaces the parent holds past their runs
+//! (`spawn/mod.rs`), which would otherwise keep those sandboxes' mounts alive in a worker.
 //! The sandbox's own `clone3` runs no such handler, and its child never uses this state.
 
 use std::sync::Once;
@@ -20,6 +22,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
+    crate::spawn::close_held_after_fork();
 }
 
 /// This process's generation (see the module docs).

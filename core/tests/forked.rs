@@ -21,12 +21,16 @@ fn a_forked_worker_runs_sandboxes_and_leaves_the_parents_alone() {
     assert!(pool.wait_ready(Duration::from_secs(10)));
     let running = Sandbox::builder(&image).wall_time(Duration::from_secs(30)).spawn(["/bin/sleep", "20"]).unwrap();
 
+    // The parent holds the running sandbox's mount namespace (so that its end does not
+    // wait for the unmounts); the worker must not keep a copy of that hold.
+    assert!(mount_namespace_fds() >= 1, "the parent holds the running sandbox's mount namespace");
+
     // SAFETY: the child runs sandboxes and ends with `_exit`; it shares nothing with the
     // parent's threads but the copies fork made.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut ok = true;
+            let mut ok = mount_namespace_fds() == 0;
             for _ in 0..5 {
                 let out = Sandbox::builder(&image).memory(64 << 20).run(["/bin/echo", "child"]).unwrap();
                 ok &= out.status == Status::Ok && out.stdout == b"child\n" && !out.approximate;
@@ -57,4 +61,13 @@ fn a_forked_worker_runs_sandboxes_and_leaves_the_parents_alone() {
     drop(pool);
     isolette::cleanup();
     common::assert_no_own_cgroups();
+}
+
+/// This process's fds open on a mount namespace.
+fn mount_namespace_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("mnt:[")))
+        .count()
 }

@@ -10,6 +10,11 @@
 //!   never reused: a run's page cache and counters stay behind in its own cgroup, so no
 //!   run's figures leak into the next.
 //!
+//! - **Mount namespaces.** The last reference to a sandbox's mount namespace unmounts its
+//!   tree, which waits for an expedited RCU grace period. When the sandbox's init holds it,
+//!   the run waits for that before it can reap the init; a caller that runs again and
+//!   again has the namespace held by an fd instead, which this thread closes.
+//!
 //! At process exit an `atexit` handler removes the spares and finishes the queue,
 //! including the removals the thread is in the middle of, so a short-lived caller leaves
 //! nothing behind; what a killed caller leaves is for [`gc`](super::gc).
@@ -30,6 +35,8 @@ enum Job {
     /// Make a spare cgroup with these limits, unless a flush came after the request
     /// (the generation then differs).
     Spare(Limits, u64),
+    /// Something to drop: a finished run's last hold on its mount namespace.
+    Drop(Box<dyn Send>),
 }
 
 /// The queue, and how many jobs the thread has taken out of it and not finished yet: a
@@ -104,6 +111,17 @@ pub(super) fn remove(mut dirs: Vec<PathBuf>) {
     remove_later(dirs);
 }
 
+/// Whether this process has its background thread: it ran sandboxes before, and work
+/// handed to [`drop_later`] then leaves the caller's path.
+pub(super) fn running() -> bool {
+    STATE.is_made() && state().start.is_completed()
+}
+
+/// Drops `value` on the background thread.
+pub(super) fn drop_later(value: Box<dyn Send>) {
+    submit([Job::Drop(value)]);
+}
+
 /// Queues `dirs` (deepest first) for removal.
 pub(super) fn remove_later(dirs: Vec<PathBuf>) {
     let now = Instant::now();
@@ -141,6 +159,7 @@ fn run() {
                         busy.push(Job::Remove(dir, queued));
                     }
                 }
+                Job::Drop(value) => drop(value),
                 Job::Spare(limits, generation) => {
                     if spares().0.len() < MAX_SPARES
                         && let Ok(guard) = make(&limits)
@@ -183,7 +202,7 @@ pub(super) fn flush(deadline: Instant) {
     loop {
         q.jobs.retain(|job| match job {
             Job::Remove(dir, _) => !try_remove(dir),
-            Job::Spare(..) => false,
+            Job::Spare(..) | Job::Drop(_) => false,
         });
         let now = Instant::now();
         if (q.jobs.is_empty() && q.in_flight == 0) || now >= deadline {

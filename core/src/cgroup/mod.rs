@@ -153,6 +153,20 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     Ok(Some(guard))
 }
 
+/// A finished run's hold on its mount namespace (see `background.rs`): let go on the
+/// background thread when this process has one, else at once.
+pub(crate) fn release_namespace(held: impl Send + 'static) {
+    if background::running() {
+        background::drop_later(Box::new(held));
+    }
+}
+
+/// Whether holding a run's mount namespace takes its teardown off the caller's path:
+/// only once the process has its background thread (not for a one-shot caller).
+pub(crate) fn defers_namespaces() -> bool {
+    background::running()
+}
+
 /// Creates a run's cgroup and applies `limits`.
 fn make(limits: &Limits) -> Result<Guard> {
     let name = run_name();

@@ -134,6 +134,10 @@ pub(crate) struct Child {
     _stack: stack::Stack,
     start: Box<Start>,
     owner: crate::forked::Owner,
+    /// The sandbox's mount namespace, held so that the init's exit does not unmount its
+    /// tree (an expedited RCU grace period) before the init can be reaped; released on
+    /// the background thread after the reap (`cgroup::release_namespace`).
+    mnt_ns: Option<Held>,
 }
 
 // SAFETY: `Start` holds a pointer to the plan only for the child's use; the parent never
@@ -215,6 +219,9 @@ impl Child {
     pub(crate) fn reap(&mut self) -> Result<Reaped> {
         let (_, _, usage) = sys::wait4(self.pid, libc::__WALL).map_err(|e| Error::setup(Step::Clone, e))?;
         self.reaped = true;
+        if let Some(fd) = self.mnt_ns.take() {
+            crate::cgroup::release_namespace(fd);
+        }
         Ok(Reaped { usage })
     }
 }
@@ -225,6 +232,8 @@ impl Drop for Child {
             // A fork's copy: the sandbox is the parent's to end, and its stack and start
             // may still be in use there (in this process they are copies: let them be).
             std::mem::forget(std::mem::replace(&mut self._stack, stack::Stack::none()));
+            // The fork handler closed this copy's fd already; its number may be another's now.
+            std::mem::forget(self.mnt_ns.take());
             return;
         }
         if !self.reaped {
@@ -272,6 +281,51 @@ fn request_memfd(bytes: &[u8]) -> std::result::Result<OwnedFd, Errno> {
     Ok(file.into())
 }
 
+/// Mount namespaces held past their run ([`Child`]'s `mnt_ns`), by fd number, -1 for a free
+/// slot: a child of `fork` closes its copies at once ([`close_held_after_fork`]), so that a
+/// prefork worker never keeps a finished sandbox's mounts alive.
+static HELD: [std::sync::atomic::AtomicI32; 64] = [const { std::sync::atomic::AtomicI32::new(-1) }; 64];
+
+/// A held namespace fd, in a [`HELD`] slot while it is open.
+#[derive(Debug)]
+pub(crate) struct Held {
+    slot: usize,
+    /// Open while held; closed when dropped.
+    _fd: OwnedFd,
+}
+
+impl Held {
+    /// `None` (and `fd` closed) when every slot is taken.
+    fn new(fd: OwnedFd) -> Option<Held> {
+        use std::sync::atomic::Ordering;
+        let slot = HELD
+            .iter()
+            .position(|s| s.compare_exchange(-1, fd.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst).is_ok())?;
+        Some(Held { slot, _fd: fd })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // The slot first: a fork between the two steps leaks a copy of the fd into the
+        // child, rather than have the child close a number another fd took since.
+        // The fd itself closes when the field drops, right after this.
+        HELD[self.slot].store(-1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// For the child of a `fork` (`forked.rs`'s handler): closes its copies of the held
+/// namespace fds. Async-signal-safe: atomics and `close` only.
+pub(crate) fn close_held_after_fork() {
+    for slot in &HELD {
+        let fd = slot.swap(-1, std::sync::atomic::Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: this process's copy of an fd the parent held; nothing here uses it.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 /// `CLONE_INTO_CGROUP`: the child starts in the cgroup whose directory fd is `args.cgroup`.
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
@@ -317,7 +371,11 @@ pub(crate) fn clone_sandbox(
     let pid = result.map_err(|e| Error::from_clone(e, nix::unistd::geteuid().is_root()))?;
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::forked::Owner::here() })
+    // Best effort (O_CLOEXEC by std): without it the init's exit unmounts, as it would anyway.
+    let mnt_ns = crate::cgroup::defers_namespaces()
+        .then(|| std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok().and_then(|f| Held::new(f.into())))
+        .flatten();
+    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::forked::Owner::here(), mnt_ns })
 }
 
 /// Moves an fd to [`MIN_FD`] or above (CLOEXEC): the sandbox's first process moves the fds
