@@ -267,6 +267,11 @@ pub fn gc() -> Result<GcReport> {
         Layout::None => vec![],
     };
     for parent in parents {
+        // cgroupfs (kernfs) counts subdirectories in a directory's link count: 2 means
+        // no run's cgroup is there, which is the common case, for one `stat`.
+        if std::fs::metadata(&parent).is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) <= 2) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(&parent) else {
             continue;
         };
