@@ -38,6 +38,34 @@ fn host_loopback_is_unreachable() {
 }
 
 #[test]
+fn every_sandbox_gets_a_network_namespace_of_its_own() {
+    require_root!();
+    let image = busybox!();
+    // After a process's first run, root's sandboxes join network namespaces made ahead on
+    // the background thread (`network/spare.rs`), with and without a cgroup: not the
+    // host's, loopback up and nothing else, and never one that another sandbox has.
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let script = "readlink /proc/self/ns/net; busybox ip -o link show lo | cut -d' ' -f3; tail -n +3 /proc/net/dev; sleep 0.5";
+    for round in 0..3 {
+        let runs: Vec<_> = (0..4)
+            .map(|i| Sandbox::builder(&image).cgroup(i % 2 == 0).spawn(["sh", "-c", script]).unwrap())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for run in runs {
+            let text = stdout(&run.wait().unwrap());
+            let lines: Vec<&str> = text.lines().collect();
+            let [ns, lo_flags, devices @ ..] = &lines[..] else { panic!("round {round}: {text}") };
+            assert_ne!(std::path::Path::new(ns), host, "round {round}: the host's namespace");
+            // Namespace inode numbers are reused once a namespace is gone, so only
+            // sandboxes alive at once can be told apart this way.
+            assert!(seen.insert(ns.to_string()), "round {round}: {ns} is another sandbox's too");
+            assert!(lo_flags.contains(",UP,"), "round {round}: loopback is down: {lo_flags}");
+            assert_eq!(devices.len(), 1, "round {round}: loopback only: {devices:?}");
+        }
+    }
+}
+
+#[test]
 fn host_files_outside_the_image_cannot_be_read() {
     require_root!();
     let image = busybox!();

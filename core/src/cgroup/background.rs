@@ -15,6 +15,8 @@
 //!   the run waits for that before it can reap the init; a caller that runs again and
 //!   again has the namespace held by an fd instead, which this thread closes.
 //!
+//! - **Network namespaces** made ahead for a caller's next run (`network/spare.rs`).
+//!
 //! At process exit an `atexit` handler removes the spares and finishes the queue,
 //! including the removals the thread is in the middle of, so a short-lived caller leaves
 //! nothing behind; what a killed caller leaves is for [`gc`](super::gc).
@@ -37,6 +39,8 @@ enum Job {
     Spare(Limits, u64),
     /// Something to drop: a finished run's last hold on its mount namespace.
     Drop(Box<dyn Send>),
+    /// Work of another module done ahead here (a spare network namespace).
+    Run(Box<dyn FnOnce() + Send>),
 }
 
 /// The queue, and how many jobs the thread has taken out of it and not finished yet: a
@@ -122,6 +126,12 @@ pub(super) fn drop_later(value: Box<dyn Send>) {
     submit([Job::Drop(value)]);
 }
 
+/// Runs `work` on the background thread (starting it if need be). A flush does not run
+/// what is still queued.
+pub(super) fn run_later(work: Box<dyn FnOnce() + Send>) {
+    submit([Job::Run(work)]);
+}
+
 /// Queues `dirs` (deepest first) for removal.
 pub(super) fn remove_later(dirs: Vec<PathBuf>) {
     let now = Instant::now();
@@ -160,6 +170,7 @@ fn run() {
                     }
                 }
                 Job::Drop(value) => drop(value),
+                Job::Run(work) => work(),
                 Job::Spare(limits, generation) => {
                     if spares().0.len() < MAX_SPARES
                         && let Ok(guard) = make(&limits)
@@ -191,6 +202,7 @@ fn run() {
 /// directories until `deadline`. Returns when nothing is left, both in the queue and in
 /// the thread's hands, or at the deadline.
 pub(super) fn flush(deadline: Instant) {
+    crate::network::spare::clear();
     // Dropping a spare's guard queues its directories.
     let taken = {
         let mut spares = spares();
@@ -202,7 +214,7 @@ pub(super) fn flush(deadline: Instant) {
     loop {
         q.jobs.retain(|job| match job {
             Job::Remove(dir, _) => !try_remove(dir),
-            Job::Spare(..) | Job::Drop(_) => false,
+            Job::Spare(..) | Job::Drop(_) | Job::Run(_) => false,
         });
         let now = Instant::now();
         if (q.jobs.is_empty() && q.in_flight == 0) || now >= deadline {

@@ -33,6 +33,7 @@ use crate::error::{Error, HostFeature, Result};
 
 mod egress;
 mod named;
+pub(crate) mod spare;
 
 pub use egress::EgressRule;
 pub use named::{NamedNetwork, NetworkRecord, Networks};

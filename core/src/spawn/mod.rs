@@ -26,7 +26,7 @@ mod sys;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, monotonic_ns};
+pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, loopback_up, monotonic_ns};
 
 use nix::errno::Errno;
 
@@ -113,6 +113,9 @@ pub(crate) struct Warm {
 struct Start {
     plan: *const Plan,
     fds: ChildFds,
+    /// A network namespace made ahead (`network/spare.rs`) to join instead of a new one,
+    /// or -1.
+    netns: RawFd,
     warm: Option<Warm>,
     /// The request's plan, for a warm sandbox: stored before its stdio is sent.
     request: std::sync::atomic::AtomicPtr<Plan>,
@@ -286,7 +289,8 @@ fn request_memfd(bytes: &[u8]) -> std::result::Result<OwnedFd, Errno> {
 /// prefork worker never keeps a finished sandbox's mounts alive.
 static HELD: [std::sync::atomic::AtomicI32; 64] = [const { std::sync::atomic::AtomicI32::new(-1) }; 64];
 
-/// A held namespace fd, in a [`HELD`] slot while it is open.
+/// A held namespace fd (a finished run's mount namespace, a spare network namespace), in a
+/// [`HELD`] slot while it is open.
 #[derive(Debug)]
 pub(crate) struct Held {
     slot: usize,
@@ -296,12 +300,16 @@ pub(crate) struct Held {
 
 impl Held {
     /// `None` (and `fd` closed) when every slot is taken.
-    fn new(fd: OwnedFd) -> Option<Held> {
+    pub(crate) fn new(fd: OwnedFd) -> Option<Held> {
         use std::sync::atomic::Ordering;
         let slot = HELD
             .iter()
             .position(|s| s.compare_exchange(-1, fd.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst).is_ok())?;
         Some(Held { slot, _fd: fd })
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self._fd.as_raw_fd()
     }
 }
 
@@ -332,26 +340,31 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Clones the sandbox's first process into its new namespaces (and straight into
 /// `cgroup_fd`, a v2 cgroup directory, when given), sharing the caller's memory until it
 /// execs the init; it waits for [`release`]. `plan` must outlive the returned [`Child`].
-/// Every fd in `fds` must be at least [`MIN_FD`].
+/// Every fd in `fds` must be at least [`MIN_FD`]. With `netns`, a network namespace
+/// made ahead, the sandbox joins that one instead of making its own.
 pub(crate) fn clone_sandbox(
     plan: &Plan,
     fds: &ChildFds,
     cgroup_fd: Option<RawFd>,
     warm: Option<Warm>,
+    netns: Option<&Held>,
 ) -> Result<Child> {
     let init = exe::init_fd()?;
     let start = Box::new(Start {
         plan,
         fds: ChildFds { init, ..*fds },
+        netns: netns.map_or(-1, Held::as_raw_fd),
         warm,
         request: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
     });
     debug_assert!(warm.is_none_or(|w| w.ctl >= MIN_FD));
+    debug_assert!(start.netns < 0 || start.netns >= MIN_FD);
+    let ns_flags = if netns.is_some() { plan.clone_flags & !(libc::CLONE_NEWNET as u64) } else { plan.clone_flags };
     debug_assert!(start.fds.all().iter().all(|&fd| fd >= MIN_FD), "{:?}", start.fds);
     let stack = stack::Stack::take().map_err(|e| Error::setup(Step::Clone, e))?;
     let mut pidfd: RawFd = -1;
     let mut args = sys::CloneArgs {
-        flags: plan.clone_flags | libc::CLONE_VM as u64 | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
+        flags: ns_flags | libc::CLONE_VM as u64 | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP),
         cgroup: cgroup_fd.map_or(0, |fd| fd as u64),
         pidfd: &mut pidfd as *mut RawFd as u64,
         // No exit signal: the caller's SIGCHLD handler and waitpid(-1) never see the sandbox.

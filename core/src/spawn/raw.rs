@@ -60,6 +60,7 @@ pub mod nr {
     pub const RECVMSG: usize = 47;
     pub const SENDMSG: usize = 46;
     pub const FCHOWN: usize = 93;
+    pub const SETNS: usize = 308;
 }
 
 /// A raw system call with up to six arguments; returns the kernel's result, `-errno` on

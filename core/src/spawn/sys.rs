@@ -142,6 +142,11 @@ pub(crate) fn mount_setattr(path: &CStr, attr_set: u64) -> SysResult<()> {
     call(nr::MOUNT_SETATTR, &args).map(drop)
 }
 
+/// `setns(fd, nstype)`
+pub(crate) fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
+    call(nr::SETNS, &[fd as usize, nstype as usize]).map(drop)
+}
+
 /// `unshare(flags)`
 pub(crate) fn unshare(flags: c_int) -> SysResult<()> {
     call(nr::UNSHARE, &[flags as usize]).map(drop)
