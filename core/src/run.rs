@@ -29,17 +29,12 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
 
 /// [`begin`] with the plan made already (`called`: when the caller asked).
 pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -> Result<Started> {
-    // A process's first run makes its cgroup here and now: its network namespace is made
-    // meanwhile, on a thread (`network/spare.rs`).
-    let netns = (config.cgroup && cgroup::first_acquire() && spare::fits(plan.clone_flags, plan.network.is_some()))
-        .then(spare::Ahead::start)
-        .flatten();
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     add_rlimits(&mut plan, config, cgroup.is_some());
     let stdio = Stdio::open(config)?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
-    let (child, network) = start(&mut plan, fds, cgroup.as_deref(), None, netns)?;
+    let (child, network) = start(&mut plan, fds, cgroup.as_deref(), None)?;
     drop(report_w);
     Ok(Started { network, ..Started::new(child, plan, cgroup, report_r, stdio, called, config)? })
 }
@@ -56,14 +51,12 @@ pub(crate) fn add_rlimits(plan: &mut Plan, config: &Config, with_cgroup: bool) {
 
 /// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps, connects its
 /// network when the plan has one, and lets it go. `warm` makes it stop after its first
-/// `warm.split` mount ops and wait for a request (`pool.rs`). `ahead`: its network
-/// namespace, being made meanwhile; else it takes a spare when it may.
+/// `warm.split` mount ops and wait for a request (`pool.rs`).
 pub(crate) fn start(
     plan: &mut Plan,
     fds: ChildFds,
     cgroup: Option<&dyn Cgroup>,
     warm: Option<spawn::Warm>,
-    ahead: Option<spare::Ahead>,
 ) -> Result<(spawn::Child, Option<Attached>)> {
     let cgroup_fd = cgroup.and_then(|c| c.dir_fd());
     if let Some(cg) = cgroup
@@ -73,10 +66,7 @@ pub(crate) fn start(
     }
     let (sync_r, sync_w) = pipe()?;
     // A network namespace made ahead, when the sandbox may use one (`network/spare.rs`).
-    let netns = match ahead {
-        Some(ahead) => ahead.join(),
-        None => (warm.is_none() && spare::fits(plan.clone_flags, plan.network.is_some())).then(spare::take).flatten(),
-    };
+    let netns = (warm.is_none() && spare::fits(plan.clone_flags, plan.network.is_some())).then(spare::take).flatten();
     let child =
         spawn::clone_sandbox(plan, &ChildFds { sync_r: sync_r.as_raw_fd(), ..fds }, cgroup_fd, warm, netns.as_ref())?;
     // The sandbox has its own copy of the spare's fd; ours goes.

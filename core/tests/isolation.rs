@@ -45,11 +45,11 @@ fn every_sandbox_gets_a_network_namespace_of_its_own() {
     // the background thread (`network/spare.rs`), with and without a cgroup: not the
     // host's, loopback up and nothing else, and never one that another sandbox has.
     let host = std::fs::read_link("/proc/self/ns/net").unwrap();
-    let script = "readlink /proc/self/ns/net; busybox ip -o link show lo | cut -d' ' -f3; tail -n +3 /proc/net/dev; sleep 0.5";
+    let script =
+        "readlink /proc/self/ns/net; busybox ip -o link show lo | cut -d' ' -f3; tail -n +3 /proc/net/dev; sleep 0.5";
     for round in 0..3 {
-        let runs: Vec<_> = (0..4)
-            .map(|i| Sandbox::builder(&image).cgroup(i % 2 == 0).spawn(["sh", "-c", script]).unwrap())
-            .collect();
+        let runs: Vec<_> =
+            (0..4).map(|i| Sandbox::builder(&image).cgroup(i % 2 == 0).spawn(["sh", "-c", script]).unwrap()).collect();
         let mut seen = std::collections::HashSet::new();
         for run in runs {
             let text = stdout(&run.wait().unwrap());

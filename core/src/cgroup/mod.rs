@@ -131,15 +131,6 @@ impl Drop for Guard {
     }
 }
 
-/// Runs that asked for a cgroup in this process.
-static RUNS: AtomicU64 = AtomicU64::new(0);
-
-/// Whether the next [`acquire`] is this process's first, which makes its cgroup there and
-/// then (after a `gc`), with no spare to take.
-pub(crate) fn first_acquire() -> bool {
-    RUNS.load(Ordering::Relaxed) == 0 && nix::unistd::geteuid().is_root()
-}
-
 /// Creates and limits a cgroup for one run. `None` for a caller that is not root (no
 /// cgroup to use, so figures will be approximate); for root, a host without usable cgroups
 /// is an error that says what to change, never a silent loss of the memory and pids limits.
@@ -147,6 +138,7 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
+    static RUNS: AtomicU64 = AtomicU64::new(0);
     if RUNS.fetch_add(1, Ordering::Relaxed) == 0 {
         // The first run of a process also clears what killed callers left behind.
         let _ = gc();

@@ -51,13 +51,13 @@ pub(crate) fn take() -> Option<Held> {
         (spares.0.pop(), spares.1)
     };
     crate::cgroup::run_in_background(move || {
-        if spares().0.len() < MAX
-            && let Some(held) = make().ok().and_then(Held::new)
-        {
-            let mut spares = spares();
-            if spares.0.len() < MAX && spares.1 == generation {
-                spares.0.push(held);
-            }
+        if spares().0.len() < MAX {
+            make(|made| {
+                let mut spares = spares();
+                if spares.0.len() < MAX && spares.1 == generation {
+                    spares.0.extend(Held::new(made));
+                }
+            });
         }
     });
     taken
@@ -67,26 +67,6 @@ pub(crate) fn take() -> Option<Held> {
 fn first_call() -> bool {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     CALLS.fetch_add(1, Ordering::Relaxed) == 0
-}
-
-/// A namespace being made on a thread of its own, for a process's first run while it
-/// makes that run's cgroup (the CLI's case): the two overlap. [`Ahead::join`] before the
-/// clone.
-pub(crate) struct Ahead(std::thread::JoinHandle<Option<Held>>);
-
-impl Ahead {
-    /// Starts making one; `None` when no thread could be started (the run then makes
-    /// its namespace in `clone3`, as without).
-    pub(crate) fn start() -> Option<Ahead> {
-        first_call();
-        let work = || make().ok().and_then(Held::new);
-        std::thread::Builder::new().name("isolette-netns".into()).spawn(work).ok().map(Ahead)
-    }
-
-    /// The namespace, once made (`None` if that failed).
-    pub(crate) fn join(self) -> Option<Held> {
-        self.0.join().ok().flatten()
-    }
 }
 
 /// Drops the spares (`cleanup()`, and the exit handler).
@@ -101,18 +81,21 @@ pub(crate) fn clear() {
     }
 }
 
-/// A new network namespace with its loopback up, made by the calling thread, which ends
-/// back in its own namespace (a failure to return aborts the process rather than leave
-/// the thread in a namespace a sandbox will get).
-fn make() -> std::io::Result<OwnedFd> {
-    let own = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?);
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
-    let made = std::fs::File::open("/proc/thread-self/ns/net").map(OwnedFd::from);
-    let up = crate::spawn::loopback_up();
+/// Makes a new network namespace with its loopback up on the calling thread, hands it to
+/// `deliver` (nothing when any step fails), and puts the thread back in its own namespace
+/// (a failure to return aborts the process rather than leave the thread in a namespace a
+/// sandbox will get).
+fn make(deliver: impl FnOnce(OwnedFd)) {
+    let Ok(own) = std::fs::File::open("/proc/thread-self/ns/net") else { return };
+    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        return;
+    }
+    // Above the fds the sandbox's first process moves things into.
+    let made = std::fs::File::open("/proc/thread-self/ns/net").ok().and_then(|f| crate::spawn::high_fd(f.into()).ok());
+    if let (Ok(()), Some(made)) = (crate::spawn::loopback_up(), made) {
+        deliver(made);
+    }
     if nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
         std::process::abort();
     }
-    up.map_err(std::io::Error::from)?;
-    // Above the fds the sandbox's first process moves things into.
-    crate::spawn::high_fd(made?).map_err(|e| std::io::Error::other(e.to_string()))
 }
