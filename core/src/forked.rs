@@ -10,8 +10,9 @@
 //!
 //! A `pthread_atfork` handler in the child bumps a generation counter (one atomic add,
 //! safe in a child of a multi-threaded parent); each value remembers its generation. It
-//! also closes the child's copies of the mount namespaces the parent holds past their runs
-//! (`spawn/mod.rs`), which would otherwise keep those sandboxes' mounts alive in a worker.
+//! also closes the child's copies of the namespaces the parent holds (finished runs' mount
+//! namespaces, spare network namespaces: `spawn/mod.rs`), which would otherwise stay
+//! alive in a worker; a fork waits while such an fd is being opened.
 //! The sandbox's own `clone3` runs no such handler, and its child never uses this state.
 
 use std::sync::Once;
@@ -20,18 +21,27 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 /// How many `fork`s lie between the first process that used the library and this one.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+extern "C" fn before_fork() {
+    crate::spawn::before_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    crate::spawn::after_fork();
+}
+
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
     crate::spawn::close_held_after_fork();
+    crate::spawn::after_fork();
 }
 
 /// This process's generation (see the module docs).
 pub(crate) fn generation() -> u64 {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
-        // SAFETY: registers a plain function, which stays valid for the life of the
-        // process and only does an atomic add.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // SAFETY: registers plain functions, which stay valid for the life of the process;
+        // the child's does atomics and `close` only (async-signal-safe).
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
     });
     GENERATION.load(Ordering::SeqCst)
 }

@@ -22,15 +22,22 @@ fn a_forked_worker_runs_sandboxes_and_leaves_the_parents_alone() {
     let running = Sandbox::builder(&image).wall_time(Duration::from_secs(30)).spawn(["/bin/sleep", "20"]).unwrap();
 
     // The parent holds the running sandbox's mount namespace (so that its end does not
-    // wait for the unmounts); the worker must not keep a copy of that hold.
-    assert!(mount_namespace_fds() >= 1, "the parent holds the running sandbox's mount namespace");
+    // wait for the unmounts) and spare network namespaces for its next runs; the worker
+    // must not keep a copy of any of them.
+    assert!(namespace_fds("mnt") >= 1, "the parent holds the running sandbox's mount namespace");
+    // (The spare is made on the background thread: wait for it.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while namespace_fds("net") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(namespace_fds("net") >= 1, "the parent has a spare network namespace");
 
     // SAFETY: the child runs sandboxes and ends with `_exit`; it shares nothing with the
     // parent's threads but the copies fork made.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut ok = mount_namespace_fds() == 0;
+            let mut ok = namespace_fds("mnt") == 0 && namespace_fds("net") == 0;
             for _ in 0..5 {
                 let out = Sandbox::builder(&image).memory(64 << 20).run(["/bin/echo", "child"]).unwrap();
                 ok &= out.status == Status::Ok && out.stdout == b"child\n" && !out.approximate;
@@ -63,11 +70,12 @@ fn a_forked_worker_runs_sandboxes_and_leaves_the_parents_alone() {
     common::assert_no_own_cgroups();
 }
 
-/// This process's fds open on a mount namespace.
-fn mount_namespace_fds() -> usize {
+/// This process's fds open on a namespace of `kind` (`mnt`, `net`).
+fn namespace_fds(kind: &str) -> usize {
+    let prefix = format!("{kind}:[");
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .flatten()
-        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("mnt:[")))
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with(&prefix)))
         .count()
 }

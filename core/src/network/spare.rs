@@ -52,12 +52,17 @@ pub(crate) fn take() -> Option<Held> {
     };
     crate::cgroup::run_in_background(move || {
         if spares().0.len() < MAX {
-            make(|made| {
-                let mut spares = spares();
-                if spares.0.len() < MAX && spares.1 == generation {
-                    spares.0.extend(Held::new(made));
-                }
+            // No fork while the thread's own namespace or the new one is open outside a
+            // `Held` (`spawn::opening`).
+            let made = crate::spawn::opening(|| {
+                let mut made = None;
+                make(|fd| made = Held::new(fd));
+                made
             });
+            let mut spares = spares();
+            if spares.0.len() < MAX && spares.1 == generation {
+                spares.0.extend(made);
+            }
         }
     });
     taken

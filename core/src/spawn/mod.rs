@@ -322,6 +322,37 @@ impl Drop for Held {
     }
 }
 
+/// Set while a namespace fd may be open outside [`HELD`] (between its `open` and its
+/// [`Held`], and while a spare is made): a `fork` waits for it to clear ([`before_fork`]),
+/// so that no child gets a copy that nothing would close.
+static OPENING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn acquire_opening() {
+    use std::sync::atomic::Ordering;
+    while OPENING.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `f`, which opens namespace fds and puts them in [`Held`]s, with forks held off.
+pub(crate) fn opening<T>(f: impl FnOnce() -> T) -> T {
+    acquire_opening();
+    let result = f();
+    OPENING.store(false, std::sync::atomic::Ordering::Release);
+    result
+}
+
+/// `pthread_atfork`'s prepare handler (`forked.rs`): waits until no namespace fd is open
+/// outside [`HELD`], and keeps it so until [`after_fork`].
+pub(crate) fn before_fork() {
+    acquire_opening();
+}
+
+/// `pthread_atfork`'s parent and child handlers: lets [`opening`] go on.
+pub(crate) fn after_fork() {
+    OPENING.store(false, std::sync::atomic::Ordering::Release);
+}
+
 /// For the child of a `fork` (`forked.rs`'s handler): closes its copies of the held
 /// namespace fds. Async-signal-safe: atomics and `close` only.
 pub(crate) fn close_held_after_fork() {
@@ -385,8 +416,9 @@ pub(crate) fn clone_sandbox(
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so `pidfd` is a new fd that we own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // Best effort (O_CLOEXEC by std): without it the init's exit unmounts, as it would anyway.
+    let path = format!("/proc/{pid}/ns/mnt");
     let mnt_ns = crate::cgroup::defers_namespaces()
-        .then(|| std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok().and_then(|f| Held::new(f.into())))
+        .then(|| opening(|| std::fs::File::open(&path).ok().and_then(|f| Held::new(f.into()))))
         .flatten();
     Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::forked::Owner::here(), mnt_ns })
 }
