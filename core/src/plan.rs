@@ -49,6 +49,9 @@ pub(crate) struct Plan {
     /// its cgroup namespace, so the namespace's root is its own cgroup (with v2 the clone
     /// lands in the cgroup and makes the namespace at once).
     pub cgroup_join: Vec<CString>,
+    /// The cgroup is made while the sandbox makes its mounts (`cgroup::Pending`): the
+    /// sandbox joins after them, once the parent says the cgroup is there.
+    pub join_late: bool,
     pub program: Program,
     /// The program's terminal, made by the sandbox's first process (`spawn/child.rs`).
     pub tty: Option<Tty>,
@@ -165,6 +168,7 @@ impl Plan {
                 cpuset: config.cpuset.clone(),
             },
             cgroup_join: Vec::new(),
+            join_late: false,
             program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
             tty: config.tty.map(|(rows, cols)| Tty { rows, cols, uid, gid }),
             network,
@@ -215,6 +219,12 @@ impl Resolved {
 impl Plan {
     /// Makes the child join these v1 cgroup `tasks` files itself, then unshare its cgroup
     /// namespace (instead of at the clone).
+    /// [`Plan::join_cgroup`] for a cgroup made while the sandbox makes its mounts.
+    pub(crate) fn join_cgroup_late(&mut self, tasks_files: &[PathBuf]) -> Result<()> {
+        self.join_late = true;
+        self.join_cgroup(tasks_files)
+    }
+
     pub(crate) fn join_cgroup(&mut self, tasks_files: &[PathBuf]) -> Result<()> {
         self.cgroup_join = tasks_files.iter().map(|p| cstring(p.as_os_str().as_bytes())).collect::<Result<_>>()?;
         self.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);

@@ -302,7 +302,7 @@ fn make(image: &Image, config: &Config, parked: bool) -> Result<WarmSandbox> {
     let warm = Warm { split: plan.split, ctl: ctl_child.as_raw_fd(), parked };
     // Warm sandboxes have loopback only; a request with a network runs cold (`fits`).
     plan.network = None;
-    let (child, _) = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
+    let (child, _, _) = run::start(&mut plan, fds, cgroup.as_deref(), Some(warm))?;
     drop((report_w, ctl_child));
     Ok(WarmSandbox { child, plan, parked, cgroup, report, ctl })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::cgroup::{self, Cgroup, Stats};
+use crate::cgroup::{self, Acquired, Cgroup, Stats};
 use crate::config::Config;
 use crate::error::{Error, Result, Step};
 use crate::image::Image;
@@ -29,13 +29,31 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
 
 /// [`begin`] with the plan made already (`called`: when the caller asked).
 pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -> Result<Started> {
-    let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
-    add_rlimits(&mut plan, config, cgroup.is_some());
+    let (ready, later) = match config.cgroup.then(|| cgroup::acquire_or_defer(&plan.cgroup_limits)).transpose()? {
+        Some(Some(Acquired::Ready(guard))) => (Some(guard), None),
+        Some(Some(Acquired::Later(pending))) => (None, Some(pending)),
+        Some(None) | None => (None, None),
+    };
+    add_rlimits(&mut plan, config, ready.is_some() || later.is_some());
+    if let Some(pending) = &later {
+        plan.join_cgroup_late(&pending.join_files())?;
+    }
     let stdio = Stdio::open(config)?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
-    let (child, network) = start(&mut plan, fds, cgroup.as_deref(), None)?;
+    let (child, network, sync_w) = start(&mut plan, fds, ready.as_deref(), None)?;
     drop(report_w);
+    // Made while the sandbox makes its mounts; it joins once told (a failure drops the
+    // child, which kills it).
+    let cgroup = match later {
+        Some(pending) => {
+            let guard = pending.make()?;
+            spawn::release(&sync_w)?;
+            Some(guard)
+        }
+        None => ready,
+    };
+    drop(sync_w);
     Ok(Started { network, ..Started::new(child, plan, cgroup, report_r, stdio, called, config)? })
 }
 
@@ -50,14 +68,15 @@ pub(crate) fn add_rlimits(plan: &mut Plan, config: &Config, with_cgroup: bool) {
 }
 
 /// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps, connects its
-/// network when the plan has one, and lets it go. `warm` makes it stop after its first
+/// network when the plan has one, and lets it go; gives back the sync pipe, for a second
+/// go-ahead to a sandbox that joins its cgroup late (`Plan::join_late`). `warm` makes it stop after its first
 /// `warm.split` mount ops and wait for a request (`pool.rs`).
 pub(crate) fn start(
     plan: &mut Plan,
     fds: ChildFds,
     cgroup: Option<&dyn Cgroup>,
     warm: Option<spawn::Warm>,
-) -> Result<(spawn::Child, Option<Attached>)> {
+) -> Result<(spawn::Child, Option<Attached>, OwnedFd)> {
     let cgroup_fd = cgroup.and_then(|c| c.dir_fd());
     if let Some(cg) = cgroup
         && cgroup_fd.is_none()
@@ -75,8 +94,8 @@ pub(crate) fn start(
         maps.write(child.pid())?;
     }
     let network = plan.network.as_ref().map(|n| n.attach(child.pid(), plan.id_maps.is_some())).transpose()?;
-    spawn::release(sync_w)?;
-    Ok((child, network))
+    spawn::release(&sync_w)?;
+    Ok((child, network, sync_w))
 }
 
 /// A sandbox under way, with what the supervisor needs. `child` comes first: it is dropped

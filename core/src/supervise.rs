@@ -324,8 +324,9 @@ pub(crate) fn watch(
                                 // Counted from the exec itself, however late we read this.
                                 let since_exec = Duration::from_nanos(monotonic_ns().saturating_sub(at));
                                 deadline = now + limits.wall_time.saturating_sub(since_exec);
-                                // The cgroup counted the init's setup too: not the program's.
-                                cpu_base = Duration::from_nanos(setup_cpu);
+                                // The cgroup counted the init's setup too (from when it
+                                // joined): not the program's.
+                                cpu_base = Duration::from_nanos(setup_cpu.saturating_sub(child.joined_cpu()));
                                 next_cpu_check = cpu_limit.map(|_| now);
                             }
                             Some(Message::Exited(s, at)) => {

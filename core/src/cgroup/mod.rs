@@ -138,7 +138,6 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    static RUNS: AtomicU64 = AtomicU64::new(0);
     if RUNS.fetch_add(1, Ordering::Relaxed) == 0 {
         // The first run of a process also clears what killed callers left behind.
         let _ = gc();
@@ -170,6 +169,54 @@ pub(crate) fn run_in_background(work: impl FnOnce() + Send + 'static) {
 /// only once the process has its background thread (not for a one-shot caller).
 pub(crate) fn defers_namespaces() -> bool {
     background::running()
+}
+
+/// Runs that asked for a cgroup in this process.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A run's cgroup, ready, or to be made while its sandbox sets up its mounts.
+pub(crate) enum Acquired {
+    Ready(Guard),
+    Later(Pending),
+}
+
+/// A v1 cgroup named but not made yet: a process's first run (the CLI's only one) makes it
+/// and clears what killed callers left ([`gc`]) while the sandbox makes its mounts, and
+/// the sandbox joins it after ([`Pending::make`]).
+pub(crate) struct Pending {
+    group: v1::Group,
+    limits: Limits,
+}
+
+impl Pending {
+    /// The `tasks` files the sandbox will write itself into.
+    pub(crate) fn join_files(&self) -> Vec<PathBuf> {
+        self.group.join_files()
+    }
+
+    /// Clears what killed callers left, makes the directories and applies the limits.
+    pub(crate) fn make(self) -> Result<Guard> {
+        let _ = gc();
+        self.group.make_dirs()?;
+        let guard = Guard(Box::new(self.group), crate::forked::Owner::here());
+        guard.apply(&self.limits)?;
+        Ok(guard)
+    }
+}
+
+/// [`acquire`], except that a process's first run on cgroup v1 gets its cgroup to make
+/// later ([`Pending`]): there is no spare to take then, and making one costs a few hundred
+/// microseconds that the sandbox's own setup can hide.
+pub(crate) fn acquire_or_defer(limits: &Limits) -> Result<Option<Acquired>> {
+    if let Layout::V1 { mounts } = Layout::host()
+        && nix::unistd::geteuid().is_root()
+        && RUNS.load(Ordering::Relaxed) == 0
+        && RUNS.fetch_add(1, Ordering::Relaxed) == 0
+    {
+        let group = v1::Group::plan(mounts, &run_name(), limits)?;
+        return Ok(Some(Acquired::Later(Pending { group, limits: limits.clone() })));
+    }
+    Ok(acquire(limits)?.map(Acquired::Ready))
 }
 
 /// Creates a run's cgroup and applies `limits`.

@@ -27,6 +27,14 @@ pub(crate) struct Group {
 impl Group {
     /// Creates the run's directories; an error when a controller they need is not mounted.
     pub(super) fn create(mounts: &[(String, PathBuf)], name: &str, limits: &Limits) -> Result<Group> {
+        let group = Group::plan(mounts, name, limits)?;
+        group.make_dirs()?;
+        Ok(group)
+    }
+
+    /// The run's directories, not made yet; an error when a controller they need is not
+    /// mounted.
+    pub(super) fn plan(mounts: &[(String, PathBuf)], name: &str, limits: &Limits) -> Result<Group> {
         let mut wanted = vec!["memory", "pids", "cpuacct"];
         if limits.cpus.is_some() {
             wanted.push("cpu");
@@ -49,15 +57,20 @@ impl Group {
                 None => dirs.push((vec![ctrl.into()], dir)),
             }
         }
-        for (i, (ctrls, dir)) in dirs.iter().enumerate() {
+        Ok(Group { dirs })
+    }
+
+    /// Makes the directories [`Group::plan`] named; none is left when one fails.
+    pub(super) fn make_dirs(&self) -> Result<()> {
+        for (i, (ctrls, dir)) in self.dirs.iter().enumerate() {
             if let Err(e) = make_dir(ctrls, dir) {
-                for (_, made) in &dirs[..i] {
+                for (_, made) in &self.dirs[..i] {
                     let _ = std::fs::remove_dir(made);
                 }
                 return Err(e);
             }
         }
-        Ok(Group { dirs })
+        Ok(())
     }
 
     fn dir(&self, ctrl: &str) -> Option<&Path> {

@@ -51,8 +51,12 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
         sys::setns(start.netns, libc::CLONE_NEWNET).map_err(|e| Failure::new(Step::Clone, e))?;
         sys::close(start.netns);
     }
-    join_cgroups(plan)?;
-    wait_for_go(fds)?;
+    // A cgroup made meanwhile (`plan.join_late`) is joined after the mounts, below.
+    let late = plan.join_late;
+    if !late {
+        join_cgroups(start, plan)?;
+    }
+    wait_for_go(fds, late)?;
     // Our own session: the caller's terminal can no longer signal the sandbox.
     sys::setsid().map_err(|e| Failure::new(Step::Setsid, e))?;
     sys::umask(0);
@@ -67,7 +71,18 @@ fn setup(start: &Start) -> Result<(&Plan, ChildFds), Failure> {
         sys::loopback_up().map_err(|e| Failure::new(Step::Loopback, e))?;
     }
     let ahead = start.warm.map_or(plan.ops.len(), |w| w.split);
-    apply_ops(plan, 0..ahead)?;
+    if late {
+        // Every mount but the switch of root, while the parent makes the cgroup; then its
+        // second byte (the cgroup is made and limited) and the join, while the host's
+        // cgroup files are still in sight.
+        let pivot = plan.ops.iter().position(|op| matches!(op, MountOp::PivotRoot { .. })).unwrap_or(ahead);
+        apply_ops(plan, 0..pivot)?;
+        wait_for_go(fds, false)?;
+        join_cgroups(start, plan)?;
+        apply_ops(plan, pivot..ahead)?;
+    } else {
+        apply_ops(plan, 0..ahead)?;
+    }
     let (plan, fds) = match start.warm {
         None => (plan, *fds),
         Some(warm) if warm.parked => {
@@ -173,24 +188,29 @@ fn close_inherited_fds(fds: &ChildFds, also: [i32; 2]) -> SysResult<()> {
 }
 
 /// Moves this process into its v1 cgroups (see `Cgroup::join_files`), then makes them the
-/// root of its new cgroup namespace.
-fn join_cgroups(plan: &Plan) -> Result<(), Failure> {
+/// root of its new cgroup namespace. Notes its cpu time first: the cgroup counts from here.
+fn join_cgroups(start: &Start, plan: &Plan) -> Result<(), Failure> {
     if plan.cgroup_join.is_empty() {
         return Ok(());
     }
+    let cpu = super::raw::clock_ns(super::raw::CLOCK_PROCESS_CPUTIME_ID);
+    start.joined_cpu.store(cpu, std::sync::atomic::Ordering::Release);
     for (i, tasks) in plan.cgroup_join.iter().enumerate() {
         sys::write_file(tasks, b"0").map_err(|errno| Failure { step: Step::CgroupJoin, index: i as u16, errno })?;
     }
     sys::unshare(libc::CLONE_NEWCGROUP).map_err(|e| Failure::new(Step::CgroupJoin, e))
 }
 
-/// Blocks until the parent has written the id maps (and joined cgroups); EOF means the
-/// parent gave up, so leave quietly.
-fn wait_for_go(fds: &ChildFds) -> Result<(), Failure> {
+/// Blocks until the parent has written the id maps (the first byte), or has made the
+/// cgroup to join late (the second); `more` keeps the pipe open for that second one. End
+/// of file means the parent gave up, so leave quietly.
+fn wait_for_go(fds: &ChildFds, more: bool) -> Result<(), Failure> {
     let mut byte = [0u8; 1];
     match sys::read(fds.sync_r, &mut byte) {
         Ok(1) => {
-            sys::close(fds.sync_r);
+            if !more {
+                sys::close(fds.sync_r);
+            }
             Ok(())
         }
         Ok(_) => sys::exit(0),

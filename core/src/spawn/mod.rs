@@ -119,6 +119,9 @@ struct Start {
     warm: Option<Warm>,
     /// The request's plan, for a warm sandbox: stored before its stdio is sent.
     request: std::sync::atomic::AtomicPtr<Plan>,
+    /// The child's cpu time (ns) when it moved itself into its v1 cgroups: what the
+    /// cgroup did not count of the setup.
+    joined_cpu: std::sync::atomic::AtomicU64,
 }
 
 /// Lowest fd number the child may be handed: it moves fds into 0 to 4 for the init, so
@@ -200,6 +203,12 @@ impl Child {
         nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &data, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
             .map(drop)
             .map_err(|e| Error::setup(Step::Sync, e))
+    }
+
+    /// The sandbox's cpu time (ns) before it joined its v1 cgroups (0 on v2, where it is
+    /// cloned into its cgroup): the part of the init's setup cpu the cgroup did not count.
+    pub(crate) fn joined_cpu(&self) -> u64 {
+        self.start.joined_cpu.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Readable once the init has exited.
@@ -387,6 +396,7 @@ pub(crate) fn clone_sandbox(
         netns: netns.map_or(-1, Held::as_raw_fd),
         warm,
         request: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+        joined_cpu: std::sync::atomic::AtomicU64::new(0),
     });
     debug_assert!(warm.is_none_or(|w| w.ctl >= MIN_FD));
     debug_assert!(start.netns < 0 || start.netns >= MIN_FD);
@@ -510,6 +520,6 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
 }
 
 /// Lets the child go on past its sync point.
-pub(crate) fn release(sync_w: OwnedFd) -> Result<()> {
+pub(crate) fn release(sync_w: &OwnedFd) -> Result<()> {
     sys::write_all(sync_w.as_raw_fd(), &[1]).map_err(|e| Error::setup(Step::Sync, e))
 }
