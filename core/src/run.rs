@@ -29,11 +29,13 @@ pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString])
 
 /// [`begin`] with the plan made already (`called`: when the caller asked).
 pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -> Result<Started> {
-    let (ready, later) = match config.cgroup.then(|| cgroup::acquire_or_defer(&plan.cgroup_limits)).transpose()? {
-        Some(Some(Acquired::Ready(guard))) => (Some(guard), None),
-        Some(Some(Acquired::Later(pending))) => (None, Some(pending)),
-        Some(None) | None => (None, None),
-    };
+    let userns = plan.id_maps.is_some();
+    let (ready, later) =
+        match config.cgroup.then(|| cgroup::acquire_or_defer(&plan.cgroup_limits, userns)).transpose()? {
+            Some(Some(Acquired::Ready(guard))) => (Some(guard), None),
+            Some(Some(Acquired::Later(pending))) => (None, Some(pending)),
+            Some(None) | None => (None, None),
+        };
     add_rlimits(&mut plan, config, ready.is_some() || later.is_some());
     if let Some(pending) = &later {
         plan.join_cgroup_late(&pending.join_files())?;

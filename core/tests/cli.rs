@@ -162,6 +162,25 @@ fn a_caller_with_standard_streams_closed_still_runs() {
     assert_eq!((v["status"].as_str(), v["stdout"].as_str()), (Some("ok"), Some("")), "{v}");
 }
 
+#[test]
+fn a_first_run_gets_its_cgroup_with_or_without_a_user_namespace() {
+    require_root!();
+    let image = busybox!();
+    let cli = cli!();
+    // A CLI run is its process's first: on cgroup v1 its cgroup is made while the sandbox
+    // mounts, and joined just before the root switch; with a user namespace the sandbox
+    // is a mapped user by then, so it gets its cgroup made first instead.
+    for userns in [false, true] {
+        let mut args = vec!["run", "--json", "--memory", "32M", "--pids", "16"];
+        args.extend(userns.then_some("--userns"));
+        let image_dir = root(&image).to_str().unwrap();
+        args.extend(["--image", image_dir, "--", PROBE, "memhog", "64M"]);
+        let v = json(&Command::new(cli).args(&args).output().unwrap());
+        assert_eq!(v["status"].as_str(), Some("memory_limit"), "userns {userns}: {v}");
+        assert_eq!(v["approximate"].as_bool(), Some(false), "userns {userns}: {v}");
+    }
+}
+
 /// Runs the CLI with `args` and checks it failed before the program ran: exit 125, and
 /// with `--json` one setup_error object of `kind`. Returns the error object.
 fn setup_failure(cli: &str, args: &[&OsStr], kind: &str) -> serde_json::Value {

@@ -206,9 +206,12 @@ impl Pending {
 
 /// [`acquire`], except that a process's first run on cgroup v1 gets its cgroup to make
 /// later ([`Pending`]): there is no spare to take then, and making one costs a few hundred
-/// microseconds that the sandbox's own setup can hide.
-pub(crate) fn acquire_or_defer(limits: &Limits) -> Result<Option<Acquired>> {
+/// microseconds that the sandbox's own setup can hide. Not with a user namespace
+/// (`userns`): its sandbox becomes a mapped user before its mounts, who may not write the
+/// host's cgroup files.
+pub(crate) fn acquire_or_defer(limits: &Limits, userns: bool) -> Result<Option<Acquired>> {
     if let Layout::V1 { mounts } = Layout::host()
+        && !userns
         && nix::unistd::geteuid().is_root()
         && RUNS.load(Ordering::Relaxed) == 0
         && RUNS.fetch_add(1, Ordering::Relaxed) == 0
