@@ -184,7 +184,7 @@ impl Child {
         self.start.request.store(plan as *const Plan as *mut Plan, Ordering::Release);
         let fds = [nix::sys::socket::ControlMessage::ScmRights(&stdio)];
         let byte = [std::io::IoSlice::new(&[1])];
-        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &byte, &fds, nix::sys::socket::MsgFlags::empty(), None)
+        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &byte, &fds, nix::sys::socket::MsgFlags::MSG_NOSIGNAL, None)
             .map(drop)
             .map_err(|e| Error::setup(Step::Sync, e))
     }
@@ -200,7 +200,7 @@ impl Child {
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
         let len = (block.len() as u64).to_ne_bytes();
         let data = [std::io::IoSlice::new(&len)];
-        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &data, &cmsg, nix::sys::socket::MsgFlags::empty(), None)
+        nix::sys::socket::sendmsg::<()>(ctl.as_raw_fd(), &data, &cmsg, nix::sys::socket::MsgFlags::MSG_NOSIGNAL, None)
             .map(drop)
             .map_err(|e| Error::setup(Step::Sync, e))
     }
