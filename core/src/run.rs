@@ -71,8 +71,8 @@ pub(crate) fn add_rlimits(plan: &mut Plan, config: &Config, with_cgroup: bool) {
 
 /// Clones the sandbox for `plan` (joining `cgroup`), writes its id maps, connects its
 /// network when the plan has one, and lets it go; gives back the sync pipe, for a second
-/// go-ahead to a sandbox that joins its cgroup late (`Plan::join_late`). `warm` makes it stop after its first
-/// `warm.split` mount ops and wait for a request (`pool.rs`).
+/// go-ahead to a sandbox that joins its cgroup late (`Plan::join_late`). `warm` makes it
+/// stop after its first `warm.split` mount ops and wait for a request (`pool.rs`).
 pub(crate) fn start(
     plan: &mut Plan,
     fds: ChildFds,

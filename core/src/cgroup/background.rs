@@ -37,9 +37,8 @@ enum Job {
     /// Make a spare cgroup with these limits, unless a flush came after the request
     /// (the generation then differs).
     Spare(Limits, u64),
-    /// Something to drop: a finished run's last hold on its mount namespace.
-    Drop(Box<dyn Send>),
-    /// Work of another module done ahead here (a spare network namespace).
+    /// Work of another module done here: a spare network namespace made, a finished
+    /// run's hold on its mount namespace let go. A flush drops it unrun.
     Run(Box<dyn FnOnce() + Send>),
 }
 
@@ -116,14 +115,9 @@ pub(super) fn remove(mut dirs: Vec<PathBuf>) {
 }
 
 /// Whether this process has its background thread: it ran sandboxes before, and work
-/// handed to [`drop_later`] then leaves the caller's path.
+/// handed to [`run_later`] then leaves the caller's path.
 pub(super) fn running() -> bool {
     STATE.is_made() && state().start.is_completed()
-}
-
-/// Drops `value` on the background thread.
-pub(super) fn drop_later(value: Box<dyn Send>) {
-    submit([Job::Drop(value)]);
 }
 
 /// Runs `work` on the background thread (starting it if need be). A flush does not run
@@ -169,7 +163,6 @@ fn run() {
                         busy.push(Job::Remove(dir, queued));
                     }
                 }
-                Job::Drop(value) => drop(value),
                 Job::Run(work) => work(),
                 Job::Spare(limits, generation) => {
                     if spares().0.len() < MAX_SPARES
@@ -214,7 +207,7 @@ pub(super) fn flush(deadline: Instant) {
     loop {
         q.jobs.retain(|job| match job {
             Job::Remove(dir, _) => !try_remove(dir),
-            Job::Spare(..) | Job::Drop(_) | Job::Run(_) => false,
+            Job::Spare(..) | Job::Run(_) => false,
         });
         let now = Instant::now();
         if (q.jobs.is_empty() && q.in_flight == 0) || now >= deadline {

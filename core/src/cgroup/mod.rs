@@ -156,7 +156,7 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
 /// background thread when this process has one, else at once.
 pub(crate) fn release_namespace(held: impl Send + 'static) {
     if background::running() {
-        background::drop_later(Box::new(held));
+        background::run_later(Box::new(move || drop(held)));
     }
 }
 
@@ -198,9 +198,7 @@ impl Pending {
     pub(crate) fn make(self) -> Result<Guard> {
         let _ = gc();
         self.group.make_dirs()?;
-        let guard = Guard(Box::new(self.group), crate::forked::Owner::here());
-        guard.apply(&self.limits)?;
-        Ok(guard)
+        limited(Box::new(self.group), &self.limits)
     }
 }
 
@@ -236,6 +234,11 @@ fn make(limits: &Limits) -> Result<Guard> {
             });
         }
     };
+    limited(group, limits)
+}
+
+/// A made cgroup, guarded (removed when dropped), with `limits` applied.
+fn limited(group: Box<dyn Cgroup>, limits: &Limits) -> Result<Guard> {
     let guard = Guard(group, crate::forked::Owner::here());
     guard.apply(limits)?;
     Ok(guard)

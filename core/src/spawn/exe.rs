@@ -34,21 +34,25 @@ pub(crate) fn init_fd() -> Result<RawFd> {
     }
 }
 
-fn make() -> std::result::Result<OwnedFd, Errno> {
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+/// A new memfd (`flags`, CLOEXEC always) holding `bytes`.
+pub(super) fn filled_memfd(name: &std::ffi::CStr, flags: libc::c_uint, bytes: &[u8]) -> Result<File, Errno> {
     // SAFETY: a NUL-terminated name and plain flags.
-    let mut fd = unsafe { libc::memfd_create(c"isolette-init".as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 && Errno::last() == Errno::EINVAL {
-        // Before 6.3 the flag is unknown, and every memfd is executable anyway.
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(c"isolette-init".as_ptr(), flags) };
-    }
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags | libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(Errno::last());
     }
     // SAFETY: memfd_create returned a new fd that nothing else owns.
     let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(INIT).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    file.write_all(bytes).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(file)
+}
+
+fn make() -> std::result::Result<OwnedFd, Errno> {
+    let file = match filled_memfd(c"isolette-init", libc::MFD_ALLOW_SEALING | MFD_EXEC, INIT) {
+        // Before 6.3 the flag is unknown, and every memfd is executable anyway.
+        Err(Errno::EINVAL) => filled_memfd(c"isolette-init", libc::MFD_ALLOW_SEALING, INIT)?,
+        other => other?,
+    };
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: plain integers on our own fd.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {

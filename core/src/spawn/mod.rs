@@ -195,7 +195,7 @@ impl Child {
     /// hostname, no terminal), which the pool checks.
     pub(crate) fn request_parked(&self, plan: &Plan, ctl: &OwnedFd, stdio: [RawFd; 3]) -> Result<()> {
         let block = parked_block(plan);
-        let memfd = request_memfd(&block).map_err(|e| Error::setup(Step::Sync, e))?;
+        let memfd = exe::filled_memfd(c"isolette-request", 0, &block).map_err(|e| Error::setup(Step::Sync, e))?;
         let fds = [stdio[0], stdio[1], stdio[2], memfd.as_raw_fd()];
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
         let len = (block.len() as u64).to_ne_bytes();
@@ -279,20 +279,6 @@ pub(crate) fn parked_block(plan: &Plan) -> Vec<u8> {
     block
 }
 
-/// A memfd (CLOEXEC) holding `bytes`.
-fn request_memfd(bytes: &[u8]) -> std::result::Result<OwnedFd, Errno> {
-    use std::io::Write;
-    // SAFETY: a NUL-terminated name and plain flags.
-    let fd = unsafe { libc::memfd_create(c"isolette-request".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: memfd_create returned a new fd that nothing else owns.
-    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
-    file.write_all(bytes).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    Ok(file.into())
-}
-
 /// Mount namespaces held past their run ([`Child`]'s `mnt_ns`), by fd number, -1 for a free
 /// slot: a child of `fork` closes its copies at once ([`close_held_after_fork`]), so that a
 /// prefork worker never keeps a finished sandbox's mounts alive.
@@ -304,7 +290,7 @@ static HELD: [std::sync::atomic::AtomicI32; 64] = [const { std::sync::atomic::At
 pub(crate) struct Held {
     slot: usize,
     /// Open while held; closed when dropped.
-    _fd: OwnedFd,
+    fd: OwnedFd,
 }
 
 impl Held {
@@ -314,11 +300,11 @@ impl Held {
         let slot = HELD
             .iter()
             .position(|s| s.compare_exchange(-1, fd.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst).is_ok())?;
-        Some(Held { slot, _fd: fd })
+        Some(Held { slot, fd })
     }
 
     pub(crate) fn as_raw_fd(&self) -> RawFd {
-        self._fd.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 }
 
