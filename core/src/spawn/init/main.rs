@@ -140,6 +140,13 @@ extern "C" fn main(sp: *const usize) -> ! {
     // A parked init (argv[0] alone) waits for its request, which brings argv and envp.
     let parked = argc == 1;
     let (argc, argv, envp) = if parked { park() } else { (argc, argv, envp) };
+    // The program's argv would show in `ps` (`/proc/1/cmdline`) for the life of the run:
+    // move the strings and clear them from where `ps` reads, before the program starts.
+    // (A parked init's argv is `argv[0]` alone; its request's strings are not on show.)
+    if !parked {
+        // SAFETY: argv is the kernel's, with argc >= 1 valid entries.
+        unsafe { hide_args(argc, argv as *mut *const u8) };
+    }
     // SAFETY: argv has argc valid entries and envp is null-terminated, from the kernel.
     let spec = match unsafe { parse(argc, argv, envp) } {
         Some(spec) => spec,
@@ -167,18 +174,6 @@ extern "C" fn main(sp: *const usize) -> ! {
     forward_signals();
     for fd in [err_w, 0, 1, 2] {
         raw::close(fd);
-    }
-    // The program has its copy of argv; ours would only clutter `ps` (`/proc/1/cmdline`).
-    // A parked init's argv is `argv[0]` alone: its request's strings are not on show.
-    if !parked {
-        // SAFETY: argv's strings lie one after another from argv[1] to the last one's
-        // NUL, and nothing in this process reads them any more.
-        unsafe {
-            let first = *argv.add(1);
-            let last = *argv.add(argc - 1);
-            let end = last.add(c_bytes(last).len());
-            memset(first as *mut u8, 0, end as usize - first as usize);
-        }
     }
     // The program sends the time it reached execve, then either a failure or, by closing
     // the pipe in a successful exec, nothing more.
@@ -214,6 +209,36 @@ extern "C" fn main(sp: *const usize) -> ! {
             Ok(_) | Err(raw::EINTR) => {}
             Err(_) => raw::exit(1),
         }
+    }
+}
+
+/// Copies the strings of `argv[1..]` to a private mapping, points `argv` at the copies,
+/// and clears the originals, which are what `/proc/1/cmdline` shows. Before the program's
+/// clone: the program shares this memory until its exec and must find its strings, and
+/// once it runs it could read the originals. A failed mapping fails the start.
+///
+/// # Safety
+/// `argv` must be the kernel's argv array of `argc` entries (writable, on the stack), its
+/// strings lying one after another from `argv[1]` to the last one's NUL.
+unsafe fn hide_args(argc: usize, argv: *mut *const u8) {
+    if argc < 2 {
+        return;
+    }
+    // SAFETY: as the caller vouches; every entry below argc is a string.
+    unsafe {
+        let first = *argv.add(1);
+        let last = *argv.add(argc - 1);
+        let len = last.add(c_bytes(last).len() + 1) as usize - first as usize;
+        // PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS.
+        let copy = match check(raw::syscall6(nr::MMAP, 0, len, 3, 0x22, usize::MAX, 0)) {
+            Ok(copy) => copy as *mut u8,
+            Err(e) => fail(proto::step::FORK_PROGRAM, 0, e),
+        };
+        memcpy(copy, first, len);
+        for i in 1..argc {
+            *argv.add(i) = copy.add(*argv.add(i) as usize - first as usize);
+        }
+        memset(first as *mut u8, 0, len);
     }
 }
 
