@@ -42,6 +42,8 @@ export CRUN_BUNDLE_W1="$work/crun-w1" CRUN_BUNDLE_W2="$work/crun-w2"
 # setup (its config, and on cgroup v1 its cg_parent directories) is done by hand too.
 NSJAIL="${NSJAIL:-$(command -v nsjail || true)}"
 ISOLATE="${ISOLATE:-$(command -v isolate || true)}"
+# Anchors whose rows are missing, said at the top of the results as well as here.
+missing=()
 if [[ -n "$NSJAIL" ]]; then
 	export NSJAIL
 	# nsjail's v1 cgroup parents, which it expects to exist.
@@ -50,29 +52,41 @@ if [[ -n "$NSJAIL" ]]; then
 	done
 else
 	log "nsjail not found (set NSJAIL): its rows are skipped"
+	missing+=("missing: nsjail rows (nsjail not found; set NSJAIL)")
 fi
 if [[ -n "$ISOLATE" ]]; then
 	# Boxes made once and reused by every run, as a judge uses them: W1 without cgroups,
 	# W2 with (two, one per worker of the throughput row); ids 90 to 92 unless
 	# ISOLATE_BOX1..3 say otherwise.
 	export ISOLATE ISOLATE_BOX1="${ISOLATE_BOX1:-90}" ISOLATE_BOX2="${ISOLATE_BOX2:-91}" ISOLATE_BOX3="${ISOLATE_BOX3:-92}"
+	# The binary in a variable of its own: ISOLATE is unset when its rows are skipped, and
+	# the clean-up at exit still needs it.
+	isolate_bin="$ISOLATE"
 	isolate_boxes() {
-		"$ISOLATE" --box-id="$ISOLATE_BOX1" "$1" >/dev/null 2>&1 &&
-			"$ISOLATE" --cg --box-id="$ISOLATE_BOX2" "$1" >/dev/null 2>&1 &&
-			"$ISOLATE" --cg --box-id="$ISOLATE_BOX3" "$1" >/dev/null 2>&1
+		"$isolate_bin" --box-id="$ISOLATE_BOX1" "$1" >/dev/null 2>&1 &&
+			"$isolate_bin" --cg --box-id="$ISOLATE_BOX2" "$1" >/dev/null 2>&1 &&
+			"$isolate_bin" --cg --box-id="$ISOLATE_BOX3" "$1" >/dev/null 2>&1
 	}
-	isolate_boxes --cleanup || true
-	isolate_boxes --init || { log "isolate --init failed: its rows are skipped"; unset ISOLATE; }
 	trap 'isolate_boxes --cleanup || true' EXIT
+	isolate_boxes --cleanup || true
+	if ! isolate_boxes --init; then
+		log "isolate --init failed: its rows are skipped"
+		missing+=("missing: isolate rows (isolate --init failed)")
+		unset ISOLATE
+	fi
 else
 	log "isolate not found (set ISOLATE): its rows are skipped"
+	missing+=("missing: isolate rows (isolate not found; set ISOLATE)")
 fi
 
 # The CLI rows time the static CLI that scripts/setup.sh builds, as users run it.
 ISOLETTE_CLI="$(build_static_cli)"
 export ISOLETTE_CLI ISOLETTE_BENCH_JSON="$ROOT/bench/results/latest.json"
 log "building (release) and running; a few minutes"
-cargo bench --features cli --bench side_by_side | tee bench/results/latest.txt
+{
+	((${#missing[@]} == 0)) || printf '%s\n' "${missing[@]}"
+	cargo bench --features cli --bench side_by_side
+} | tee bench/results/latest.txt
 
 venv="$ROOT/.cache/venv-bench"
 [[ -x "$venv/bin/python" ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; }
