@@ -197,7 +197,12 @@ fn duration(v: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
     if let Ok(text) = v.cast::<PyString>() {
         return isolette::parse_duration(&text.to_cow()?).map_err(to_py);
     }
-    let seconds: f64 = if v.is_instance_of::<pyo3::types::PyDelta>() {
+    // `timedelta` looked up as Python code would: pyo3's own `PyDelta` check imports the
+    // datetime C API lazily and panics when that import is interrupted (a Ctrl-C in the
+    // first milliseconds of a run); this way the interruption is the caller's
+    // `KeyboardInterrupt`.
+    let timedelta = v.py().import("datetime")?.getattr("timedelta")?;
+    let seconds: f64 = if v.is_instance(&timedelta)? {
         v.call_method0("total_seconds")?.extract()?
     } else if v.is_instance_of::<pyo3::types::PyBool>() {
         return Err(wrong(name, "seconds (a number, a timedelta or a string such as \"1.5s\")"));

@@ -133,32 +133,49 @@ def script(code: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_ctrl_c_kills_the_sandbox_and_raises_keyboard_interrupt(busybox: isolette.Image) -> None:
-    proc = script("""
-        import os, sys, time, isolette
+def test_ctrl_c_at_any_moment_ends_in_keyboard_interrupt(busybox: isolette.Image) -> None:
+    # 200 SIGINTs, each at a random moment 0-50 ms after `isolette.run` is called: in 40
+    # fresh interpreters of 5 runs each, the first at 0-5 ms (a first run imports what it
+    # needs lazily, where an interrupt once made pyo3 panic). Every one must end in
+    # KeyboardInterrupt within 0.3 s, with the sandbox killed and reaped, and never a panic.
+    code = textwrap.dedent("""
+        import datetime, os, random, signal, sys, threading, time, isolette
         image = isolette.Image.open(os.environ["BUSYBOX"])
-        print("running", flush=True)
-        started = time.monotonic()
-        try:
-            isolette.run(image, [os.environ["PROBE"], "sleep", "30"], wall_time=60)
-        except KeyboardInterrupt:
-            print("interrupted at %.6f" % time.monotonic(), flush=True)
-            isolette.cleanup()
-            sys.exit(0)
-        sys.exit(1)
+        rnd = random.Random(int(sys.argv[1]))
+        took = []
+        for k in range(5):
+            delay, sent = rnd.uniform(0, 0.005 if k == 0 else 0.05), []
+            def interrupt():
+                time.sleep(delay)
+                sent.append(time.monotonic())
+                os.kill(os.getpid(), signal.SIGINT)
+            timer = threading.Thread(target=interrupt)
+            try:
+                timer.start()
+                isolette.run(image, [os.environ["PROBE"], "sleep", "30"], wall_time=datetime.timedelta(seconds=60),
+                             memory="64M")
+                sys.exit("the run was not interrupted")
+            except KeyboardInterrupt:
+                took.append(time.monotonic() - sent[0])
+            timer.join()
+        isolette.cleanup()
+        import pathlib
+        left = [t for t in os.listdir("/proc/self/task") if open(f"/proc/self/task/{t}/children").read().split()]
+        left += [p for b in pathlib.Path("/sys/fs/cgroup").glob("**/isolette") for p in b.glob(f"{os.getpid()}-*")]
+        print(max(took), "left" if left else "clean")
     """)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"running\n"
-    time.sleep(0.3)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err.decode()
-    assert out.startswith(b"interrupted at "), out
-    # The same clock in both processes (CLOCK_MONOTONIC): from the signal to the
-    # exception, the sandbox killed and reaped in between. 100 ms asked; slack for CI.
-    took = float(out.split()[-1]) - sent
-    assert took < 0.15, f"KeyboardInterrupt {took:.3f} s after the signal"
+    env = {**os.environ, "BUSYBOX": str(IMAGES / "busybox"), "PROBE": PROBE}
+    worst = 0.0
+    for batch in range(20):
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(2 * batch + k)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(2)]
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0 and b"panicked" not in err, err.decode()
+            slowest, left = out.split()
+            assert left == b"clean", "a sandbox process or cgroup outlived its interrupted run"
+            worst = max(worst, float(slowest))
+    assert worst < 0.3, f"KeyboardInterrupt {worst:.3f} s after a signal"
 
 
 def test_a_prefork_worker_runs_sandboxes(busybox: isolette.Image) -> None:
