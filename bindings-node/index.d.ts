@@ -50,7 +50,7 @@ export interface Options {
   publish?: string[]
   hostLoopback?: boolean
   /** Egress rules of an outbound sandbox, in order. */
-  egress?: Array<['allow' | 'deny', string]>
+  egress?: Array<['allow' | 'deny', string] | string>
 }
 
 export type Arg = string | Buffer

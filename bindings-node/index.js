@@ -236,10 +236,20 @@ function normalize (options) {
         o.publish = value
         break
       case 'egress':
-        if (!Array.isArray(value) || !value.every((r) => Array.isArray(r) && r.length === 2)) {
-          throw configError("option `egress` must be an array of ['allow' | 'deny', 'CIDR[:PORTS]'] pairs")
+        // Each rule a pair, or the shared word 'allow:CIDR[:PORTS]' that core parses.
+        if (
+          !Array.isArray(value) ||
+          !value.every(
+            (r) =>
+              typeof r === 'string' ||
+              (Array.isArray(r) && r.length === 2 && (r[0] === 'allow' || r[0] === 'deny') && typeof r[1] === 'string'),
+          )
+        ) {
+          throw configError(
+            "option `egress` must be an array of ['allow' | 'deny', 'CIDR[:PORTS]'] pairs or 'allow:CIDR[:PORTS]' strings",
+          )
         }
-        o.egress = value.map(([verdict, spec]) => `${verdict} ${spec}`)
+        o.egress = value.map((r) => (typeof r === 'string' ? r : `${r[0]}:${r[1]}`))
         break
       case 'env':
         if (typeof value !== 'object' || value === null) throw configError('option `env` must be an object')

@@ -134,7 +134,7 @@ export interface NativeOptions {
   /** `[ADDR:]HOSTPORT:PORT[/udp]` each. */
   publish?: Array<string>
   hostLoopback?: boolean
-  /** `allow CIDR[:PORTS]` or `deny CIDR[:PORTS]` each, in order. */
+  /** `allow:CIDR[:PORTS]` or `deny:CIDR[:PORTS]` each, in order (the first match decides). */
   egress?: Array<string>
 }
 

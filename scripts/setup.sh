@@ -17,11 +17,11 @@ command -v cargo >/dev/null || { log "Rust is missing: install stable Rust with 
 
 # System packages: a C compiler for the test payload, busybox and debootstrap for the
 # test images, bubblewrap for the benchmark's side-by-side figures, and for the registry
-# tests a local registry (docker-registry), htpasswd (apache2-utils) and openssl; pasta
-# (passt) for outbound networks and published ports, iproute2 for named networks and
+# tests a local registry (docker-registry), htpasswd (apache2-utils) and openssl; slirp4netns
+# for outbound networks and published ports, iproute2 for named networks and
 # nftables for egress rules; musl-gcc (musl-tools) for the static CLI.
 ensure_packages gcc libc6-dev musl-tools busybox-static debootstrap bubblewrap ca-certificates \
-	docker-registry apache2-utils openssl passt iproute2 nftables
+	docker-registry apache2-utils openssl slirp4netns iproute2 nftables
 
 log "building the isolette CLI (release: about 2.5 minutes the first time, on 2 cores)"
 cli="$(build_static_cli)"

@@ -45,6 +45,9 @@ scripts/test-python.sh
 log "node package (bindings-node: npm install from source, node --test, tsc, npm pack in a fresh directory)"
 scripts/test-node.sh
 
+log "the same egress rules give the same verdicts from the CLI, Python and Node (scripts/test-egress-surfaces.py)"
+.cache/venv-python/bin/python scripts/test-egress-surfaces.py
+
 log "the judge example against its sample submissions, one per verdict (examples/smoke.sh)"
 examples/smoke.sh
 

@@ -240,7 +240,7 @@ pub struct NativeOptions {
     /// `[ADDR:]HOSTPORT:PORT[/udp]` each.
     pub publish: Option<Vec<String>>,
     pub host_loopback: Option<bool>,
-    /// `allow CIDR[:PORTS]` or `deny CIDR[:PORTS]` each, in order.
+    /// `allow:CIDR[:PORTS]` or `deny:CIDR[:PORTS]` each, in order (the first match decides).
     pub egress: Option<Vec<String>>,
 }
 
@@ -380,13 +380,9 @@ fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
     if let Some(on) = o.host_loopback {
         b = b.host_loopback(on);
     }
+    // Each rule the shared word `allow:CIDR[:PORTS]` (index.js joins pairs into it).
     for rule in o.egress.unwrap_or_default() {
-        let (allow, spec) = match rule.split_once(' ') {
-            Some(("allow", spec)) => (true, spec),
-            Some(("deny", spec)) => (false, spec),
-            _ => return Err(config("option `egress` must hold ['allow' | 'deny', 'CIDR[:PORTS]'] pairs")),
-        };
-        b = b.egress(isolette::EgressRule::parse(allow, spec).map_err(to_js)?);
+        b = b.egress(rule.parse::<isolette::EgressRule>().map_err(to_js)?);
     }
     if let Some(e) = o.entrypoint {
         b = b.entrypoint(e);

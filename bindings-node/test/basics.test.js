@@ -183,7 +183,13 @@ test('networks: loopback up, and a published port', async (t) => {
   }
   assert.equal(got, 'served\n')
   assert.equal((await running.wait()).status, 'ok')
-  for (const options of [{ publish: '8080:80' }, { publish: ['nonsense'] }, { egress: [['maybe', '1.1.1.1']] }, { network: 'nowhere' }]) {
+  for (const options of [
+    { publish: '8080:80' },
+    { publish: ['nonsense'] },
+    { egress: [['maybe', '1.1.1.1']] },
+    { network: 'outbound', egress: ['permit:1.1.1.1'] },
+    { network: 'nowhere' },
+  ]) {
     await assert.rejects(isolette.run(busybox, ['true'], options), { code: 'ERR_ISOLETTE_CONFIG' }, JSON.stringify(options))
   }
 })

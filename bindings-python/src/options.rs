@@ -124,15 +124,17 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
             }
             "host_loopback" => b.host_loopback(flag(v, &name)?),
             "egress" => {
-                let expected = "a list of (\"allow\" or \"deny\", \"CIDR[:PORTS]\") pairs";
-                let rules: Vec<(String, String)> = v.extract().map_err(|_| wrong(&name, expected))?;
-                for (verdict, spec) in rules {
-                    let allow = match verdict.as_str() {
-                        "allow" => true,
-                        "deny" => false,
-                        _ => return Err(wrong(&name, expected)),
+                // Each rule a pair, or the shared word `allow:CIDR[:PORTS]` that core parses.
+                let expected =
+                    "a list of (\"allow\" or \"deny\", \"CIDR[:PORTS]\") pairs or \"allow:CIDR[:PORTS]\" strings";
+                let items: Vec<Bound<'_, PyAny>> = v.extract().map_err(|_| wrong(&name, expected))?;
+                for item in items {
+                    let word = match item.extract::<(String, String)>() {
+                        Ok((verdict, spec)) if verdict == "allow" || verdict == "deny" => format!("{verdict}:{spec}"),
+                        Ok(_) => return Err(wrong(&name, expected)),
+                        Err(_) => item.extract::<String>().map_err(|_| wrong(&name, expected))?,
                     };
-                    b = b.egress(isolette::EgressRule::parse(allow, &spec).map_err(to_py)?);
+                    b = b.egress(word.parse::<isolette::EgressRule>().map_err(to_py)?);
                 }
                 b
             }

@@ -181,7 +181,8 @@ def test_networks_and_published_ports(busybox: isolette.Image) -> None:
             time.sleep(0.05)
         assert got == b"served\n"
         assert r.wait().status == "ok"
-    for bad in [{"network": 3}, {"publish": "8080:80"}, {"publish": ["nonsense"]}, {"egress": [("maybe", "1.1.1.1")]}]:
+    for bad in [{"network": 3}, {"publish": "8080:80"}, {"publish": ["nonsense"]}, {"egress": [("maybe", "1.1.1.1")]},
+                {"network": "outbound", "egress": ["permit:1.1.1.1"]}]:
         with pytest.raises(isolette.ConfigError):
             isolette.run(busybox, ["true"], **bad)
     with pytest.raises(isolette.ConfigError, match="no network `nowhere`"):

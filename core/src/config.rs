@@ -562,7 +562,7 @@ impl SandboxBuilder {
 
     /// How the sandbox reaches the network: [`Network::None`](crate::Network::None) (the
     /// default: its own loopback, up, and nothing else) or
-    /// [`Network::Outbound`](crate::Network::Outbound) (the internet, through `pasta`).
+    /// [`Network::Outbound`](crate::Network::Outbound) (the internet, through `slirp4netns`).
     pub fn network(mut self, network: crate::Network) -> Self {
         self.config.network = network;
         self

@@ -193,8 +193,10 @@ pub enum HostFeature {
     Namespaces,
     /// A cgroup controller.
     Cgroup,
-    /// `pasta`, the user-mode network stack of outbound networks and published ports.
-    Pasta,
+    /// `slirp4netns`, the user-mode network stack of outbound networks and published ports.
+    Slirp4netns,
+    /// `/dev/net/tun`, which a user-mode network needs, usable by this caller.
+    Tun,
     /// `ip` from iproute2, which sets up named networks.
     Iproute2,
     /// `nft` from nftables, which loads egress rules.
@@ -208,7 +210,8 @@ impl fmt::Display for HostFeature {
             HostFeature::Overlayfs => "overlayfs",
             HostFeature::Namespaces => "namespaces",
             HostFeature::Cgroup => "a cgroup controller",
-            HostFeature::Pasta => "pasta (user-mode networking)",
+            HostFeature::Slirp4netns => "slirp4netns (user-mode networking)",
+            HostFeature::Tun => "/dev/net/tun",
             HostFeature::Iproute2 => "iproute2 (`ip`)",
             HostFeature::Nftables => "nftables (`nft`)",
         })

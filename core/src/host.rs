@@ -45,6 +45,11 @@ pub struct HostReport {
     pub seccomp: bool,
     /// The cgroup layout.
     pub cgroup: CgroupLayout,
+    /// Whether `slirp4netns` (outbound networks, published ports) is installed.
+    pub slirp4netns: bool,
+    /// Whether callers who are not root may open `/dev/net/tun` (mode 0666), which their
+    /// outbound networks and published ports need.
+    pub tun_unprivileged: bool,
 }
 
 impl HostReport {
@@ -67,6 +72,8 @@ impl HostReport {
                 &read("/sys/fs/cgroup/cgroup.controllers"),
                 &read("/sys/fs/cgroup/cgroup.subtree_control"),
             ),
+            slirp4netns: crate::network::find_program("slirp4netns").is_some(),
+            tun_unprivileged: crate::network::tun_open_to_all(),
         }
     }
 
@@ -84,6 +91,16 @@ impl HostReport {
         }
         if !self.seccomp {
             out.push("no seccomp: system calls cannot be filtered".into());
+        }
+        if !self.slirp4netns {
+            out.push("no slirp4netns: --network outbound and -p fail (apt-get install slirp4netns)".into());
+        }
+        if !self.tun_unprivileged {
+            out.push(format!(
+                "/dev/net/tun is not open to every user: callers who are not root{} cannot use --network outbound or -p \
+                 (chmod 0666 /dev/net/tun, the mode most distributions ship)",
+                if self.root { "" } else { ", this one included," }
+            ));
         }
         let has = |c: &[String], names: &[&str]| names.iter().all(|n| c.iter().any(|x| x == n));
         if !self.root {
@@ -125,6 +142,8 @@ impl fmt::Display for HostReport {
         writeln!(f, "user namespaces  {}", yes(self.user_namespaces))?;
         writeln!(f, "overlayfs        {}", yes(self.overlayfs))?;
         writeln!(f, "seccomp          {}", yes(self.seccomp))?;
+        writeln!(f, "slirp4netns      {}", yes(self.slirp4netns))?;
+        writeln!(f, "tun for users    {}", yes(self.tun_unprivileged))?;
         match &self.cgroup {
             CgroupLayout::V2 { controllers, delegated } => writeln!(
                 f,
@@ -197,8 +216,11 @@ mod tests {
             overlayfs: true,
             seccomp: true,
             cgroup: v2,
+            slirp4netns: true,
+            tun_unprivileged: false,
         };
         assert!(report.degradations().iter().any(|d| d.contains("does not delegate")), "cpu is not delegated");
+        assert!(report.degradations().iter().any(|d| d.contains("chmod 0666 /dev/net/tun")), "tun is 0600");
         assert_eq!(cgroup_layout("proc /proc proc rw 0 0\n", "", ""), CgroupLayout::None);
     }
 }

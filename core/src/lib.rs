@@ -32,7 +32,7 @@ mod image;
 mod limits;
 mod names;
 mod namespaces;
-#[allow(unsafe_code)] // `pre_exec` of pasta
+#[allow(unsafe_code)] // `pre_exec` of slirp4netns and of the helper inside the namespace
 mod network;
 mod outcome;
 mod plan;

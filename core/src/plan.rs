@@ -124,7 +124,7 @@ impl Plan {
         // /etc/resolv.conf of its own; one on a named network the network's hosts file.
         let mut binds = binds;
         let etc = match &network {
-            Some(NetworkPlan::Pasta { .. }) => crate::network::etc_files(&config.hostname).to_vec(),
+            Some(NetworkPlan::User { .. }) => crate::network::etc_files(&config.hostname).to_vec(),
             Some(NetworkPlan::Named { network, .. }) => {
                 binds.push(rootfs::Bind::file(&network.hosts_file(), "/etc/hosts"));
                 Vec::new()

@@ -104,7 +104,7 @@ pub(crate) fn start(
 /// (killed and reaped) before the plans it reads.
 pub(crate) struct Started {
     pub child: spawn::Child,
-    /// pasta serving the sandbox's network, if any: stopped once the sandbox is gone.
+    /// slirp4netns serving the sandbox's network, if any: stopped once the sandbox is gone.
     pub network: Option<Attached>,
     /// A warm sandbox's own plan, which it read before its request (`pool.rs`).
     pub base: Option<Box<Plan>>,

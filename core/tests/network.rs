@@ -1,8 +1,8 @@
-//! Networks on the real kernel: loopback up in `none`, outbound through pasta to a test
-//! "internet" (a tap device's address on the host: there is no `dummy` module here),
-//! host loopback out of reach unless allowed, published TCP and UDP ports that live
-//! exactly as long as the sandbox, clear errors, the same for an unprivileged caller, and
-//! nothing left after many runs.
+//! Networks on the real kernel: loopback up in `none`, outbound through slirp4netns to a
+//! test "internet" (a test host in a network namespace of the test's own), host loopback,
+//! the host's own addresses and link-local destinations out of reach unless allowed,
+//! published TCP and UDP ports that live exactly as long as the sandbox, clear errors, the
+//! same for an unprivileged caller, and nothing left after many runs.
 
 mod common;
 
@@ -14,11 +14,11 @@ use std::time::Duration;
 use common::{busybox, require_root, stdout};
 use isolette::{Error, Network, Outcome, Publish, Sandbox, Status};
 
-/// Returns from the test unless pasta is installed.
-macro_rules! require_pasta {
+/// Returns from the test unless slirp4netns is installed.
+macro_rules! require_slirp {
     () => {
-        if !std::path::Path::new("/usr/bin/pasta").exists() {
-            common::skip(module_path!(), "pasta is missing (scripts/setup.sh installs passt)");
+        if !std::path::Path::new("/usr/bin/slirp4netns").exists() {
+            common::skip(module_path!(), "slirp4netns is missing (scripts/setup.sh installs it)");
             return;
         }
     };
@@ -28,36 +28,21 @@ fn sh(image: &isolette::Image, network: Network, script: &str) -> Outcome {
     Sandbox::builder(image).network(network).wall_time(Duration::from_secs(10)).run(["/bin/sh", "-c", script]).unwrap()
 }
 
-/// A test "internet": an address on a tap device of the host, and a TCP server there that
-/// answers `internet` to every connection. Removed when dropped.
+/// A test "internet": a test host in a network namespace of the test's own (no byte
+/// leaves the machine), and a TCP server there that answers `internet` to every connection.
 struct Internet {
-    dev: String,
+    host: common::TestHost,
     addr: Ipv4Addr,
     port: u16,
 }
 
 impl Internet {
     fn start(n: u8) -> Internet {
-        let dev = format!("isotap{}x{n}", std::process::id() % 100_000);
-        let addr = Ipv4Addr::new(10, 77, n, 1);
-        let ip = |args: &[&str]| {
-            let out = Command::new("ip").args(args).output().unwrap();
-            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        ip(&["tuntap", "add", "dev", &dev, "mode", "tap"]);
-        let mut internet = Internet { dev, addr, port: 0 };
-        ip(&["addr", "add", &format!("{addr}/24"), "dev", &internet.dev]);
-        ip(&["link", "set", &internet.dev, "up"]);
-        let listener = TcpListener::bind((addr, 0)).unwrap();
-        internet.port = listener.local_addr().unwrap().port();
+        let host = common::TestHost::start(n);
+        let listener = host.listen(host.addr, 0);
+        let port = listener.local_addr().unwrap().port();
         serve(listener, b"internet\n");
-        internet
-    }
-}
-
-impl Drop for Internet {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.dev]).output();
+        Internet { addr: host.addr, host, port }
     }
 }
 
@@ -109,48 +94,55 @@ fn none_has_loopback_up_and_nothing_else() {
     assert_eq!((stdout(&out), pool.served()), ("1\n".into(), (1, 0)));
 }
 
+/// A shell line that prints what the server at `to` (`HOST PORT`) greets with, or
+/// `unreachable`: busybox nc half-closes at once (no input) and reads to the end.
+fn fetch(to: &str) -> String {
+    format!("out=$(nc -w 2 {to} </dev/null 2>/dev/null); [ -n \"$out\" ] && echo \"$out\" || echo unreachable")
+}
+
 #[test]
 fn outbound_reaches_the_internet_but_not_host_loopback_unless_allowed() {
     let _serial = common::serial(); // one test counts what the whole process holds
-    require_root!(); // for the tap device
-    require_pasta!();
+    require_root!(); // for the test host
+    require_slirp!();
     let image = busybox!();
     let internet = Internet::start(1);
     let local = TcpListener::bind("127.0.0.1:0").unwrap();
     let local_port = local.local_addr().unwrap().port();
     serve(local, b"host-loopback\n");
-    // What a server at `to` greets with, or `unreachable`. In the background and read
-    // after a moment: a connection the sandbox half-closes first (nc with no input) may
-    // never see the far end's close through pasta.
-    let fetch = |to: &str| {
-        let f = format!("/tmp/f{}", to.len() + to.bytes().map(usize::from).sum::<usize>());
-        format!("(nc {to} </dev/null >{f} 2>/dev/null &); sleep 0.5; cat {f}; [ -s {f} ] || echo unreachable")
-    };
+    // A metadata-like service at the test host's link-local address.
+    let metadata = internet.host.listen(internet.host.link_local, 0);
+    let metadata_at = format!("{} {}", internet.host.link_local, metadata.local_addr().unwrap().port());
+    serve(metadata, b"metadata\n");
     let gateway = "$(ip route | awk '/default/ {print $3}')";
-    let script = format!(
-        "{}; {}; {}",
+    let script = [
         fetch(&format!("{} {}", internet.addr, internet.port)),
         fetch(&format!("{gateway} {local_port}")),
-        fetch(&format!("127.0.0.1 {local_port}"))
-    );
+        fetch(&format!("127.0.0.1 {local_port}")),
+        fetch(&metadata_at),
+    ]
+    .join("; ");
     let out = sh(&image, Network::Outbound, &script);
-    assert_eq!(stdout(&out), "internet\nunreachable\nunreachable\n", "{out:?}");
+    assert_eq!(stdout(&out), "internet\nunreachable\nunreachable\nunreachable\n", "{out:?}");
     // `none` reaches nothing at all.
     let out = sh(&image, Network::None, &fetch(&format!("{} {}", internet.addr, internet.port)));
     assert_eq!(stdout(&out), "unreachable\n");
-    // Allowed: the host's loopback answers at the gateway's address.
+    // Allowed: the host's loopback answers at the gateway's address; an egress rule opens
+    // the link-local address.
     let out = Sandbox::builder(&image)
         .network(Network::Outbound)
         .host_loopback(true)
-        .run(["/bin/sh", "-c", &fetch(&format!("{gateway} {local_port}"))])
+        .egress(format!("allow:{}", internet.host.link_local).parse().unwrap())
+        .egress("allow:0.0.0.0/0".parse().unwrap())
+        .run(["/bin/sh", "-c", &[fetch(&format!("{gateway} {local_port}")), fetch(&metadata_at)].join("; ")])
         .unwrap();
-    assert_eq!(stdout(&out), "host-loopback\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), "host-loopback\nmetadata\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn published_tcp_and_udp_ports_live_as_long_as_the_sandbox() {
     let _serial = common::serial(); // one test counts what the whole process holds
-    require_pasta!();
+    require_slirp!();
     let Some(image) = common::image("debian-python") else {
         common::skip(module_path!(), "the debian-python test image is missing");
         return;
@@ -210,7 +202,7 @@ fn bad_network_settings_are_clear_errors_before_anything_starts() {
     for bad in ["x", "1:2:3:4", "80:80/sctp", "99999:1"] {
         assert!(matches!(Publish::parse(bad), Err(Error::Config(_))), "{bad}");
     }
-    require_pasta!();
+    require_slirp!();
     // A host port in use, named before anything is made.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -219,15 +211,15 @@ fn bad_network_settings_are_clear_errors_before_anything_starts() {
     );
     assert!(m.contains(&format!("127.0.0.1:{port}->80/tcp")) && m.contains("cannot listen"), "{m}");
     let m = config_err(
-        b().network(Network::Outbound).publish(Publish::udp([127, 0, 0, 1].into(), 5353, 53)).run(["/bin/true"]),
+        b().network(Network::Outbound).publish(Publish::parse("[::1]:0:53/udp").unwrap()).run(["/bin/true"]),
     );
-    assert!(m.contains("HOSTPORT = PORT"), "{m}");
+    assert!(m.contains("IPv4 host addresses only"), "{m}");
 }
 
 #[test]
 fn cli_publishes_a_detached_server_and_stop_frees_the_port() {
     let _serial = common::serial(); // one test counts what the whole process holds
-    require_pasta!();
+    require_slirp!();
     let image = busybox!();
     let cli = common::cli!();
     let state = tempfile::tempdir().unwrap();
@@ -289,16 +281,30 @@ fn cli_publishes_a_detached_server_and_stop_frees_the_port() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(125) && err.contains("apt-get install passt"), "{err}");
+    assert!(out.status.code() == Some(125) && err.contains("apt-get install slirp4netns"), "{err}");
     let (code, err) = isolette(&["run", "-p", "nonsense", "--image", &root, "--", "true"]);
     assert!(code == Some(125) && err.contains("HOSTPORT:PORT"), "{err}");
+}
+
+/// `isolette ARGS` as user 65534, in a mount namespace of its own where `/dev/net/tun` is
+/// a device node of mode `tun_mode` (on a tmpfs over `/dev/net`): the same test on hosts
+/// whose device is 0666 and hosts whose device is 0600, and the host's left as it is.
+fn unprivileged(tun_mode: &str, cli: &str) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"]);
+    cmd.arg(
+        "mount -t tmpfs -o mode=0755 tmpfs /dev/net && mknod -m \"$0\" /dev/net/tun c 10 200 && \
+         exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \"$@\"",
+    );
+    cmd.args([tun_mode, cli]);
+    cmd
 }
 
 #[test]
 fn an_unprivileged_caller_gets_the_same_network() {
     let _serial = common::serial(); // one test counts what the whole process holds
-    require_root!(); // to become an unprivileged user, and for the tap device
-    require_pasta!();
+    require_root!(); // to become an unprivileged user, and for the test host
+    require_slirp!();
     let image = busybox!();
     let cli = common::cli!();
     if !isolette::HostReport::probe().user_namespaces {
@@ -312,14 +318,14 @@ fn an_unprivileged_caller_gets_the_same_network() {
     let root = image.layers()[0].to_str().unwrap().to_string();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let script = format!(
-        "(nc {} {} </dev/null >/tmp/a &); (nc 127.0.0.1 {local_port} </dev/null >/tmp/b 2>&1 &); sleep 0.5; \
-         cat /tmp/a; grep -q host-loopback /tmp/b || echo unreachable; echo served | nc -l -p 8000",
-        internet.addr, internet.port
+        "{}; {}; echo served | nc -l -p 8000",
+        fetch(&format!("{} {}", internet.addr, internet.port)),
+        fetch(&format!("127.0.0.1 {local_port}"))
     );
     let spec = format!("{port}:8000");
-    let child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "run", "--network", "outbound"])
-        .args(["-p", &spec, "--wall-time", "20s", "--image", &root, "--", "/bin/sh", "-c", &script])
+    let child = unprivileged("0666", cli)
+        .args(["run", "--network", "outbound", "-p", &spec, "--wall-time", "20s", "--image", &root])
+        .args(["--", "/bin/sh", "-c", &script])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -334,24 +340,31 @@ fn an_unprivileged_caller_gets_the_same_network() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Egress rules hold for this caller too.
-    let deny = format!("{}/32", internet.addr);
-    let probe =
-        format!("(nc {} {} </dev/null >/tmp/a 2>&1 &); sleep 0.5; cat /tmp/a; echo .", internet.addr, internet.port);
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "run", "--network", "outbound"])
-        .args(["--egress-deny", &deny, "--image", &root, "--", "/bin/sh", "-c", &probe])
+    let out = unprivileged("0666", cli)
+        .args(["run", "--network", "outbound", "--egress", &format!("deny:{}/32", internet.addr)])
+        .args(["--image", &root, "--", "/bin/sh", "-c", &fetch(&format!("{} {}", internet.addr, internet.port))])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), ".\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "unreachable\n", "{}", String::from_utf8_lossy(&out.stderr));
+    // Where the device is 0600, the run fails before anything starts, naming it and the fix.
+    for args in [&["--network", "outbound"][..], &["-p", "0:8000"]] {
+        let out =
+            unprivileged("0600", cli).arg("run").args(args).args(["--image", &root, "--", "true"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() == Some(125) && err.contains("/dev/net/tun") && err.contains("chmod 0666"), "{err}");
+    }
+    let out = unprivileged("0600", cli).arg("check").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tun for users    no"), "{out:?}");
+    let out = unprivileged("0666", cli).arg("check").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tun for users    yes"), "{out:?}");
     // A privileged host port is refused for this caller.
     let low: u16 =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start").unwrap().trim().parse().unwrap();
     if low <= 80 {
         return; // this host lets anyone listen on port 80
     }
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", cli, "run", "--network", "outbound"])
-        .args(["-p", "80:8000", "--image", &root, "--", "true"])
+    let out = unprivileged("0666", cli)
+        .args(["run", "--network", "outbound", "-p", "80:8000", "--image", &root, "--", "true"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -361,7 +374,7 @@ fn an_unprivileged_caller_gets_the_same_network() {
 #[test]
 fn many_networked_runs_leave_no_process_or_port() {
     let _serial = common::serial();
-    require_pasta!();
+    require_slirp!();
     let image = busybox!();
     let before = common::Footprint::warm(&image);
     let mut ports = Vec::new();
@@ -439,13 +452,12 @@ fn named_networks_reach_by_name_and_nothing_else() {
     assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
     let out = on("other", "outsider").run(["python3", "-c", client, &db_ip.to_string()]).unwrap();
     assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
-    // (Some hosts' upstream accepts every outbound connection: what counts is who answers.)
-    let mut from_host = String::new();
-    if let Ok(mut c) = TcpStream::connect_timeout(&SocketAddr::from((db_ip, 8000)), Duration::from_millis(500)) {
-        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-        let _ = c.read_to_string(&mut from_host);
-    }
-    assert!(!from_host.contains("hello from db"), "the host reached db");
+    // Nor does the host: it has no address on the network (no route of its own leads
+    // there; a connection attempt would go out by the default route, off the machine, so
+    // none is made).
+    let addrs = Command::new("ip").args(["-o", "-4", "addr"]).output().unwrap();
+    let subnet = format!(" {}.", db_ip.to_string().rsplit_once('.').unwrap().0);
+    assert!(!String::from_utf8_lossy(&addrs.stdout).contains(&subnet), "the host is on db's network");
     // Nor does a member reach out.
     let out = on("front", "app").run(["python3", "-c", client, &internet.addr.to_string()]).unwrap();
     assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
@@ -496,51 +508,58 @@ fn cli_manages_networks_and_refuses_them_to_unprivileged_callers() {
 #[test]
 fn egress_rules_limit_what_an_outbound_sandbox_reaches() {
     let _serial = common::serial();
-    require_root!(); // for the tap device
-    require_pasta!();
+    require_root!(); // for the test host
+    require_slirp!();
     let image = busybox!();
     let internet = Internet::start(3);
-    let other = TcpListener::bind((internet.addr, 0)).unwrap();
+    let other = internet.host.listen(internet.addr, 0);
     let other_port = other.local_addr().unwrap().port();
     serve(other, b"other\n");
-    let script = format!(
-        "(nc {a} {p} </dev/null >/tmp/a 2>&1 &); (nc {a} {other_port} </dev/null >/tmp/b 2>&1 &); \
-         (echo served | nc -l -p 8000 &); sleep 0.5; cat /tmp/a /tmp/b; echo .",
-        a = internet.addr,
-        p = internet.port
-    );
-    let run = |rules: &[(bool, String)], publish: Option<u16>| {
+    // What both servers say (or `unreachable`), then `.`; a published server is served
+    // before the sandbox ends.
+    let script = |publish: bool| {
+        let fetches = format!(
+            "{}; {}; echo .",
+            fetch(&format!("{} {}", internet.addr, internet.port)),
+            fetch(&format!("{} {other_port}", internet.addr))
+        );
+        if publish { format!("echo served | nc -l -p 8000 & {fetches}; wait") } else { fetches }
+    };
+    let run = |rules: &[&str], publish: Option<u16>| {
         let mut b = Sandbox::builder(&image).network(Network::Outbound);
-        for (allow, spec) in rules {
-            b = b.egress(isolette::EgressRule::parse(*allow, spec).unwrap());
+        for rule in rules {
+            b = b.egress(rule.parse().unwrap());
         }
         if let Some(port) = publish {
             b = b.publish(Publish::tcp([127, 0, 0, 1].into(), port, 8000));
         }
-        let running = b.stdout(isolette::Output::Capture).spawn(["/bin/sh", "-c", &script]).unwrap();
+        let running = b.stdout(isolette::Output::Capture).spawn(["/bin/sh", "-c", &script(publish.is_some())]).unwrap();
         let greeting = publish.map(|port| greeting(port, "served\n"));
         let out = running.wait().unwrap();
         (stdout(&out), greeting)
     };
+    let (a, p) = (internet.addr, internet.port);
     // Denied: neither server answers.
-    let (out, _) = run(&[(false, format!("{}/24", internet.addr))], None);
-    assert_eq!(out, ".\n");
+    let (out, _) = run(&[&format!("deny:{a}/24")], None);
+    assert_eq!(out, "unreachable\nunreachable\n.\n");
     // One address and port allowed: only that one; a published port still serves.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (out, served) = run(&[(true, format!("{}:{}", internet.addr, internet.port))], Some(port));
-    assert_eq!((out.as_str(), served.as_deref()), ("internet\n.\n", Some("served\n")));
-    // A deny before an allow wins.
-    let rules = [(false, format!("{}:{}", internet.addr, internet.port)), (true, format!("{}/24", internet.addr))];
-    let (out, _) = run(&rules, None);
-    assert_eq!(out, "other\n.\n");
+    let (out, served) = run(&[&format!("allow:{a}:{p}")], Some(port));
+    assert_eq!((out.as_str(), served.as_deref()), ("internet\nunreachable\n.\n", Some("served\n")));
+    // In order, the first match decides: a deny before an allow wins, and an allow before
+    // a deny.
+    let (out, _) = run(&[&format!("deny:{a}:{p}"), &format!("allow:{a}/24")], None);
+    assert_eq!(out, "unreachable\nother\n.\n");
+    let (out, _) = run(&[&format!("allow:{a}:{p}"), &format!("deny:{a}/24")], None);
+    assert_eq!(out, "internet\nunreachable\n.\n");
     // Published ports without a network: the server serves, and reaches nothing itself.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let running = Sandbox::builder(&image)
         .publish(Publish::tcp([127, 0, 0, 1].into(), port, 8000))
-        .spawn(["/bin/sh", "-c", &script])
+        .spawn(["/bin/sh", "-c", &script(true)])
         .unwrap();
     assert_eq!(greeting(port, "served\n"), "served\n");
-    assert_eq!(stdout(&running.wait().unwrap()), ".\n");
+    assert_eq!(stdout(&running.wait().unwrap()), "unreachable\nunreachable\n.\n");
     // Rules of the caller's need an outbound network.
     let none = Sandbox::builder(&image).egress(isolette::EgressRule::parse(true, "1.1.1.1").unwrap());
     assert!(matches!(none.run(["true"]), Err(Error::Config(m)) if m.contains("egress")));

@@ -25,7 +25,7 @@ string such as ``"256M"``); ``cpu_time``, ``wall_time`` (seconds: a number, a
 (``(uid, gid)``); ``hostname``; ``entrypoint`` (a list); ``tty`` (a bool, or
 ``(rows, cols)``); ``network`` (``"none"``, ``"outbound"`` or a network's name);
 ``publish`` (a list of ``"[ADDR:]HOSTPORT:PORT[/udp]"``); ``host_loopback`` (a bool);
-``egress`` (a list of ``("allow" | "deny", "CIDR[:PORTS]")``). An unknown option is a
+``egress`` (a list of ``("allow" | "deny", "CIDR[:PORTS]")`` pairs or ``"allow:CIDR[:PORTS]"`` words, in order: the first match decides). An unknown option is a
 ``TypeError`` naming it.
 """
 

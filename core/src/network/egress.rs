@@ -1,19 +1,22 @@
 //! Egress rules of an outbound sandbox: which addresses and ports it may reach.
 //!
+//! One semantics on every surface: the rules are an ordered list, and the first rule that
+//! matches a destination decides. After the caller's rules come the defaults of an outbound
+//! sandbox ([`defaults`]): the host's own addresses and link-local destinations (where
+//! cloud metadata services live) are refused, so `outbound` means the internet and not the
+//! operator's machine; a rule of the caller's that matches first opens them. What no rule
+//! matches is allowed, unless the caller gave an allow rule, and then refused. Loopback,
+//! and replies on connections already made (published ports), always pass.
+//!
 //! The rules become an nftables table in the sandbox's own network namespace (the host's
-//! rules are never touched), loaded by `nft` before the program starts; the program has no
-//! capability to change them. They are matched in order, the first match decides; what no
-//! rule matches is allowed, unless there is an allow rule, and then refused. Loopback, and
-//! replies on connections already made (published ports), always pass.
+//! rules are never touched), loaded by `nft` before the program starts (`inside.rs`); the
+//! program has no capability to change them.
 
 use std::fmt;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::str::FromStr;
 
-use crate::error::{Error, HostFeature, Result};
+use crate::error::{Error, Result};
 
 /// One egress rule: allow or deny a network, optionally only some ports (TCP and UDP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,13 +99,31 @@ impl EgressRule {
     }
 }
 
+impl FromStr for EgressRule {
+    type Err = Error;
+
+    /// `allow:CIDR[:PORTS]` or `deny:CIDR[:PORTS]`, the words every surface shares (the
+    /// CLI's `--egress`, Python's and Node's `egress` option).
+    fn from_str(s: &str) -> Result<EgressRule> {
+        match s.split_once(':') {
+            Some(("allow", spec)) => EgressRule::parse(true, spec),
+            Some(("deny", spec)) => EgressRule::parse(false, spec),
+            _ => Err(Error::config(format!(
+                "egress rule `{}`: expected allow:CIDR[:PORTS] or deny:CIDR[:PORTS], like deny:10.0.0.0/8 or \
+                 allow:0.0.0.0/0:443",
+                s.escape_debug()
+            ))),
+        }
+    }
+}
+
 impl fmt::Display for EgressRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let net = match self.addr {
             IpAddr::V4(a) => format!("{a}/{}", self.prefix),
             IpAddr::V6(a) => format!("[{a}/{}]", self.prefix),
         };
-        write!(f, "{} {net}", if self.allow { "allow" } else { "deny" })?;
+        write!(f, "{}:{net}", if self.allow { "allow" } else { "deny" })?;
         if let Some((lo, hi)) = self.ports {
             write!(f, ":{lo}")?;
             if hi != lo {
@@ -113,26 +134,34 @@ impl fmt::Display for EgressRule {
     }
 }
 
-/// `CAP_NET_ADMIN`, from `<linux/capability.h>`.
-const CAP_NET_ADMIN: u32 = 12;
-
-/// `_LINUX_CAPABILITY_VERSION_3` of `capget(2)`.
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-/// `struct __user_cap_header_struct`.
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-/// `struct __user_cap_data_struct` (two of them for 64 capabilities).
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+/// What an outbound sandbox may not reach unless a rule of the caller's opens it: the
+/// host's own addresses (loopback is the sandbox's own, and the host's is kept out by the
+/// user-mode network) and link-local destinations, IPv4 and IPv6.
+pub(crate) fn defaults() -> Vec<EgressRule> {
+    let deny = |addr: IpAddr, prefix: u8| EgressRule { allow: false, addr, prefix, ports: None };
+    let mut rules = Vec::new();
+    let mut own: Vec<IpAddr> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let addr = a.address.as_ref().and_then(|s| {
+                s.as_sockaddr_in()
+                    .map(|v4| IpAddr::V4(v4.ip()))
+                    .or_else(|| s.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+            });
+            if let Some(addr) = addr
+                && !addr.is_loopback()
+                && !own.contains(&addr)
+            {
+                own.push(addr);
+            }
+        }
+    }
+    for addr in own {
+        rules.push(deny(addr, if addr.is_ipv4() { 32 } else { 128 }));
+    }
+    rules.push(deny(IpAddr::from([169, 254, 0, 0]), 16));
+    rules.push(deny(IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, 0]), 10));
+    rules
 }
 
 /// The nftables table for `rules`.
@@ -149,72 +178,6 @@ pub(crate) fn ruleset(rules: &[EgressRule]) -> String {
     text
 }
 
-/// Loads `rules` into the network namespace of `pid` (entering its user namespace first
-/// when `userns`), with `nft`.
-pub(crate) fn apply(rules: &[EgressRule], pid: i32, userns: bool) -> Result<()> {
-    let open = |what: &str| {
-        let path = format!("/proc/{pid}/ns/{what}");
-        std::fs::File::open(&path).map_err(|e| Error::io("open", path, e))
-    };
-    let net = open("net")?;
-    let user = userns.then(|| open("user")).transpose()?;
-    let (net_fd, user_fd) = (net.as_raw_fd(), user.as_ref().map_or(-1, |u| u.as_raw_fd()));
-    let mut cmd = Command::new("nft");
-    cmd.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    // SAFETY: between fork and exec only async-signal-safe system calls (setns, capget,
-    // capset, prctl) on fds this process owns and structs on the stack; the child is
-    // single-threaded, as entering a user namespace requires.
-    unsafe {
-        cmd.pre_exec(move || {
-            let fail = || Err(std::io::Error::last_os_error());
-            if user_fd >= 0 {
-                if libc::setns(user_fd, libc::CLONE_NEWUSER) != 0 {
-                    return fail();
-                }
-                // Entering the namespace gave every capability in it, but no id there is
-                // root, so exec would drop them: keep CAP_NET_ADMIN as an ambient one.
-                let mut header = CapHeader { version: CAP_VERSION_3, pid: 0 };
-                let mut data = [CapData::default(); 2];
-                if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
-                    return fail();
-                }
-                data[0].inheritable |= 1 << CAP_NET_ADMIN;
-                if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0
-                    || libc::prctl(
-                        libc::PR_CAP_AMBIENT,
-                        libc::PR_CAP_AMBIENT_RAISE,
-                        CAP_NET_ADMIN as libc::c_ulong,
-                        0,
-                        0,
-                    ) != 0
-                {
-                    return fail();
-                }
-            }
-            if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
-                return fail();
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Host {
-            feature: HostFeature::Nftables,
-            hint: "egress rules use nft: install it (Debian: apt-get install nftables)",
-        },
-        _ => Error::io("start", "nft", e),
-    })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(ruleset(rules).as_bytes());
-    }
-    let out = child.wait_with_output().map_err(|e| Error::io("wait", "nft", e))?;
-    if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::io("load egress rules", "nft", std::io::Error::other(said.trim().to_string())));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,14 +185,34 @@ mod tests {
     #[test]
     fn rules_parse_and_print() {
         let r = |s: &str| EgressRule::parse(true, s).map(|r| r.to_string()).map_err(|e| e.to_string());
-        assert_eq!(r("10.0.0.0/8").unwrap(), "allow 10.0.0.0/8");
-        assert_eq!(r("93.184.216.34:443").unwrap(), "allow 93.184.216.34/32:443");
-        assert_eq!(r("0.0.0.0/0:80-90").unwrap(), "allow 0.0.0.0/0:80-90");
-        assert_eq!(r("[2001:db8::/32]:53").unwrap(), "allow [2001:db8::/32]:53");
-        assert_eq!(r("2001:db8::1").unwrap(), "allow [2001:db8::1/128]");
+        assert_eq!(r("10.0.0.0/8").unwrap(), "allow:10.0.0.0/8");
+        assert_eq!(r("93.184.216.34:443").unwrap(), "allow:93.184.216.34/32:443");
+        assert_eq!(r("0.0.0.0/0:80-90").unwrap(), "allow:0.0.0.0/0:80-90");
+        assert_eq!(r("[2001:db8::/32]:53").unwrap(), "allow:[2001:db8::/32]:53");
+        assert_eq!(r("2001:db8::1").unwrap(), "allow:[2001:db8::1/128]");
         for bad in ["", "x", "10.0.0.0/33", "1.2.3.4:0", "1.2.3.4:9-8", "1.2.3.4:x", "[::1", "[::1]x"] {
             assert!(r(bad).unwrap_err().contains("egress rule"), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_shared_words_parse_and_print_back() {
+        for word in ["allow:10.0.0.0/8", "deny:93.184.216.34/32:443", "allow:[2001:db8::/32]:53-60"] {
+            assert_eq!(word.parse::<EgressRule>().unwrap().to_string(), word);
+        }
+        for bad in ["10.0.0.0/8", "permit:10.0.0.0/8", "allow:", "deny:x", "allow 1.2.3.4"] {
+            let e = bad.parse::<EgressRule>().unwrap_err().to_string();
+            assert!(e.contains("egress rule"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_refuse_link_local_and_the_hosts_own_addresses() {
+        let d = defaults();
+        assert!(d.iter().all(|r| !r.allow));
+        assert!(d.iter().any(|r| r.to_string() == "deny:169.254.0.0/16"));
+        assert!(d.iter().any(|r| r.to_string() == "deny:[fe80::/10]"));
+        assert!(d.iter().all(|r| !r.addr.is_loopback()));
     }
 
     #[test]

@@ -1,38 +1,35 @@
 //! A sandbox's network beyond loopback: outbound access and published ports, through
-//! `pasta` (Debian's `passt` package), a user-mode network stack; and named networks
-//! (`named.rs`).
+//! `slirp4netns` (`slirp.rs`), a user-mode network stack; egress rules (`egress.rs`) loaded
+//! inside the sandbox (`inside.rs`); and named networks (`named.rs`).
 //!
 //! Every sandbox has a network namespace of its own with loopback up (`spawn/child.rs`):
 //! that is [`Network::None`], Docker's `none`. With [`Network::Outbound`], or when ports
-//! are published, the supervisor attaches `pasta` to the sandbox's namespace after the
-//! clone and before the go-ahead, so the network is there when the program starts:
-//! - pasta runs as the caller (`--runas 0` for root, which pasta would otherwise leave
-//!   for `nobody`), as the supervisor's child, and dies with the supervising thread
-//!   (`PR_SET_PDEATHSIG`) or when the run ends, taking its ports with it;
-//! - the namespaces are handed over as inherited fds (`/proc/self/fd/N`), which works
-//!   with and without a user namespace of the sandbox's;
-//! - nothing of the host changes: pasta uses ordinary sockets; no bridge, no iptables,
-//!   no route. Host loopback services stay out of reach (`--no-map-gw`, and no copy of
-//!   the host's listening ports: `-T none -U none`) unless the caller allows them;
-//! - ports are published only when asked for (`-t none -u none` otherwise); a host port
-//!   in use, or one below `ip_unprivileged_port_start` for a caller who is not root, is a
-//!   config error before anything is made; port 0 takes a free one, reported by
-//!   [`Running::ports`](crate::Running::ports).
+//! are published, the supervisor connects the sandbox's namespace after the clone and
+//! before the go-ahead, so the network is there when the program starts:
+//! - nothing of the host changes: slirp4netns uses ordinary sockets; no bridge, no
+//!   iptables, no route. Host loopback services stay out of reach unless the caller allows
+//!   them, and so do the host's other addresses and link-local destinations unless an
+//!   egress rule opens them ([`EgressRule`]);
+//! - ports are published only when asked for; a host port in use, or one below
+//!   `ip_unprivileged_port_start` for a caller who is not root, is a config error before
+//!   anything is made; port 0 takes a free one, reported by
+//!   [`Running::ports`](crate::Running::ports);
+//! - a caller who is not root needs `/dev/net/tun` readable and writable (mode 0666, as
+//!   most distributions ship it): where it is not, the run fails before anything starts,
+//!   naming the device ([`HostFeature::Tun`](crate::HostFeature::Tun)).
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 use crate::error::{Error, HostFeature, Result};
 
 mod egress;
+mod inside;
 mod named;
+mod slirp;
 pub(crate) mod spare;
 
 pub use egress::EgressRule;
@@ -45,8 +42,10 @@ pub enum Network {
     /// Only its own loopback, up (the default): nothing else is reachable.
     #[default]
     None,
-    /// The internet through user-mode networking (`pasta`); the host's loopback services
-    /// stay unreachable unless [`SandboxBuilder::host_loopback`](crate::SandboxBuilder::host_loopback).
+    /// The internet through user-mode networking (`slirp4netns`); the host's loopback
+    /// services stay unreachable unless
+    /// [`SandboxBuilder::host_loopback`](crate::SandboxBuilder::host_loopback), and its other
+    /// addresses and link-local destinations unless an [`EgressRule`] opens them.
     Outbound,
     /// A named network ([`Networks::network`]): its members reach each other by hostname,
     /// and nothing else. Root only.
@@ -153,11 +152,6 @@ impl Publish {
             addr.parse().map_err(|_| bad(&format!("`{}` is not an IP address", addr.escape_debug())))?;
         Ok(Publish { protocol, host_addr, host_port: port(host, true)?, sandbox_port: port(sandbox, false)? })
     }
-
-    /// pasta's spec: `ADDR/HOSTPORT:PORT`.
-    fn pasta_spec(&self) -> String {
-        format!("{}/{}:{}", self.host_addr, self.host_port, self.sandbox_port)
-    }
 }
 
 impl fmt::Display for Publish {
@@ -170,23 +164,39 @@ impl fmt::Display for Publish {
 /// The network part of a plan, checked and with host ports chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NetworkPlan {
-    /// pasta, for outbound access and published ports.
-    Pasta {
-        pasta: PathBuf,
-        host_loopback: bool,
+    /// slirp4netns, for outbound access and published ports.
+    User {
+        slirp: PathBuf,
+        nft: PathBuf,
         /// Host port 0 replaced by the one chosen.
         ports: Vec<Publish>,
-        /// Loaded into the sandbox's namespace before the program starts.
+        /// Loaded into the sandbox's namespace before the program starts: the guard of the
+        /// host's loopback, the caller's rules, then the defaults.
         egress: Vec<EgressRule>,
     },
     /// A named network, joined under the sandbox's hostname.
     Named { network: NamedNetwork, hostname: String },
 }
 
-/// Where `pasta` is on `PATH` (the usual places when `PATH` is unset).
-fn find_pasta() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(&path).map(|d| d.join("pasta")).find(|p| p.is_file())
+/// Where `program` is on `PATH` (the usual places when `PATH` is unset).
+pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// The tun device a user-mode network needs.
+pub(crate) const TUN: &str = "/dev/net/tun";
+
+/// Whether this process may open [`TUN`] for reading and writing.
+pub(crate) fn tun_usable() -> bool {
+    nix::unistd::access(TUN, nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// Whether every user may open [`TUN`] (mode 0666, as most distributions ship it).
+pub(crate) fn tun_open_to_all() -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(TUN).is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
 }
 
 /// The lowest port a caller who is not root may listen on.
@@ -207,8 +217,8 @@ fn try_bind(protocol: Protocol, addr: SocketAddr) -> std::io::Result<u16> {
 
 impl NetworkPlan {
     /// The plan for `network` with `ports`, or `None` when loopback is all there is.
-    /// Checks that pasta is there and that every host port is free (choosing free ones
-    /// for port 0).
+    /// Checks that slirp4netns and nft are there and `/dev/net/tun` usable, and that every
+    /// host port is free (choosing free ones for port 0).
     pub(crate) fn new(config: &crate::config::Config) -> Result<Option<NetworkPlan>> {
         let (network, ports, host_loopback) = (&config.network, &config.publish[..], config.host_loopback);
         let hostname = &config.hostname;
@@ -223,9 +233,15 @@ impl NetworkPlan {
         if host_loopback && *network != Network::Outbound {
             return Err(Error::config("host_loopback needs network(Network::Outbound) (--network outbound)"));
         }
-        // Published ports without a network: pasta carries them, and a deny-everything egress
-        // rule keeps the sandbox from reaching out (replies to connections in pass).
-        let mut egress = config.egress.clone();
+        // The host's loopback first, which no rule of the caller's opens (only
+        // `host_loopback`); then the caller's rules. Published ports without a network:
+        // slirp4netns carries them, and a deny-everything rule keeps the sandbox from reaching
+        // out (replies to connections in pass).
+        let mut egress = Vec::new();
+        if !host_loopback {
+            egress.push(EgressRule { allow: false, addr: slirp::GATEWAY.into(), prefix: 32, ports: None });
+        }
+        egress.extend_from_slice(&config.egress);
         match network {
             Network::None if ports.is_empty() => return Ok(None),
             Network::None => {
@@ -237,13 +253,26 @@ impl NetworkPlan {
                 named::check_member(hostname)?;
                 return Ok(Some(NetworkPlan::Named { network: named.clone(), hostname: hostname.to_string() }));
             }
-            _ => {}
+            Network::Outbound => egress.extend(egress::defaults()),
         }
-        let pasta = find_pasta().ok_or(Error::Host {
-            feature: HostFeature::Pasta,
-            hint: "outbound networks and published ports use pasta: install it (Debian: apt-get install passt)",
+        let slirp = find_program("slirp4netns").ok_or(Error::Host {
+            feature: HostFeature::Slirp4netns,
+            hint: "outbound networks and published ports use slirp4netns: install it (Debian: apt-get install \
+                   slirp4netns)",
+        })?;
+        let nft = find_program("nft").ok_or(Error::Host {
+            feature: HostFeature::Nftables,
+            hint: "outbound networks load their egress rules with nft: install it (Debian: apt-get install nftables)",
         })?;
         let root = nix::unistd::geteuid().is_root();
+        if !root && !tun_usable() {
+            return Err(Error::Host {
+                feature: HostFeature::Tun,
+                hint: "outbound networks and published ports need /dev/net/tun, which this user may not open (mode \
+                       0600 on this host): as root, `chmod 0666 /dev/net/tun` (the mode most distributions ship), or \
+                       run as root; `isolette check` says which",
+            });
+        }
         let low = unprivileged_port_start();
         let mut chosen: Vec<Publish> = Vec::with_capacity(ports.len());
         for p in ports {
@@ -252,13 +281,10 @@ impl NetworkPlan {
                     "publish {p}: host ports below {low} need root; choose a port of {low} or more"
                 )));
             }
-            // Debian 12's pasta (2023-03) loses UDP sent to a loopback address whose port it
-            // maps to another: refuse what would silently not work.
-            if p.protocol == Protocol::Udp && p.host_addr.is_loopback() && p.host_port != p.sandbox_port {
+            if p.host_addr.is_ipv6() {
                 return Err(Error::config(format!(
-                    "publish {p}: UDP on a loopback address must keep its port number (HOSTPORT = PORT), \
-                     a limit of pasta; use {}:{}:{}/udp, or another address",
-                    p.host_addr, p.sandbox_port, p.sandbox_port
+                    "publish {p}: ports are published on IPv4 host addresses only (slirp4netns 1.2); use 127.0.0.1 \
+                     or 0.0.0.0"
                 )));
             }
             if chosen.iter().any(|c| c.protocol == p.protocol && c.host_port == p.host_port && p.host_port != 0) {
@@ -269,96 +295,33 @@ impl NetworkPlan {
             })?;
             chosen.push(Publish { host_port: port, ..*p });
         }
-        Ok(Some(NetworkPlan::Pasta { pasta, host_loopback, ports: chosen, egress }))
+        Ok(Some(NetworkPlan::User { slirp, nft, ports: chosen, egress }))
     }
 
     /// Connects the sandbox `pid` (with a user namespace of its own when `userns`), and
     /// returns once it is.
     pub(crate) fn attach(&self, pid: i32, userns: bool) -> Result<Attached> {
         match self {
-            NetworkPlan::Pasta { pasta, host_loopback, ports, egress } => {
-                let attached = attach_pasta(pasta, *host_loopback, ports, pid, userns)?;
-                if !egress.is_empty() {
-                    egress::apply(egress, pid, userns)?;
-                }
-                Ok(attached)
+            NetworkPlan::User { slirp, nft, ports, egress } => {
+                let open = |what: &str| -> Result<OwnedFd> {
+                    let path = format!("/proc/{pid}/ns/{what}");
+                    std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
+                };
+                let net = open("net")?;
+                let user = userns.then(|| open("user")).transpose()?;
+                // The tap is made when `start` returns; nft loads the rules while
+                // slirp4netns starts.
+                let helper = inside::start(nft, &net, user.as_ref(), Some(slirp::TAP), &egress::ruleset(egress))?;
+                let slirp = slirp::Slirp::start(slirp, ports, &net, user.as_ref())?;
+                helper.wait()?;
+                Ok(Attached { _slirp: Some(slirp), _member: None, ports: ports.clone() })
             }
             NetworkPlan::Named { network, hostname } => {
                 let member = network.join(pid, hostname)?;
-                Ok(Attached { pasta: None, stderr: None, _member: Some(member), ports: Vec::new() })
+                Ok(Attached { _slirp: None, _member: Some(member), ports: Vec::new() })
             }
         }
     }
-}
-
-/// Attaches pasta to the network namespace of `pid` (and its user namespace, when
-/// `userns`), and waits until the namespace is connected.
-fn attach_pasta(pasta: &Path, host_loopback: bool, ports: &[Publish], pid: i32, userns: bool) -> Result<Attached> {
-    let open = |what: &str| -> Result<OwnedFd> {
-        let path = format!("/proc/{pid}/ns/{what}");
-        std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
-    };
-    let net = open("net")?;
-    let user = userns.then(|| open("user")).transpose()?;
-    let (ready_r, ready_w) = crate::stdio::pipe()?;
-    // Fixed numbers in pasta: 3 the network namespace, 4 the pid "file" (our pipe),
-    // 5 the user namespace.
-    let mut cmd = Command::new(pasta);
-    cmd.args(["--config-net", "--quiet", "--foreground", "-T", "none", "-U", "none"]);
-    cmd.args(["--netns", "/proc/self/fd/3", "--pid", "/proc/self/fd/4"]);
-    if user.is_some() {
-        cmd.args(["--userns", "/proc/self/fd/5"]);
-    }
-    if !host_loopback {
-        cmd.arg("--no-map-gw");
-    }
-    if nix::unistd::geteuid().is_root() {
-        cmd.args(["--runas", "0"]);
-    }
-    for protocol in [Protocol::Tcp, Protocol::Udp] {
-        let specs: Vec<String> = ports.iter().filter(|p| p.protocol == protocol).map(Publish::pasta_spec).collect();
-        let flag = if protocol == Protocol::Tcp { "-t" } else { "-u" };
-        if specs.is_empty() {
-            cmd.args([flag, "none"]);
-        }
-        for spec in specs {
-            cmd.args([flag, &spec]);
-        }
-    }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let fds = [net.as_raw_fd(), ready_w.as_raw_fd(), user.as_ref().map_or(-1, |u| u.as_raw_fd())];
-    // SAFETY: between fork and exec only async-signal-safe calls (prctl, fcntl, dup2) on
-    // fds this process owns, and no allocation.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Out of the way first (close-on-exec copies at 1000 or above), then into
-            // place: no source is overwritten before it is copied.
-            let mut high = [-1; 3];
-            for (h, fd) in high.iter_mut().zip(fds) {
-                if fd >= 0 {
-                    *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
-                    if *h < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-            }
-            for (target, h) in (3..).zip(high) {
-                if h >= 0 && libc::dup2(h, target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| Error::io("start", pasta, e))?;
-    drop((net, user, ready_w));
-    let stderr = child.stderr.take();
-    let mut attached = Attached { pasta: Some(child), stderr, _member: None, ports: ports.to_vec() };
-    attached.wait_ready(ready_r)?;
-    Ok(attached)
 }
 
 /// The sandbox's `/etc/hosts` (localhost, and `hostname` at 127.0.1.1 as Debian has it)
@@ -383,78 +346,16 @@ pub(crate) fn etc_files(hostname: &str) -> [(&'static str, Vec<u8>); 2] {
     [("hosts", hosts.into_bytes()), ("resolv.conf", resolv.into_bytes())]
 }
 
-/// A sandbox's network: pasta serving it, killed (and reaped) when dropped, which frees
-/// its ports; or its membership of a named network, given back when dropped.
+/// A sandbox's network: slirp4netns serving it, killed (and reaped) when dropped, which
+/// frees its ports; or its membership of a named network, given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Attached {
-    pasta: Option<Child>,
-    stderr: Option<ChildStderr>,
+    /// Held for its drop, which stops it.
+    _slirp: Option<slirp::Slirp>,
     /// Held for its drop, which leaves the network.
     _member: Option<named::Member>,
     /// The ports published, with the host ports chosen.
     pub ports: Vec<Publish>,
-}
-
-/// How long pasta may take to connect a namespace (it takes about 20 ms).
-const PASTA_START: Duration = Duration::from_secs(10);
-
-impl Attached {
-    /// Waits until pasta writes its pid (its namespace is connected then), or fails with
-    /// what it said when it ends first.
-    fn wait_ready(&mut self, ready: OwnedFd) -> Result<()> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        let deadline = Instant::now() + PASTA_START;
-        let mut file = std::fs::File::from(ready);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::io("poll", "pasta", e.into())),
-                Ok(0) => {
-                    return Err(Error::io(
-                        "start",
-                        "pasta",
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "pasta did not connect the sandbox in time"),
-                    ));
-                }
-                Ok(_) => {}
-            }
-            let mut buf = [0u8; 32];
-            return match file.read(&mut buf) {
-                Ok(n) if n > 0 => Ok(()),
-                _ => Err(self.failure()),
-            };
-        }
-    }
-
-    /// What pasta said before it ended, as an error.
-    fn failure(&mut self) -> Error {
-        if let Some(mut child) = self.pasta.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let mut said = String::new();
-        if let Some(mut err) = self.stderr.take() {
-            let _ = err.read_to_string(&mut said);
-        }
-        let said: Vec<&str> = said.lines().filter(|l| !l.contains("syslog") && !l.trim().is_empty()).collect();
-        let said = said.join("; ");
-        if said.contains("Failed to bind") {
-            return Error::config(format!("publishing ports failed: {said}; choose other host ports (0 for any)"));
-        }
-        Error::io("start", "pasta", std::io::Error::other(format!("pasta could not connect the sandbox: {said}")))
-    }
-}
-
-impl Drop for Attached {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.pasta.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -485,7 +386,6 @@ mod tests {
         ] {
             assert!(p(bad).unwrap_err().contains("publish"), "{bad}");
         }
-        assert_eq!(Publish::parse("[::1]:1:2").unwrap().pasta_spec(), "::1/1:2");
     }
 
     #[test]

@@ -199,3 +199,102 @@ pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A test host: a network namespace of the test's own, joined to the host by a veth pair
+/// (`198.51.100.8n+1` on the host's side, `198.51.100.8n+2` in it, and the link-local
+/// `169.254.100+n.2` in it too), so that outbound sandboxes have "the internet" to reach
+/// without a byte leaving the machine or aiming at any address of the host's. Each test
+/// takes its own `n` (0 to 31). Torn down when dropped (the namespace dies with its keeper,
+/// the veth pair with it).
+pub struct TestHost {
+    keeper: std::process::Child,
+    host_dev: String,
+    /// Its address.
+    pub addr: std::net::Ipv4Addr,
+    /// A link-local address of its own (cloud metadata services live at such addresses).
+    pub link_local: std::net::Ipv4Addr,
+    servers: Vec<std::process::Child>,
+}
+
+impl TestHost {
+    /// Makes test host `n`.
+    pub fn start(n: u8) -> TestHost {
+        use std::process::{Command, Stdio};
+        assert!(n < 32, "test hosts are numbered 0 to 31");
+        let keeper = Command::new("unshare").args(["--net", "sleep", "3600"]).stdin(Stdio::null()).spawn().unwrap();
+        let pid = keeper.id().to_string();
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        while std::fs::read_link(format!("/proc/{pid}/ns/net")).map_or(true, |ns| ns == ours) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let host_dev = format!("isoth{}x{n}", std::process::id() % 100_000);
+        let peer = format!("isotp{}x{n}", std::process::id() % 100_000);
+        let base = 8 * n;
+        let host = TestHost {
+            keeper,
+            host_dev,
+            addr: std::net::Ipv4Addr::new(198, 51, 100, base + 2),
+            link_local: std::net::Ipv4Addr::new(169, 254, 100 + n, 2),
+            servers: Vec::new(),
+        };
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let inside = |args: &[&str]| {
+            run(Command::new("nsenter").args(["-t", &pid, "--net", "--", "ip"]).args(args));
+        };
+        let dev = host.host_dev.as_str();
+        run(Command::new("ip").args(["link", "add", dev, "type", "veth", "peer", "name", &peer, "netns", &pid]));
+        run(Command::new("ip").args(["addr", "add", &format!("198.51.100.{}/29", base + 1), "dev", dev]));
+        run(Command::new("ip").args(["link", "set", dev, "up"]));
+        run(Command::new("ip").args(["route", "add", &format!("{}/32", host.link_local), "dev", dev]));
+        inside(&["addr", "add", &format!("{}/29", host.addr), "dev", &peer]);
+        inside(&["addr", "add", &format!("{}/32", host.link_local), "dev", &peer]);
+        inside(&["link", "set", &peer, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        inside(&["route", "add", "default", "dev", &peer]);
+        host
+    }
+
+    /// A TCP listener inside the test host at `addr:port` (0 for any port).
+    pub fn listen(&self, addr: std::net::Ipv4Addr, port: u16) -> std::net::TcpListener {
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", self.keeper.id())).unwrap();
+        // A thread of its own enters the namespace; the socket stays in it.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                std::net::TcpListener::bind((addr, port)).unwrap()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    /// Runs `core/tests/net/transfer.py serve-tcp|serve-udp` inside at `port` until the
+    /// host is dropped; returns once it serves.
+    pub fn serve_transfers(&mut self, udp: bool, port: u16) {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/transfer.py");
+        let mut server = std::process::Command::new("nsenter")
+            .args(["-t", &self.keeper.id().to_string(), "--net", "--", "python3", script])
+            .args([if udp { "serve-udp" } else { "serve-tcp" }, &self.addr.to_string(), &port.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready, "ready\n");
+        self.servers.push(server);
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        for s in self.servers.iter_mut().chain([&mut self.keeper]) {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_dev]).output();
+    }
+}

@@ -80,7 +80,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) hostname: Option<String>,
     /// The network: `none` (the default: loopback only), `outbound` (the internet,
-    /// through pasta), or the NAME of a network (`isolette network create`), whose
+    /// through slirp4netns), or the NAME of a network (`isolette network create`), whose
     /// members reach each other by their `--name` (or `--hostname`).
     #[arg(long, value_parser = network)]
     pub(crate) network: Option<isolette::Network>,
@@ -92,13 +92,18 @@ pub(crate) struct RunArgs {
     /// Let an outbound sandbox reach the host's loopback services.
     #[arg(long)]
     pub(crate) allow_host_loopback: bool,
-    /// Let an outbound sandbox reach `CIDR[:PORT[-PORT]]`; with any allow rule, what no
-    /// rule matches is refused. Repeatable; every `--egress-deny` is matched first.
-    #[arg(long = "egress-allow", value_name = "CIDR[:PORTS]", value_parser = egress_allow)]
-    pub(crate) egress_allow: Vec<isolette::EgressRule>,
-    /// Refuse an outbound sandbox `CIDR[:PORT[-PORT]]`. Repeatable.
-    #[arg(long = "egress-deny", value_name = "CIDR[:PORTS]", value_parser = egress_deny)]
-    pub(crate) egress_deny: Vec<isolette::EgressRule>,
+    /// An egress rule of an outbound sandbox: `allow:CIDR[:PORT[-PORT]]` or
+    /// `deny:CIDR[:PORT[-PORT]]`. Repeatable; the rules apply in the order given and the
+    /// first that matches decides; with any allow rule, what no rule matches is refused. The
+    /// host's own addresses and link-local destinations are refused unless a rule opens them.
+    #[arg(long = "egress", value_name = "allow|deny:CIDR[:PORTS]", value_parser = egress)]
+    pub(crate) egress: Vec<isolette::EgressRule>,
+    /// Gone: `--egress allow:CIDR[:PORTS]` keeps the rules in order.
+    #[arg(long = "egress-allow", hide = true, value_parser = egress_gone)]
+    pub(crate) egress_allow: Vec<String>,
+    /// Gone: `--egress deny:CIDR[:PORTS]` keeps the rules in order.
+    #[arg(long = "egress-deny", hide = true, value_parser = egress_gone)]
+    pub(crate) egress_deny: Vec<String>,
     /// Run without a cgroup: no pids limit or cpu quota, memory and cpu time limited per
     /// process by rlimits, approximate figures.
     #[arg(long)]
@@ -152,12 +157,14 @@ fn network(s: &str) -> Result<isolette::Network, String> {
     isolette::Network::parse(s).map_err(|e| e.to_string())
 }
 
-fn egress_allow(s: &str) -> Result<isolette::EgressRule, String> {
-    isolette::EgressRule::parse(true, s).map_err(|e| e.to_string())
+fn egress(s: &str) -> Result<isolette::EgressRule, String> {
+    s.parse().map_err(|e: isolette::Error| e.to_string())
 }
 
-fn egress_deny(s: &str) -> Result<isolette::EgressRule, String> {
-    isolette::EgressRule::parse(false, s).map_err(|e| e.to_string())
+fn egress_gone(_: &str) -> Result<String, String> {
+    Err("--egress-allow and --egress-deny are gone: give each rule as --egress allow:CIDR[:PORTS] or --egress \
+         deny:CIDR[:PORTS]; the rules apply in the order given, and the first that matches decides"
+        .into())
 }
 
 fn publish(s: &str) -> Result<isolette::Publish, String> {
@@ -190,11 +197,6 @@ pub(crate) fn run(store: Option<PathBuf>, args: RunArgs) -> isolette::Result<u8>
 }
 
 /// The sandbox the flags describe, with stdio left as the builder has it.
-/// The egress rules: every deny before every allow (a deny wins where both match).
-fn egress_in_order(args: &RunArgs) -> impl Iterator<Item = isolette::EgressRule> + '_ {
-    args.egress_deny.iter().chain(&args.egress_allow).copied()
-}
-
 pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<SandboxBuilder> {
     let image = crate::open_image(store.clone(), &args.image)?;
     let mut b = isolette::Sandbox::builder(&image);
@@ -264,8 +266,8 @@ pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Resul
     if args.allow_host_loopback {
         b = b.host_loopback(true);
     }
-    for rule in egress_in_order(args) {
-        b = b.egress(rule);
+    for rule in &args.egress {
+        b = b.egress(*rule);
     }
     if let Some(e) = &args.entrypoint {
         b = b.entrypoint(if e.is_empty() { vec![] } else { vec![e.clone()] });
