@@ -1,12 +1,13 @@
 //! Egress rules of an outbound sandbox: which addresses and ports it may reach.
 //!
 //! One semantics on every surface: the rules are an ordered list, and the first rule that
-//! matches a destination decides. After the caller's rules come the defaults of an outbound
-//! sandbox ([`defaults`]): the host's own addresses and link-local destinations (where
-//! cloud metadata services live) are refused, so `outbound` means the internet and not the
-//! operator's machine; a rule of the caller's that matches first opens them. What no rule
-//! matches is allowed, unless the caller gave an allow rule, and then refused. Loopback,
-//! and replies on connections already made (published ports), always pass.
+//! matches a destination decides. After the caller's rules come those of every outbound
+//! sandbox: DNS (port 53) to the name servers of its `resolv.conf` is allowed, and then
+//! ([`defaults`]) the host's own addresses and link-local destinations (where cloud
+//! metadata services live) are refused, so `outbound` means the internet and not the
+//! operator's machine; a rule of the caller's that matches first overrides them. What no
+//! rule matches is allowed, unless the caller gave an allow rule, and then refused.
+//! Loopback, and replies on connections already made (published ports), always pass.
 //!
 //! The rules become an nftables table in the sandbox's own network namespace (the host's
 //! rules are never touched), loaded by `nft` before the program starts (`inside.rs`); the
@@ -134,6 +135,19 @@ impl fmt::Display for EgressRule {
     }
 }
 
+/// DNS to each of `servers` (port 53), for an outbound sandbox's name servers.
+pub(crate) fn dns(servers: &[IpAddr]) -> Vec<EgressRule> {
+    servers
+        .iter()
+        .map(|&addr| EgressRule {
+            allow: true,
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+            ports: Some((53, 53)),
+        })
+        .collect()
+}
+
 /// What an outbound sandbox may not reach unless a rule of the caller's opens it: the
 /// host's own addresses (loopback is the sandbox's own, and the host's is kept out by the
 /// user-mode network) and link-local destinations, IPv4 and IPv6.
@@ -164,9 +178,10 @@ pub(crate) fn defaults() -> Vec<EgressRule> {
     rules
 }
 
-/// The nftables table for `rules`.
-pub(crate) fn ruleset(rules: &[EgressRule]) -> String {
-    let policy = if rules.iter().any(|r| r.allow) { "drop" } else { "accept" };
+/// The nftables table for `rules`, in order; what none of them matches is refused when
+/// `refuse_unmatched` (the caller gave an allow rule), and allowed otherwise.
+pub(crate) fn ruleset(rules: &[EgressRule], refuse_unmatched: bool) -> String {
+    let policy = if refuse_unmatched { "drop" } else { "accept" };
     let mut text = format!(
         "table inet isolette {{\n  chain output {{\n    type filter hook output priority 0; policy {policy};\n    \
          oifname \"lo\" accept\n    ct state established,related accept\n"
@@ -219,8 +234,8 @@ mod tests {
     fn ruleset_policy_follows_the_rules() {
         let deny = EgressRule::parse(false, "10.0.0.0/8").unwrap();
         let allow = EgressRule::parse(true, "1.1.1.1:53").unwrap();
-        assert!(ruleset(&[deny]).contains("policy accept;"));
-        let both = ruleset(&[deny, allow]);
+        assert!(ruleset(&[deny], false).contains("policy accept;"));
+        let both = ruleset(&[deny, allow], true);
         assert!(
             both.contains("policy drop;")
                 && both.contains("ip daddr 1.1.1.1/32 meta l4proto { tcp, udp } th dport 53-53 accept")

@@ -171,8 +171,10 @@ pub(crate) enum NetworkPlan {
         /// Host port 0 replaced by the one chosen.
         ports: Vec<Publish>,
         /// Loaded into the sandbox's namespace before the program starts: the guard of the
-        /// host's loopback, the caller's rules, then the defaults.
+        /// host's loopback, the caller's rules, DNS to its name servers, the defaults.
         egress: Vec<EgressRule>,
+        /// Whether what no rule matches is refused (the caller gave an allow rule).
+        refuse_unmatched: bool,
     },
     /// A named network, joined under the sandbox's hostname.
     Named { network: NamedNetwork, hostname: String },
@@ -253,7 +255,10 @@ impl NetworkPlan {
                 named::check_member(hostname)?;
                 return Ok(Some(NetworkPlan::Named { network: named.clone(), hostname: hostname.to_string() }));
             }
-            Network::Outbound => egress.extend(egress::defaults()),
+            Network::Outbound => {
+                egress.extend(egress::dns(&host_nameservers()));
+                egress.extend(egress::defaults());
+            }
         }
         let slirp = find_program("slirp4netns").ok_or(Error::Host {
             feature: HostFeature::Slirp4netns,
@@ -295,14 +300,15 @@ impl NetworkPlan {
             })?;
             chosen.push(Publish { host_port: port, ..*p });
         }
-        Ok(Some(NetworkPlan::User { slirp, nft, ports: chosen, egress }))
+        let refuse_unmatched = config.egress.iter().any(|r| r.allow);
+        Ok(Some(NetworkPlan::User { slirp, nft, ports: chosen, egress, refuse_unmatched }))
     }
 
     /// Connects the sandbox `pid` (with a user namespace of its own when `userns`), and
     /// returns once it is.
     pub(crate) fn attach(&self, pid: i32, userns: bool) -> Result<Attached> {
         match self {
-            NetworkPlan::User { slirp, nft, ports, egress } => {
+            NetworkPlan::User { slirp, nft, ports, egress, refuse_unmatched } => {
                 let open = |what: &str| -> Result<OwnedFd> {
                     let path = format!("/proc/{pid}/ns/{what}");
                     std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
@@ -311,7 +317,13 @@ impl NetworkPlan {
                 let user = userns.then(|| open("user")).transpose()?;
                 // The tap is made when `start` returns; nft loads the rules while
                 // slirp4netns starts.
-                let helper = inside::start(nft, &net, user.as_ref(), Some(slirp::TAP), &egress::ruleset(egress))?;
+                let helper = inside::start(
+                    nft,
+                    &net,
+                    user.as_ref(),
+                    Some(slirp::TAP),
+                    &egress::ruleset(egress, *refuse_unmatched),
+                )?;
                 let slirp = slirp::Slirp::start(slirp, ports, &net, user.as_ref())?;
                 helper.wait()?;
                 Ok(Attached { _slirp: Some(slirp), _member: None, ports: ports.clone() })
@@ -321,6 +333,22 @@ impl NetworkPlan {
                 Ok(Attached { _slirp: None, _member: Some(member), ports: Vec::new() })
             }
         }
+    }
+}
+
+/// The host's name servers that a sandbox can reach (`/etc/resolv.conf`, loopback ones left
+/// out).
+fn host_nameservers() -> Vec<IpAddr> {
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    host_resolv.lines().filter_map(nameserver).collect()
+}
+
+/// The address of a `nameserver` line of a `resolv.conf`, unless it is a loopback one.
+fn nameserver(line: &str) -> Option<IpAddr> {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("nameserver"), Some(addr)) => addr.parse::<IpAddr>().ok().filter(|a| !a.is_loopback()),
+        _ => None,
     }
 }
 
@@ -334,7 +362,7 @@ pub(crate) fn etc_files(hostname: &str) -> [(&'static str, Vec<u8>); 2] {
     for line in host_resolv.lines() {
         let mut words = line.split_whitespace();
         let keep = match (words.next(), words.next()) {
-            (Some("nameserver"), Some(addr)) => addr.parse::<IpAddr>().is_ok_and(|a| !a.is_loopback()),
+            (Some("nameserver"), Some(_)) => nameserver(line).is_some(),
             (Some("search" | "domain" | "options"), Some(_)) => true,
             _ => false,
         };
@@ -385,6 +413,15 @@ mod tests {
             "::1:80:80",
         ] {
             assert!(p(bad).unwrap_err().contains("publish"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_servers_a_sandbox_can_reach() {
+        assert_eq!(nameserver("nameserver 10.0.0.2"), Some(IpAddr::from([10, 0, 0, 2])));
+        assert_eq!(nameserver("nameserver  169.254.169.253 "), Some(IpAddr::from([169, 254, 169, 253])));
+        for none in ["nameserver 127.0.0.53", "nameserver ::1", "# nameserver 1.2.3.4", "search example.com", ""] {
+            assert_eq!(nameserver(none), None, "{none}");
         }
     }
 
