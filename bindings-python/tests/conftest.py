@@ -64,8 +64,11 @@ def own_cgroups() -> list[str]:
     """Cgroups named for this process (`<pid>-<start>-<seq>`)."""
     prefix = f"{os.getpid()}-"
     found = []
-    for base in pathlib.Path("/sys/fs/cgroup").glob("**/isolette"):
-        found += [str(p) for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix)]
+    # The parents of isolette's cgroups (v1: one per hierarchy; v2: one), not a walk of the
+    # whole tree, whose other cgroups come and go meanwhile.
+    for base in [*pathlib.Path("/sys/fs/cgroup").glob("*/isolette"), pathlib.Path("/sys/fs/cgroup/isolette")]:
+        if base.is_dir():
+            found += [str(p) for p in base.iterdir() if p.is_dir() and p.name.startswith(prefix)]
     return found
 
 
