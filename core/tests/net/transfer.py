@@ -18,7 +18,7 @@ TCP: each connection opens with one line, `OP N SEED`, and moves N bytes of
         counts the bad ones)
 Every transfer compares byte counts and sha256. The totals line is
 `transfers N bad B hung H bytes T seconds S`; a transfer that makes no progress for 20 s
-(or $TRANSFER_TIMEOUT) counts as hung.
+(or $TRANSFER_TIMEOUT) counts as hung. The server waits for its clients without a limit.
 """
 import hashlib
 import os
@@ -38,6 +38,13 @@ lock = threading.Lock()
 
 def data(n, seed):
     return random.Random(seed).randbytes(n)
+
+
+def send_all(c, data):
+    """sendall, with the timeout applying to each send (no progress for TIMEOUT), not to all."""
+    view = memoryview(data)
+    while view:
+        view = view[c.send(view):]
 
 
 def read_all(c):
@@ -62,7 +69,7 @@ def handle(c):
         op, n, seed = line.split()
         n, seed = int(n), int(seed)
         if op == b"GET" or op == b"LATE":
-            c.sendall(data(n, seed))
+            send_all(c, data(n, seed))
             c.shutdown(socket.SHUT_WR)
             got, digest = read_all(c)
             if op == b"LATE":
@@ -95,7 +102,6 @@ def serve_tcp(addr, port):
     print("ready", flush=True)
     while True:
         c, _ = s.accept()
-        c.settimeout(TIMEOUT)
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 
@@ -132,7 +138,7 @@ def tcp_one(host, port, op, n, seed):
             return read_all(c) == (n, hashlib.sha256(data(n, seed)).digest())
         if op == "put":
             body = data(n, seed)
-            c.sendall(b"PUT %d %d\n" % (n, seed) + body)
+            send_all(c, b"PUT %d %d\n" % (n, seed) + body)
             c.shutdown(socket.SHUT_WR)
             r = b""
             while True:
@@ -143,7 +149,7 @@ def tcp_one(host, port, op, n, seed):
             return r == b"%d %s\n" % (n, hashlib.sha256(body).hexdigest().encode())
         c.sendall(b"LATE %d %d\n" % (n, seed))
         ok = read_all(c) == (n, hashlib.sha256(data(n, seed)).digest())
-        c.sendall(data(n, seed))
+        send_all(c, data(n, seed))
         c.shutdown(socket.SHUT_WR)
         c.recv(1)  # the server closes once it has read and checked everything
         return ok
@@ -164,6 +170,9 @@ def tcp_client(host, port, count, seed, quit):
         except socket.timeout:
             hung += 1
             print("hung", op, n, file=sys.stderr)
+        except OSError as e:  # a reset or refused connection: the transfer failed
+            bad += 1
+            print("bad", op, n, e, file=sys.stderr)
         total += n * (2 if op == "late" else 1)
     with connect(host, port) as c:
         c.sendall(b"CHECK 0 %d\n" % (seed << 20))
