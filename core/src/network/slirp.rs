@@ -65,7 +65,9 @@ impl Slirp {
         let api = (!ports.is_empty()).then(ApiDir::new).transpose()?;
         // Fixed numbers: 3 the network namespace, 4 the ready pipe, 5 the user namespace.
         let mut cmd = Command::new(program);
-        cmd.args(["--configure", "--mtu=65520", "--netns-type=path", "--ready-fd=4"]);
+        // No DNS forwarder at 10.0.2.3: the sandbox's resolv.conf names the host's name
+        // servers, and the forwarder would be a way to a name server on the host's loopback.
+        cmd.args(["--configure", "--mtu=65520", "--disable-dns", "--netns-type=path", "--ready-fd=4"]);
         // A root caller's slirp4netns drops its capabilities and sees only /etc and /run;
         // an unprivileged caller's has none to drop, and its sandbox mode would need root of
         // the sandbox's user namespace, which is not mapped to this caller.
