@@ -202,10 +202,11 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// A test host: a network namespace of the test's own, joined to the host by a veth pair
 /// (`198.51.100.8n+1` on the host's side, `198.51.100.8n+2` in it, and the link-local
-/// `169.254.100+n.2` in it too), so that outbound sandboxes have "the internet" to reach
-/// without a byte leaving the machine or aiming at any address of the host's. Each test
-/// takes its own `n` (0 to 31). Torn down when dropped (the namespace dies with its keeper,
-/// the veth pair with it).
+/// `169.254.100+n.X` in it too, X from this process's id: the host's route to it is
+/// host-wide, and another test process may have a host `n` of its own), so that outbound
+/// sandboxes have "the internet" to reach without a byte leaving the machine or aiming at
+/// any address of the host's. Each test takes its own `n` (0 to 31). Torn down when
+/// dropped (the namespace dies with its keeper, the veth pair with it).
 pub struct TestHost {
     keeper: std::process::Child,
     host_dev: String,
@@ -234,7 +235,7 @@ impl TestHost {
             keeper,
             host_dev,
             addr: std::net::Ipv4Addr::new(198, 51, 100, base + 2),
-            link_local: std::net::Ipv4Addr::new(169, 254, 100 + n, 2),
+            link_local: std::net::Ipv4Addr::new(169, 254, 100 + n, 2 + (std::process::id() % 250) as u8),
             servers: Vec::new(),
         };
         let run = |cmd: &mut Command| {
