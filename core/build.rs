@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-const SOURCES: [&str; 3] = ["src/spawn/init/main.rs", "src/spawn/raw.rs", "src/spawn/proto.rs"];
+const SOURCES: [&str; 3] = ["src/spawn/init/main.rs", "src/sys/raw.rs", "src/proto.rs"];
 
 fn main() {
     for source in SOURCES {

@@ -116,6 +116,19 @@ impl Error {
         }
     }
 
+    /// The error as every surface shows it: `{"kind", "message", "step", "errno", "path"}`
+    /// (absent ones `null`): the CLI prints it under `"error"` with `--json`, detached runs
+    /// record it, and Node's errors carry it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind(),
+            "message": self.to_string().trim_end(),
+            "step": self.step().map(Step::name),
+            "errno": self.errno(),
+            "path": self.path().map(|p| p.to_string_lossy()),
+        })
+    }
+
     /// What a refused `clone3` means: the host does not let this caller make namespaces.
     pub(crate) fn from_clone(errno: Errno, caller_is_root: bool) -> Self {
         match (errno, caller_is_root) {
@@ -142,7 +155,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn config(msg: impl Into<String>) -> Self {
+    /// A [`Error::Config`]: the caller's request is wrong, and `msg` says what to do.
+    pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }
 
@@ -150,7 +164,8 @@ impl Error {
         Error::Setup { step, errno, path: None }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    /// An [`Error::Io`]: `op` on `path` failed with `source`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
     }
 }

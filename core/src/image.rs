@@ -114,19 +114,6 @@ impl Image {
         Ok(Image { layers, config: ImageConfig::default(), lease: Lease::default() })
     }
 
-    /// Opens image `name` (`NAME[:TAG]`) from the default store ([`Store::open_default`]).
-    ///
-    /// ```no_run
-    /// let image = isolette::Image::load("python:3.12")?;
-    /// # Ok::<(), isolette::Error>(())
-    /// ```
-    ///
-    /// [`Store::open_default`]: crate::Store::open_default
-    #[cfg(feature = "store")]
-    pub fn load(name: &str) -> Result<Image> {
-        crate::store::Store::open_default()?.image(name)
-    }
-
     /// The same layers with these config defaults.
     pub fn with_config(mut self, config: ImageConfig) -> Image {
         self.config = config;

@@ -22,45 +22,70 @@
 //! ```
 #![deny(unsafe_code, missing_docs)]
 
-mod cgroup;
-mod config;
+// The layers, bottom to top; each imports only from the ones above it here
+// (docs/ARCHITECTURE.md, kept true by tests/layers.rs).
+
+// Vocabulary: plain data and rules, shared by every layer and the surfaces.
 mod error;
-#[allow(unsafe_code)]
-mod forked;
-mod host;
-mod image;
 mod limits;
-mod names;
-mod namespaces;
-#[allow(unsafe_code)] // `pre_exec` of slirp4netns and of the helper inside the namespace
-mod network;
+pub mod names;
 mod outcome;
-mod plan;
-mod pool;
+// Shared with the init binary, which uses what the library does not.
+#[allow(dead_code)]
+mod proto;
+mod units;
+
+// System calls: the only `unsafe` besides the runtime's and the clone engine's.
+#[allow(unsafe_code)]
+mod sys;
+
+// The per-process runtime.
+#[allow(unsafe_code)]
+mod runtime;
+
+// Resources, each owning its request types.
+mod cgroup;
+mod image;
+mod namespaces;
+mod network;
 #[cfg(feature = "store")]
 mod registry;
 mod rootfs;
-mod run;
-mod running;
 mod seccomp;
-#[allow(unsafe_code)]
-mod spawn;
 mod stdio;
 #[cfg(feature = "store")]
 mod store;
-mod supervise;
-mod units;
 
-pub use cgroup::{GcReport, cleanup, gc};
+// The request.
+mod cancel;
+mod config;
+mod plan;
+
+// The clone engine.
+#[allow(unsafe_code)]
+mod spawn;
+
+// The lifecycle.
+mod pool;
+mod run;
+mod running;
+mod supervise;
+
+// The API.
+mod host;
+mod sandbox;
+
+pub use cancel::Canceller;
+pub use cgroup::{GcReport, gc};
 pub use config::{
     DEFAULT_MEMORY, DEFAULT_NOFILE, DEFAULT_OUTPUT_LIMIT, DEFAULT_PIDS, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE,
-    DEFAULT_WALL_TIME, MountSpec, Output, Sandbox, SandboxBuilder, SharedFd, Stdin, pipe,
+    DEFAULT_WALL_TIME, MountSpec,
 };
 pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use network::{EgressRule, NamedNetwork, Network, NetworkRecord, Networks, Protocol, Publish};
-pub use outcome::{Outcome, Status};
+pub use outcome::{Field, Outcome, Status};
 pub use pool::Pool;
 #[cfg(feature = "store")]
 pub use registry::Reference;
@@ -69,11 +94,14 @@ pub use registry::{
     Credentials, RegistryOptions, Transfer, TransferState, credentials_for, docker_config_path, login, logout,
     store_credentials,
 };
-pub use running::{Canceller, Running};
+pub use running::Running;
+pub use runtime::cleanup;
+pub use sandbox::{Sandbox, SandboxBuilder, pipe};
 pub use seccomp::{DEFAULT_DENY, SeccompAction, SeccompPolicy};
+pub use stdio::{Output, SharedFd, Stdin};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use store::fuzzing;
 #[cfg(feature = "store")]
 pub use store::{ImageRecord, Progress, Store, Volume, VolumeRecord};
-pub use units::{format_duration, format_size, parse_duration, parse_env, parse_size};
+pub use units::{format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size};

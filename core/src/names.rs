@@ -1,6 +1,7 @@
-//! The naming rule of named things (volumes, networks), Docker's: a letter or digit, then
-//! letters, digits, `_`, `.` or `-`, at most 64 in all; the lock file that serializes
-//! changes to a directory of them; and the clock their records are dated by.
+//! Named things (volumes, networks, the CLI's detached sandboxes): the naming rule,
+//! Docker's (a letter or digit, then letters, digits, `_`, `.` or `-`, at most 64 in all);
+//! the lock file that serializes changes to a directory of them; and the clock their
+//! records are dated by. One rule for the library and every surface.
 
 use std::fs::File;
 use std::path::Path;
@@ -9,8 +10,9 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, Result};
 
-/// Checks `name` of a `kind` (`volume`, `network`) against the rule.
-pub(crate) fn check(kind: &str, name: &str) -> Result<()> {
+/// Checks `name` of a `kind` (`volume`, `network`, `sandbox`) against the rule; the error
+/// says what the rule is.
+pub fn check(kind: &str, name: &str) -> Result<()> {
     let ok = name.len() <= 64
         && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
@@ -25,12 +27,16 @@ pub(crate) fn check(kind: &str, name: &str) -> Result<()> {
 }
 
 /// Seconds since the Unix epoch: when a named thing was made.
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Takes the exclusive `flock` of `dir/lock` (made if missing), held while the value lives.
-pub(crate) fn lock(dir: &Path) -> Result<Flock<File>> {
+/// An exclusive `flock` on a directory's lock file, held while the value lives.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] Flock<File>);
+
+/// Takes the exclusive `flock` of `dir/lock` (made if missing), waiting for whoever holds it.
+pub fn lock(dir: &Path) -> Result<Lock> {
     let path = dir.join("lock");
     let file = File::options()
         .create(true)
@@ -38,7 +44,7 @@ pub(crate) fn lock(dir: &Path) -> Result<Flock<File>> {
         .write(true)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::io("flock", &path, e.into()))
+    Flock::lock(file, FlockArg::LockExclusive).map(Lock).map_err(|(_, e)| Error::io("flock", &path, e.into()))
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! [`Outcome`] and [`Status`]: the verdict of a run, and the precedence that derives it.
+//! [`Outcome`] and [`Status`]: the verdict of a run, the precedence that derives it, and
+//! the one shape every surface shows it in ([`Outcome::fields`], [`Outcome::to_json`]).
 //!
 //! Parent side, pure. `derive` turns what the supervisor saw (the program's wait status
 //! and the limit it enforced, if any) into one status.
 
 use std::fmt;
 use std::time::Duration;
+
+use base64::Engine;
 
 /// The verdict of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,6 +35,20 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order the docs list them; the bindings' lists are tested
+    /// against it.
+    pub const ALL: [Status; 9] = [
+        Status::Ok,
+        Status::RuntimeError,
+        Status::Signaled,
+        Status::CpuTimeLimit,
+        Status::WallTimeLimit,
+        Status::MemoryLimit,
+        Status::OutputLimit,
+        Status::SyscallBlocked,
+        Status::Cancelled,
+    ];
+
     /// The snake_case name used in JSON and by the bindings (`ok`, `wall_time_limit`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,6 +68,18 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = crate::Error;
+
+    /// A status by its name ([`Status::as_str`]).
+    fn from_str(name: &str) -> crate::Result<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            crate::Error::config(format!("unknown status `{name}`; the statuses are: {}", names.join(", ")))
+        })
     }
 }
 
@@ -88,6 +117,82 @@ pub struct Outcome {
     pub stdout_truncated: bool,
     /// Whether the output cap cut stderr.
     pub stderr_truncated: bool,
+}
+
+/// The value of one field of an [`Outcome`], typed so that each surface shows it in its
+/// own units (the CLI's JSON and Python in seconds, Node in milliseconds) from one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field<'a> {
+    /// The verdict.
+    Status(Status),
+    /// A number that may be absent (the exit code, the signal).
+    Int(Option<i32>),
+    /// A span of time.
+    Time(Duration),
+    /// A size in bytes.
+    Bytes(u64),
+    /// A yes or no.
+    Flag(bool),
+    /// Captured output: bytes, shown as text only where they are valid UTF-8.
+    Output(&'a [u8]),
+}
+
+impl Outcome {
+    /// Every field with its name (snake_case), in the order `isolette run --json` prints
+    /// them: what the bindings' `Outcome` types, `to_dict` and `toJSON` are made from, so a
+    /// new field is one edit here (and the type stubs).
+    pub fn fields(&self) -> [(&'static str, Field<'_>); 14] {
+        [
+            ("status", Field::Status(self.status)),
+            ("exit_code", Field::Int(self.exit_code)),
+            ("signal", Field::Int(self.signal)),
+            ("cpu_time", Field::Time(self.cpu_time)),
+            ("user_time", Field::Time(self.user_time)),
+            ("system_time", Field::Time(self.system_time)),
+            ("wall_time", Field::Time(self.wall_time)),
+            ("setup_time", Field::Time(self.setup_time)),
+            ("memory_peak", Field::Bytes(self.memory_peak)),
+            ("approximate", Field::Flag(self.approximate)),
+            ("stdout_truncated", Field::Flag(self.stdout_truncated)),
+            ("stderr_truncated", Field::Flag(self.stderr_truncated)),
+            ("stdout", Field::Output(&self.stdout)),
+            ("stderr", Field::Output(&self.stderr)),
+        ]
+    }
+
+    /// The outcome as `isolette run --json` prints it: times in seconds, the status by
+    /// name, and each output as text when it is valid UTF-8, else (never lossily) as
+    /// base64 under `stdout_base64` / `stderr_base64`.
+    ///
+    /// ```
+    /// # fn show(out: &isolette::Outcome) {
+    /// let json = out.to_json();
+    /// assert!(json["status"].is_string() && json["wall_time"].is_f64());
+    /// # }
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (name, field) in self.fields() {
+            match field {
+                Field::Output(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(text) => map.insert(name.into(), text.into()),
+                    Err(_) => map.insert(format!("{name}_base64"), output_base64(bytes).into()),
+                },
+                Field::Status(status) => map.insert(name.into(), status.as_str().into()),
+                Field::Int(n) => map.insert(name.into(), n.into()),
+                Field::Time(d) => map.insert(name.into(), d.as_secs_f64().into()),
+                Field::Bytes(n) => map.insert(name.into(), n.into()),
+                Field::Flag(on) => map.insert(name.into(), on.into()),
+            };
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Output that is not text, as [`Outcome::to_json`] shows it (standard base64, padded).
+fn output_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A limit the supervisor enforced by killing the sandbox.
@@ -202,5 +307,59 @@ mod tests {
     fn names_are_snake_case() {
         assert_eq!(Status::WallTimeLimit.to_string(), "wall_time_limit");
         assert_eq!(Status::Ok.as_str(), "ok");
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse::<Status>().unwrap(), status);
+        }
+        assert!("fine".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn json_shows_text_as_text_and_other_bytes_as_base64() {
+        let out = Outcome {
+            status: Status::RuntimeError,
+            exit_code: Some(3),
+            signal: None,
+            cpu_time: Duration::from_millis(1500),
+            user_time: Duration::from_millis(1000),
+            system_time: Duration::from_millis(500),
+            wall_time: Duration::from_millis(2250),
+            setup_time: Duration::from_micros(1250),
+            memory_peak: 4096,
+            approximate: false,
+            stdout: "héllo\n".into(),
+            stderr: vec![0xff, 0x00, 0x80],
+            stdout_truncated: true,
+            stderr_truncated: false,
+        };
+        let json = out.to_json();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "status",
+                "exit_code",
+                "signal",
+                "cpu_time",
+                "user_time",
+                "system_time",
+                "wall_time",
+                "setup_time",
+                "memory_peak",
+                "approximate",
+                "stdout_truncated",
+                "stderr_truncated",
+                "stdout",
+                "stderr_base64"
+            ]
+        );
+        assert_eq!(json["status"], "runtime_error");
+        assert_eq!(json["exit_code"], 3);
+        assert!(json["signal"].is_null());
+        assert_eq!(json["cpu_time"], 1.5);
+        assert_eq!(json["setup_time"], 0.00125);
+        assert_eq!(json["memory_peak"], 4096);
+        assert_eq!(json["stdout"], "héllo\n");
+        assert_eq!(json["stderr_base64"], "/wCA");
+        assert_eq!(json["stdout_truncated"], true);
     }
 }

@@ -16,9 +16,10 @@ use crate::image::Image;
 use crate::limits::{self, Rlimit};
 use crate::namespaces::{self, IdMaps};
 use crate::network::NetworkPlan;
+use crate::proto;
 use crate::rootfs::{self, MountOp, cstring, sandbox_path};
 use crate::seccomp::{self, SeccompAction, SeccompPolicy};
-use crate::spawn::{CStrArray, proto};
+use crate::sys::CStrArray;
 
 /// `PATH` when the caller sets none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -77,7 +78,7 @@ pub(crate) struct Program {
     pub candidates: Vec<CString>,
     /// The working directory, for messages.
     pub workdir: CString,
-    /// The init's argv (`spawn/proto.rs` lays it out) and envp (the program's).
+    /// The init's argv (`proto.rs` lays it out) and envp (the program's).
     pub init_argv: CStrArray,
     pub init_envp: CStrArray,
     /// Whether a forbidden call kills the process (so `SIGSYS` means `syscall_blocked`).
@@ -119,7 +120,7 @@ impl Plan {
         });
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
-        let network = NetworkPlan::new(config)?;
+        let network = NetworkPlan::new(&config.net, &config.hostname)?;
         // As Docker does, a sandbox with outbound access gets /etc/hosts and
         // /etc/resolv.conf of its own; one on a named network the network's hosts file.
         let mut binds = binds;
@@ -230,6 +231,30 @@ impl Plan {
         self.clone_flags &= !(libc::CLONE_NEWCGROUP as u64);
         Ok(())
     }
+
+    /// The request block of a parked init, as `proto.rs` lays it out.
+    pub(crate) fn parked_block(&self) -> Vec<u8> {
+        let argv = self.program.init_argv.strings();
+        let envp = self.program.init_envp.strings();
+        let words = proto::PARKED_HEADER + 3 * self.rlimits.len() + argv.len() + 1 + envp.len() + 1;
+        let mut head: Vec<u64> = Vec::with_capacity(words);
+        head.extend([argv.len() as u64, envp.len() as u64, self.rlimits.len() as u64]);
+        head.extend(self.rlimits.iter().flat_map(|r| [u64::from(r.resource), r.soft, r.hard]));
+        let mut strings = Vec::new();
+        let mut offsets = |list: &[std::ffi::CString], head: &mut Vec<u64>| {
+            for s in list {
+                head.push((8 * words + strings.len()) as u64);
+                strings.extend_from_slice(s.as_bytes_with_nul());
+            }
+            head.push(0);
+        };
+        offsets(argv, &mut head);
+        offsets(envp, &mut head);
+        debug_assert_eq!(head.len(), words);
+        let mut block: Vec<u8> = head.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        block.extend_from_slice(&strings);
+        block
+    }
 }
 
 impl Program {
@@ -326,7 +351,7 @@ const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 3600);
 /// A terminal is stdin, stdout and stderr at once: the supervisor types into it and reads
 /// what it shows, so only the settings it can serve that way are taken.
 fn validate_tty(config: &Config) -> Result<()> {
-    use crate::config::{Output, Stdin};
+    use crate::stdio::{Output, Stdin};
     let Some((rows, cols)) = config.tty else { return Ok(()) };
     if rows == 0 || cols == 0 {
         return Err(Error::config("a terminal needs at least one row and one column"));
@@ -545,7 +570,7 @@ mod tests {
         assert_eq!(arg(3).len() % 16, 0, "the filter: 8 bytes per instruction, as hex");
 
         // A parked init's request block (`proto.rs`): the same strings, by offset.
-        let block = crate::spawn::parked_block(&p);
+        let block = p.parked_block();
         let word = |i: usize| u64::from_ne_bytes(block[8 * i..8 * i + 8].try_into().unwrap());
         let string = |offset: u64| {
             let from = &block[offset as usize..];

@@ -69,7 +69,7 @@ struct State {
 struct Inner {
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    owner: crate::forked::Owner,
+    owner: crate::runtime::Owner,
 }
 
 /// A warm sandbox. `child` first: dropping it kills and reaps the sandbox before the plan
@@ -110,21 +110,18 @@ impl Pool {
             .spawn(move || refill(&worker))
             .map_err(|e| Error::io("spawn thread", "isolette-pool", e))?;
         Ok(Pool {
-            inner: Arc::new(Inner { shared, thread: Mutex::new(Some(thread)), owner: crate::forked::Owner::here() }),
+            inner: Arc::new(Inner { shared, thread: Mutex::new(Some(thread)), owner: crate::runtime::Owner::here() }),
         })
     }
 
-    /// A builder whose runs take a warm sandbox from this pool when one fits, with the
-    /// pool's image and settings to start from.
-    ///
-    /// ```no_run
-    /// # let image = isolette::Image::open("img")?;
-    /// let pool = isolette::Sandbox::builder(&image).pool(4)?;
-    /// let out = pool.builder().memory(256 << 20).stdin("21\n").run(["./solution"])?;
-    /// # Ok::<(), isolette::Error>(())
-    /// ```
-    pub fn builder(&self) -> crate::SandboxBuilder {
-        crate::SandboxBuilder::from_pool(self.clone(), &self.inner.shared.image, &self.inner.shared.config)
+    /// The image the pool's sandboxes are made from.
+    pub(crate) fn image(&self) -> &Image {
+        &self.inner.shared.image
+    }
+
+    /// The settings the pool was made with.
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.shared.config
     }
 
     /// How many sandboxes are ready now.
@@ -157,7 +154,7 @@ impl Pool {
 
     /// Starts `argv` with `config` in a warm sandbox when one fits, else cold.
     pub(crate) fn begin(&self, image: &Image, config: &Config, argv: &[OsString]) -> Result<Started> {
-        let called = spawn::monotonic_ns();
+        let called = crate::sys::monotonic_ns();
         let mut plan = Box::new(Plan::new(image, config, argv)?);
         let shared = &self.inner.shared;
         let parks = parks(&shared.base, &plan);
@@ -182,7 +179,7 @@ impl Pool {
             cg.apply(&plan.cgroup_limits)?;
         }
         run::add_rlimits(&mut plan, config, cgroup.is_some());
-        let stdio = Stdio::open(config)?;
+        let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr, config.tty.is_some())?;
         let stdin_out_err =
             [stdio.child_stdin.as_raw_fd(), stdio.child_stdout.as_raw_fd(), stdio.child_stderr.as_raw_fd()];
         if parked {
@@ -193,7 +190,7 @@ impl Pool {
         drop(ctl);
         Ok(Started {
             base: Some(base),
-            pool: Some(self.clone()),
+            pool: Some(Box::new(self.clone())),
             ..Started::new(child, plan, cgroup, report, stdio, called, config)?
         })
     }
@@ -257,7 +254,7 @@ impl Shared {
 /// gives its sandbox the ordinary priority back (which only root may).
 fn refill(shared: &Shared) {
     if nix::unistd::geteuid().is_root() {
-        spawn::idle_priority();
+        crate::sys::idle_priority();
     }
     loop {
         {
@@ -295,7 +292,7 @@ fn make(image: &Image, config: &Config, parked: bool) -> Result<WarmSandbox> {
     let mut plan = Box::new(Plan::new(image, config, &[OsString::from("/bin/true")])?);
     let cgroup = if config.cgroup { cgroup::acquire(&plan.cgroup_limits)? } else { None };
     let (report, report_w) = pipe()?;
-    let (ctl, ctl_child) = spawn::socket_pair()?;
+    let (ctl, ctl_child) = crate::sys::socket_pair()?;
     // Until the request's stdio arrives, the report pipe stands in for it.
     let w = report_w.as_raw_fd();
     let fds = ChildFds { sync_r: -1, report_w: w, stdin: w, stdout: w, stderr: w, init: -1 };

@@ -198,7 +198,7 @@ pub(crate) fn sandbox_path(what: &str, path: &Path) -> Result<PathBuf> {
 }
 
 fn read_only_attrs() -> u64 {
-    crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV
+    crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV
 }
 
 /// The settings of a rootfs besides its layers, binds and files.
@@ -356,7 +356,7 @@ pub(crate) fn plan(
             MountOp::Bind { source: under(OLD_ROOT, &bind.source)?, target: target.clone(), step: Step::Bind },
         );
         let attrs = if bind.writable {
-            crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV
+            crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV
         } else {
             read_only_attrs()
         };
@@ -457,12 +457,12 @@ mod tests {
             |needle: &str| names.iter().position(|n| n.contains(needle)).unwrap_or_else(|| panic!("{needle} missing"));
         assert!(at("\"/root/data\"") < at("\"/root/data/in\""));
         assert!(at("source: \"/.oldroot/srv/t\"") > at("\"/root/data/in\""));
-        let ro = crate::spawn::MOUNT_ATTR_RDONLY | crate::spawn::MOUNT_ATTR_NOSUID | crate::spawn::MOUNT_ATTR_NODEV;
+        let ro = crate::sys::MOUNT_ATTR_RDONLY | crate::sys::MOUNT_ATTR_NOSUID | crate::sys::MOUNT_ATTR_NODEV;
         assert!(p.ops.iter().any(
             |o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/data/in" && *attrs == ro)
         ));
         assert!(p.ops.iter().any(|o| matches!(o, MountOp::Touch { path } if path.to_bytes() == b"/root/out.txt")));
-        assert!(p.ops.iter().any(|o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/out.txt" && *attrs & crate::spawn::MOUNT_ATTR_RDONLY == 0)));
+        assert!(p.ops.iter().any(|o| matches!(o, MountOp::Setattr { target, attrs } if target.to_bytes() == b"/root/out.txt" && *attrs & crate::sys::MOUNT_ATTR_RDONLY == 0)));
     }
 
     #[test]

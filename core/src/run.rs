@@ -23,7 +23,7 @@ use crate::supervise::{self, Enforce, Leftover, Pipes, TtyInput};
 
 /// Starts a sandbox the ordinary (cold) way: plan, cgroup, clone.
 pub(crate) fn begin(image: &Image, config: &Config, argv: &[std::ffi::OsString]) -> Result<Started> {
-    let called = spawn::monotonic_ns();
+    let called = crate::sys::monotonic_ns();
     begin_planned(Box::new(Plan::new(image, config, argv)?), config, called)
 }
 
@@ -40,7 +40,7 @@ pub(crate) fn begin_planned(mut plan: Box<Plan>, config: &Config, called: u64) -
     if let Some(pending) = &later {
         plan.join_cgroup_late(&pending.join_files())?;
     }
-    let stdio = Stdio::open(config)?;
+    let stdio = Stdio::open(&config.stdin, &config.stdout, &config.stderr, config.tty.is_some())?;
     let (report_r, report_w) = pipe()?;
     let fds = ChildFds::new(&stdio, &report_w);
     let (child, network, sync_w) = start(&mut plan, fds, ready.as_deref(), None)?;
@@ -108,9 +108,10 @@ pub(crate) struct Started {
     pub network: Option<Attached>,
     /// A warm sandbox's own plan, which it read before its request (`pool.rs`).
     pub base: Option<Box<Plan>>,
-    /// The pool a warm sandbox came from: its thread made the sandbox, which dies with that
+    /// The pool a warm sandbox came from (`pool.rs`), type-erased so that this module
+    /// does not import the one above it: its thread made the sandbox, which dies with that
     /// thread, so the pool lives at least as long as the run.
-    pub pool: Option<crate::Pool>,
+    pub pool: Option<Box<dyn std::any::Any + Send>>,
     /// The plan the run follows; it names what failed.
     pub plan: Box<Plan>,
     pub cgroup: Option<cgroup::Guard>,

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cancel::Canceller;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
@@ -51,7 +52,7 @@ pub struct Running {
     state: Arc<State>,
     /// Taken when the outcome is; locked by a waiter.
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    owner: crate::forked::Owner,
+    owner: crate::runtime::Owner,
 }
 
 /// Where the supervisor thread leaves the outcome.
@@ -62,51 +63,6 @@ struct State {
     /// dropped, and holds nothing of the sandbox, which is gone).
     outcome: Mutex<(Option<Result<Outcome>>, bool)>,
     done: Condvar,
-}
-
-/// Stops a running sandbox from any thread: cheap to clone, `Send + Sync`, and idempotent.
-/// A cancelled run ends with [`Status::Cancelled`](crate::Status::Cancelled).
-///
-/// [`Running::canceller`] gives one for a run under way; [`Canceller::new`] makes one for
-/// runs not started yet, given to [`SandboxBuilder::canceller`](crate::SandboxBuilder::canceller)
-/// (then `run()`, on the caller's thread, can be cancelled from elsewhere too).
-#[derive(Debug, Clone)]
-pub struct Canceller {
-    /// The pipe's write end: a byte in it is the cancel.
-    pipe: Arc<OwnedFd>,
-    /// Its read end, which supervisors poll (each a copy of its own).
-    watch: Arc<OwnedFd>,
-}
-
-impl Canceller {
-    /// A canceller for runs to come. Once cancelled it stays so: every run started with it
-    /// (before or after the cancel) ends `cancelled`.
-    pub fn new() -> Result<Canceller> {
-        let (watch, pipe) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-            .map_err(|e| Error::io("pipe2", "cancel", e.into()))?;
-        Ok(Canceller { pipe: Arc::new(pipe), watch: Arc::new(watch) })
-    }
-
-    /// Ends the run now (the sandbox is killed within milliseconds); does nothing when it
-    /// has already ended or was cancelled before.
-    pub fn cancel(&self) {
-        // One byte is enough; a full pipe means a cancel is already on its way.
-        let _ = nix::unistd::write(&*self.pipe, &[1]);
-    }
-
-    /// A supervisor's copy of the end it polls.
-    pub(crate) fn watch(&self) -> Result<OwnedFd> {
-        self.watch.try_clone().map_err(|e| Error::io("dup", "cancel pipe", e))
-    }
-}
-
-impl std::os::fd::AsFd for Canceller {
-    /// The fd a byte is written to by [`cancel`](Canceller::cancel): for code that can only
-    /// make system calls, such as a signal handler (a `write` of one byte there is a
-    /// cancel, async-signal-safe).
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.pipe.as_fd()
-    }
 }
 
 impl Running {
@@ -185,7 +141,7 @@ impl Running {
             ready: ready_r,
             state,
             thread: Mutex::new(Some(thread)),
-            owner: crate::forked::Owner::here(),
+            owner: crate::runtime::Owner::here(),
         })
     }
 
@@ -233,7 +189,7 @@ impl Running {
         if rows == 0 || cols == 0 {
             return Err(Error::config("a terminal needs at least one row and one column"));
         }
-        crate::spawn::set_window_size(master.as_fd(), rows, cols)
+        crate::sys::set_window_size(master.as_fd(), rows, cols)
     }
 
     /// Sends `signal` to the program (the sandbox's init passes it on, as Docker's does): a
@@ -247,7 +203,7 @@ impl Running {
             self.kill();
             return Ok(());
         }
-        if !crate::spawn::proto::FORWARDED_SIGNALS.iter().any(|&s| i32::from(s) == signal) {
+        if !crate::proto::FORWARDED_SIGNALS.iter().any(|&s| i32::from(s) == signal) {
             return Err(Error::config(format!("signal {signal} is not passed on to a sandboxed program")));
         }
         // The supervisor passes it on (`supervise.rs`), or drops it once the run is over.

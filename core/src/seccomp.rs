@@ -42,6 +42,28 @@ pub enum SeccompAction {
     Errno,
 }
 
+impl std::str::FromStr for SeccompAction {
+    type Err = Error;
+
+    /// `kill` or `errno`, as every surface takes it.
+    fn from_str(word: &str) -> Result<SeccompAction> {
+        match word {
+            "kill" => Ok(SeccompAction::Kill),
+            "errno" => Ok(SeccompAction::Errno),
+            _ => Err(Error::config(format!("unknown seccomp action `{word}`; it is kill or errno"))),
+        }
+    }
+}
+
+impl std::str::FromStr for SeccompPolicy {
+    type Err = Error;
+
+    /// As [`SeccompPolicy::parse`].
+    fn from_str(text: &str) -> Result<SeccompPolicy> {
+        SeccompPolicy::parse(text)
+    }
+}
+
 /// Which system calls a sandbox may make.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SeccompPolicy {
@@ -246,8 +268,8 @@ where
 /// the policy is [`SeccompPolicy::disabled`].
 pub(crate) fn program(policy: &SeccompPolicy) -> Result<Option<Arc<Filter>>> {
     // Per process: a lock held by another thread at a fork would stay held in the child.
-    static CACHE: crate::forked::ProcessLocal<Mutex<HashMap<SeccompPolicy, Arc<Filter>>>> =
-        crate::forked::ProcessLocal::new(Default::default);
+    static CACHE: crate::runtime::ProcessLocal<Mutex<HashMap<SeccompPolicy, Arc<Filter>>>> =
+        crate::runtime::ProcessLocal::new(Default::default);
     if policy.list == List::Disabled {
         return Ok(None);
     }

@@ -11,12 +11,119 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use crate::config::{Config, Output, Stdin};
 use crate::error::{Error, Result};
+
+/// Where the program's stdin comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// `/dev/null` (the default).
+    #[default]
+    Null,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+    /// A host file, opened by the caller's process.
+    File(PathBuf),
+    /// The caller's own stdin (for a command-line tool reading `< in.txt`).
+    Inherit,
+    /// A pipe the caller writes while the program runs ([`Running::take_stdin`]); closing
+    /// it is end of file. With [`run`](crate::SandboxBuilder::run), nobody writes: end of file.
+    ///
+    /// [`Running::take_stdin`]: crate::Running::take_stdin
+    Pipe,
+    /// An fd the caller has, such as one end of [`pipe`](crate::pipe) whose other end is
+    /// another sandbox's stdout (an interactive problem). The sandbox gets its own copy.
+    Fd(SharedFd),
+}
+
+/// Where the program's stdout or stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Captured into the [`Outcome`](crate::Outcome), up to the output limit (the default).
+    #[default]
+    Capture,
+    /// Written to a host file (created or truncated by the caller's process).
+    File(PathBuf),
+    /// Discarded.
+    Null,
+    /// The caller's own stdout or stderr; not counted against the output limit.
+    Inherit,
+    /// Streamed to the caller as the program writes it ([`Running::take_stdout`],
+    /// [`Running::take_stderr`]), still counted against the output limit. The sandbox never
+    /// waits for a slow reader: what the reader has not taken yet waits in the supervisor,
+    /// up to the output limit. With [`run`](crate::SandboxBuilder::run), nobody reads: discarded.
+    ///
+    /// [`Running::take_stdout`]: crate::Running::take_stdout
+    /// [`Running::take_stderr`]: crate::Running::take_stderr
+    Pipe,
+    /// An fd the caller has, such as one end of [`pipe`](crate::pipe) whose other end is
+    /// another sandbox's stdin; not counted against the output limit. The sandbox gets its
+    /// own copy.
+    Fd(SharedFd),
+}
+
+impl std::str::FromStr for Stdin {
+    type Err = Error;
+
+    /// The modes that are one word, as every surface takes them: `null`, `pipe`,
+    /// `inherit` (bytes, files and fds are given as such).
+    fn from_str(word: &str) -> Result<Stdin> {
+        match word {
+            "null" => Ok(Stdin::Null),
+            "pipe" => Ok(Stdin::Pipe),
+            "inherit" => Ok(Stdin::Inherit),
+            _ => Err(Error::config(format!("unknown stdin mode `{word}`; it is null, pipe or inherit"))),
+        }
+    }
+}
+
+impl std::str::FromStr for Output {
+    type Err = Error;
+
+    /// The modes that are one word, as every surface takes them: `capture`, `pipe`,
+    /// `null`, `inherit` (files and fds are given as such).
+    fn from_str(word: &str) -> Result<Output> {
+        match word {
+            "capture" => Ok(Output::Capture),
+            "pipe" => Ok(Output::Pipe),
+            "null" => Ok(Output::Null),
+            "inherit" => Ok(Output::Inherit),
+            _ => Err(Error::config(format!("unknown output mode `{word}`; it is capture, pipe, null or inherit"))),
+        }
+    }
+}
+
+/// An fd shared by the caller and the sandboxes it is handed to, closed when the last copy
+/// goes. For end of file to reach the reader of a pipe, every copy of its write end must
+/// be gone: drop the builders that hold one once their sandboxes are started.
+#[derive(Debug, Clone)]
+pub struct SharedFd(Arc<OwnedFd>);
+
+impl SharedFd {
+    /// The fd, for handing to a sandbox.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl From<OwnedFd> for SharedFd {
+    fn from(fd: OwnedFd) -> SharedFd {
+        SharedFd(Arc::new(fd))
+    }
+}
+
+impl PartialEq for SharedFd {
+    fn eq(&self, other: &SharedFd) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedFd {}
 
 /// The child's three fds, the parent's read ends of the capture pipes, and for
 /// [`Stdin::Pipe`] and [`Output::Pipe`] the caller's ends and the supervisor's relays.
@@ -57,11 +164,12 @@ pub(crate) struct Handles {
 }
 
 impl Stdio {
-    pub(crate) fn open(config: &Config) -> Result<Stdio> {
-        if config.tty.is_some() {
-            return Stdio::terminal(config);
+    /// The stdio of a run whose program reads `stdin` and writes `stdout` and `stderr`, or
+    /// with `tty`, a terminal (its size is the plan's business).
+    pub(crate) fn open(stdin: &Stdin, stdout: &Output, stderr: &Output, tty: bool) -> Result<Stdio> {
+        if tty {
+            return Stdio::terminal(stdin, stdout);
         }
-        let (stdin, stdout, stderr) = (&config.stdin, &config.stdout, &config.stderr);
         let mut caller = Handles::default();
         let child_stdin = match stdin {
             Stdin::Pipe => {
@@ -88,9 +196,9 @@ impl Stdio {
             }
         }
         Ok(Stdio {
-            child_stdin: crate::spawn::high_fd(child_stdin)?,
-            child_stdout: crate::spawn::high_fd(child_stdout)?,
-            child_stderr: crate::spawn::high_fd(child_stderr)?,
+            child_stdin: crate::sys::high_fd(child_stdin)?,
+            child_stdout: crate::sys::high_fd(child_stdout)?,
+            child_stderr: crate::sys::high_fd(child_stderr)?,
             capture_stdout,
             capture_stderr,
             caller,
@@ -102,15 +210,15 @@ impl Stdio {
     /// A terminal's stdio: the child gets one end of a socket as all three fds (it sends
     /// the master side back through it, then puts the terminal there); the settings are
     /// the ones `plan.rs` lets through.
-    fn terminal(config: &Config) -> Result<Stdio> {
+    fn terminal(stdin: &Stdin, stdout: &Output) -> Result<Stdio> {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
         let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
             .map_err(|e| Error::io("socketpair", "terminal", e.into()))?;
-        let child = crate::spawn::high_fd(theirs)?;
-        let copy = || crate::spawn::high_fd(dup(child.as_fd())?);
+        let child = crate::sys::high_fd(theirs)?;
+        let copy = || crate::sys::high_fd(dup(child.as_fd())?);
         let mut caller = Handles::default();
         let mut setup = TtySetup { sock: ours, input: None, typed: Vec::new() };
-        match &config.stdin {
+        match stdin {
             Stdin::Pipe => {
                 let (r, w) = pipe()?;
                 caller.stdin = Some(w);
@@ -120,7 +228,7 @@ impl Stdio {
             _ => {}
         }
         let mut relays = [None, None];
-        if config.stdout == Output::Pipe {
+        if *stdout == Output::Pipe {
             let (ours, theirs) = relay()?;
             relays[0] = Some(ours);
             caller.stdout = Some(theirs);
@@ -151,10 +259,10 @@ impl TtySetup {
             Ok(_) => {}
             Err(e) => return Err(Error::io("poll", "terminal", e.into())),
         }
-        let Some(master) = crate::spawn::receive_fd(self.sock.as_fd())? else { return Ok(None) };
+        let Some(master) = crate::sys::receive_fd(self.sock.as_fd())? else { return Ok(None) };
         fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .map_err(|e| Error::io("fcntl O_NONBLOCK", "terminal", e.into()))?;
-        Ok(Some(crate::spawn::high_fd(master)?))
+        Ok(Some(crate::sys::high_fd(master)?))
     }
 }
 
@@ -205,11 +313,11 @@ fn relay() -> Result<(OwnedFd, OwnedFd)> {
     Ok((ours, theirs))
 }
 
-/// A CLOEXEC pipe: `(read end, write end)`, both at `spawn::MIN_FD` or above so either
+/// A CLOEXEC pipe: `(read end, write end)`, both at `sys::MIN_FD` or above so either
 /// may be handed to a sandbox.
 pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::io("pipe2", "pipe", e.into()))?;
-    Ok((crate::spawn::high_fd(r)?, crate::spawn::high_fd(w)?))
+    Ok((crate::sys::high_fd(r)?, crate::sys::high_fd(w)?))
 }
 
 fn open_null(write: bool) -> Result<OwnedFd> {

@@ -15,7 +15,8 @@ use crate::cgroup::Cgroup;
 use crate::error::{Error, Result};
 use crate::outcome::{Ending, Enforced};
 use crate::spawn::report::{self, Failure, Message};
-use crate::spawn::{Child, Reaped, monotonic_ns};
+use crate::spawn::{Child, Reaped};
+use crate::sys::monotonic_ns;
 
 /// What the supervisor saw of one run.
 #[derive(Debug)]

@@ -6,7 +6,6 @@
 //! killed caller left behind can be recognized and removed ([`gc`]). The same [`Cgroup`]
 //! trait has one backend per version, `v1.rs` and `v2.rs`, with the same method names.
 
-mod background;
 mod fs;
 mod v1;
 mod v2;
@@ -112,7 +111,7 @@ pub(crate) trait Cgroup: Send + std::fmt::Debug {
 
 /// A run's cgroup; removed when dropped (deferred when the kernel still holds it).
 #[derive(Debug)]
-pub(crate) struct Guard(Box<dyn Cgroup>, crate::forked::Owner);
+pub(crate) struct Guard(Box<dyn Cgroup>, crate::runtime::Owner);
 
 impl std::ops::Deref for Guard {
     type Target = dyn Cgroup;
@@ -127,7 +126,7 @@ impl Drop for Guard {
         if !self.1.is_here() {
             return;
         }
-        background::remove(self.0.dirs());
+        crate::runtime::remove_dirs(self.0.dirs());
     }
 }
 
@@ -144,31 +143,13 @@ pub(crate) fn acquire(limits: &Limits) -> Result<Option<Guard>> {
         return make(limits).map(Some);
     }
     // A process that runs sandboxes again and again gets the next one's cgroup made ahead.
-    let guard = match background::take_spare(limits) {
+    static SPARES: crate::runtime::Spares<Limits, Guard> = crate::runtime::Spares::new();
+    let guard = match SPARES.take(limits) {
         Some(spare) => spare,
         None => make(limits)?,
     };
-    background::prepare_spare(limits);
+    SPARES.prepare(limits.clone(), |limits| make(limits).ok());
     Ok(Some(guard))
-}
-
-/// A finished run's hold on its mount namespace (see `background.rs`): let go on the
-/// background thread when this process has one, else at once.
-pub(crate) fn release_namespace(held: impl Send + 'static) {
-    if background::running() {
-        background::run_later(Box::new(move || drop(held)));
-    }
-}
-
-/// Runs `work` on the background thread, off every caller's path.
-pub(crate) fn run_in_background(work: impl FnOnce() + Send + 'static) {
-    background::run_later(Box::new(work));
-}
-
-/// Whether holding a run's mount namespace takes its teardown off the caller's path:
-/// only once the process has its background thread (not for a one-shot caller).
-pub(crate) fn defers_namespaces() -> bool {
-    background::running()
 }
 
 /// Runs that asked for a cgroup in this process.
@@ -239,7 +220,7 @@ fn make(limits: &Limits) -> Result<Guard> {
 
 /// A made cgroup, guarded (removed when dropped), with `limits` applied.
 fn limited(group: Box<dyn Cgroup>, limits: &Limits) -> Result<Guard> {
-    let guard = Guard(group, crate::forked::Owner::here());
+    let guard = Guard(group, crate::runtime::Owner::here());
     guard.apply(limits)?;
     Ok(guard)
 }
@@ -249,7 +230,7 @@ fn run_name() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     // Per process: a child of fork has a pid and a start time of its own, and `gc` must
     // see its cgroups as the child's, alive while it is.
-    static OWNER: crate::forked::ProcessLocal<(u32, u64)> = crate::forked::ProcessLocal::new(|| {
+    static OWNER: crate::runtime::ProcessLocal<(u32, u64)> = crate::runtime::ProcessLocal::new(|| {
         let pid = std::process::id();
         (pid, start_time(pid).unwrap_or(0))
     });
@@ -278,27 +259,6 @@ fn owner_alive(name: &str) -> bool {
         return true; // Not one of ours by name: leave it.
     };
     start_time(pid) == Some(start)
-}
-
-/// `rmdir`; true when the directory is gone.
-fn try_remove(dir: &Path) -> bool {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    }
-}
-
-/// How long [`cleanup`] and the exit handler wait for cgroups the kernel still holds. It
-/// is reached only when something keeps an exited task pinned (a monitor scanning `/proc`
-/// makes v1 `rmdir` return `EBUSY` for some milliseconds); what is left then is `gc`'s.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Removes this process's spare cgroups (made ahead for its next run) and finishes every
-/// removal still queued or under way, waiting up to two seconds for busy ones. It happens
-/// by itself at normal process exit; call it before a long idle period, or to check from
-/// a test that nothing else is left.
-pub fn cleanup() {
-    background::flush(Instant::now() + FLUSH_TIMEOUT);
 }
 
 /// What [`gc`] removed.
@@ -367,7 +327,7 @@ fn kill_members(dir: &Path) {
 fn remove_with_retry(dir: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
-        if try_remove(dir) {
+        if crate::runtime::try_remove(dir) {
             return true;
         }
         if Instant::now() >= deadline {

@@ -63,6 +63,15 @@ impl Network {
     }
 }
 
+impl std::str::FromStr for Network {
+    type Err = Error;
+
+    /// As [`Network::parse`].
+    fn from_str(text: &str) -> Result<Network> {
+        Network::parse(text)
+    }
+}
+
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -154,6 +163,15 @@ impl Publish {
     }
 }
 
+impl std::str::FromStr for Publish {
+    type Err = Error;
+
+    /// As [`Publish::parse`].
+    fn from_str(spec: &str) -> Result<Publish> {
+        Publish::parse(spec)
+    }
+}
+
 impl fmt::Display for Publish {
     /// `127.0.0.1:8080->8000/tcp`, as `docker ps` shows ports.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,18 +205,15 @@ pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
-/// The tun device a user-mode network needs.
-pub(crate) const TUN: &str = "/dev/net/tun";
-
-/// Whether this process may open [`TUN`] for reading and writing.
+/// Whether this process may open the tun device a user-mode network needs
+/// ([`sys::TUN`](crate::sys::TUN)) for reading and writing.
 pub(crate) fn tun_usable() -> bool {
-    nix::unistd::access(TUN, nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK).is_ok()
+    nix::unistd::access(crate::sys::TUN, nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
-/// Whether every user may open [`TUN`] (mode 0666, as most distributions ship it).
+/// Whether every user may open the tun device (mode 0666, as most distributions ship it).
 pub(crate) fn tun_open_to_all() -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(TUN).is_ok_and(|m| m.permissions().mode() & 0o006 == 0o006)
+    nix::sys::stat::stat(crate::sys::TUN).is_ok_and(|m| m.st_mode & 0o006 == 0o006)
 }
 
 /// The lowest port a caller who is not root may listen on.
@@ -217,14 +232,26 @@ fn try_bind(protocol: Protocol, addr: SocketAddr) -> std::io::Result<u16> {
     }
 }
 
+/// What the caller asked of a sandbox's network.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NetworkRequest {
+    /// How the sandbox reaches the network.
+    pub network: Network,
+    /// Sandbox ports published on the host.
+    pub publish: Vec<Publish>,
+    /// Whether an outbound sandbox may reach the host's loopback services.
+    pub host_loopback: bool,
+    /// What an outbound sandbox may reach, in order.
+    pub egress: Vec<EgressRule>,
+}
+
 impl NetworkPlan {
     /// The plan for `network` with `ports`, or `None` when loopback is all there is.
     /// Checks that slirp4netns and nft are there and `/dev/net/tun` usable, and that every
     /// host port is free (choosing free ones for port 0).
-    pub(crate) fn new(config: &crate::config::Config) -> Result<Option<NetworkPlan>> {
-        let (network, ports, host_loopback) = (&config.network, &config.publish[..], config.host_loopback);
-        let hostname = &config.hostname;
-        if !config.egress.is_empty() && *network != Network::Outbound {
+    pub(crate) fn new(request: &NetworkRequest, hostname: &str) -> Result<Option<NetworkPlan>> {
+        let (network, ports, host_loopback) = (&request.network, &request.publish[..], request.host_loopback);
+        if !request.egress.is_empty() && *network != Network::Outbound {
             return Err(Error::config("egress rules need network(Network::Outbound) (--network outbound)"));
         }
         if !ports.is_empty() && matches!(network, Network::Named(_)) {
@@ -243,7 +270,7 @@ impl NetworkPlan {
         if !host_loopback {
             egress.push(EgressRule { allow: false, addr: slirp::GATEWAY.into(), prefix: 32, ports: None });
         }
-        egress.extend_from_slice(&config.egress);
+        egress.extend_from_slice(&request.egress);
         match network {
             Network::None if ports.is_empty() => return Ok(None),
             Network::None => {
@@ -300,7 +327,7 @@ impl NetworkPlan {
             })?;
             chosen.push(Publish { host_port: port, ..*p });
         }
-        let refuse_unmatched = config.egress.iter().any(|r| r.allow);
+        let refuse_unmatched = request.egress.iter().any(|r| r.allow);
         Ok(Some(NetworkPlan::User { slirp, nft, ports: chosen, egress, refuse_unmatched }))
     }
 

@@ -21,7 +21,6 @@ use std::fs::File;
 use std::io::{Seek, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -107,15 +106,7 @@ fn ip_in(netns: &Path, script: &str) -> Result<()> {
     let fd = ns.as_raw_fd();
     let mut cmd = Command::new("ip");
     cmd.args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-    // SAFETY: between fork and exec, one async-signal-safe call on an fd this process owns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    crate::sys::join_netns_before_exec(&mut cmd, fd);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Host {
             feature: crate::HostFeature::Iproute2,
@@ -150,7 +141,7 @@ impl Networks {
         Ok(Networks { dir: dir.into() })
     }
 
-    fn lock(&self) -> Result<Flock<File>> {
+    fn lock(&self) -> Result<crate::names::Lock> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io("create directory", &self.dir, e))?;
         crate::names::lock(&self.dir)
     }

@@ -28,7 +28,6 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -85,32 +84,7 @@ impl Slirp {
         let log_fd = log.try_clone().map_err(|e| Error::io("dup", "slirp4netns log", e))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(OwnedFd::from(log_fd)));
         let fds = [net.as_raw_fd(), ready_w.as_raw_fd(), user.map_or(-1, |u| u.as_raw_fd())];
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, fcntl, dup2) on
-        // fds this process owns, and no allocation.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Out of the way first (close-on-exec copies at 1000 or above), then into
-                // place: no source is overwritten before it is copied.
-                let mut high = [-1; 3];
-                for (h, fd) in high.iter_mut().zip(fds) {
-                    if fd >= 0 {
-                        *h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1000);
-                        if *h < 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                    }
-                }
-                for (target, h) in (3..).zip(high) {
-                    if h >= 0 && libc::dup2(h, target) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        crate::sys::place_fds_before_exec(&mut cmd, fds);
         let child = cmd.spawn().map_err(|e| Error::io("start", program, e))?;
         drop(ready_w);
         let mut slirp = Slirp { child: Some(child), log };

@@ -10,26 +10,16 @@
 //!
 //! Only for a root caller whose sandbox has no user namespace and no network: a namespace
 //! owned by the host's user namespace is one that a sandbox with a user namespace of its
-//! own could not join. Spares are per process (`forked.rs`), held fds a child of `fork`
-//! closes at once (`spawn::Held`), and dropped by [`crate::cleanup`].
+//! own could not join. Spares are per process (`runtime/spares.rs`), held fds a child of
+//! `fork` closes at once (`runtime/held.rs`), and dropped by [`crate::cleanup`].
 
 use std::os::fd::OwnedFd;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::forked::ProcessLocal;
-use crate::spawn::Held;
+use crate::runtime::{Held, Spares};
 
-/// Spares kept at most: about one per caller thread running at once.
-const MAX: usize = 2;
-
-/// The spares, and a generation that [`clear`] bumps: a spare made while a clear ran is
-/// dropped, not kept (as `cgroup/background.rs` does with spare cgroups).
-static SPARES: ProcessLocal<Mutex<(Vec<Held>, u64)>> = ProcessLocal::new(Default::default);
-
-fn spares() -> std::sync::MutexGuard<'static, (Vec<Held>, u64)> {
-    SPARES.get().lock().unwrap_or_else(|e| e.into_inner())
-}
+/// The spares: one kind, so no key.
+static SPARES: Spares<(), Held> = Spares::new();
 
 /// Whether a sandbox cloned with `clone_flags` and no network of its own may join a spare.
 pub(crate) fn fits(clone_flags: u64, has_network: bool) -> bool {
@@ -46,24 +36,15 @@ pub(crate) fn take() -> Option<Held> {
     if first_call() {
         return None;
     }
-    let (taken, generation) = {
-        let mut spares = spares();
-        (spares.0.pop(), spares.1)
-    };
-    crate::cgroup::run_in_background(move || {
-        if spares().0.len() < MAX {
-            // No fork while the thread's own namespace or the new one is open outside a
-            // `Held` (`spawn::opening`).
-            let made = crate::spawn::opening(|| {
-                let mut made = None;
-                make(|fd| made = Held::new(fd));
-                made
-            });
-            let mut spares = spares();
-            if spares.0.len() < MAX && spares.1 == generation {
-                spares.0.extend(made);
-            }
-        }
+    let taken = SPARES.take(&());
+    SPARES.prepare((), |_| {
+        // No fork while the thread's own namespace or the new one is open outside a
+        // `Held` (`runtime::opening`).
+        crate::runtime::opening(|| {
+            let mut made = None;
+            make(|fd| made = Held::new(fd));
+            made
+        })
     });
     taken
 }
@@ -72,18 +53,6 @@ pub(crate) fn take() -> Option<Held> {
 fn first_call() -> bool {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     CALLS.fetch_add(1, Ordering::Relaxed) == 0
-}
-
-/// Drops the spares (`cleanup()`, and the exit handler).
-pub(crate) fn clear() {
-    if SPARES.is_made() {
-        let taken = {
-            let mut spares = spares();
-            spares.1 += 1;
-            std::mem::take(&mut spares.0)
-        };
-        drop(taken);
-    }
 }
 
 /// Makes a new network namespace with its loopback up on the calling thread, hands it to
@@ -96,8 +65,8 @@ fn make(deliver: impl FnOnce(OwnedFd)) {
         return;
     }
     // Above the fds the sandbox's first process moves things into.
-    let made = std::fs::File::open("/proc/thread-self/ns/net").ok().and_then(|f| crate::spawn::high_fd(f.into()).ok());
-    if let (Ok(()), Some(made)) = (crate::spawn::loopback_up(), made) {
+    let made = std::fs::File::open("/proc/thread-self/ns/net").ok().and_then(|f| crate::sys::high_fd(f.into()).ok());
+    if let (Ok(()), Some(made)) = (crate::sys::loopback_up(), made) {
         deliver(made);
     }
     if nix::sched::setns(&own, nix::sched::CloneFlags::CLONE_NEWNET).is_err() {

@@ -12,11 +12,12 @@ use libc::{MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_R
 use nix::errno::Errno;
 
 use super::report::{Failure, Message};
-use super::sys::{self, SysResult};
-use super::{ChildFds, Start, proto};
+use super::{ChildFds, Start};
 use crate::error::Step;
 use crate::plan::Plan;
+use crate::proto;
 use crate::rootfs::MountOp;
+use crate::sys::{self, SysResult};
 
 /// Where the child puts the init binary's fd before exec (after stdio and the report pipe).
 const INIT_FD: i32 = proto::REPORT_FD + 1;
@@ -193,7 +194,7 @@ fn join_cgroups(start: &Start, plan: &Plan) -> Result<(), Failure> {
     if plan.cgroup_join.is_empty() {
         return Ok(());
     }
-    let cpu = super::raw::clock_ns(super::raw::CLOCK_PROCESS_CPUTIME_ID);
+    let cpu = crate::sys::raw::clock_ns(crate::sys::raw::CLOCK_PROCESS_CPUTIME_ID);
     start.joined_cpu.store(cpu, std::sync::atomic::Ordering::Release);
     for (i, tasks) in plan.cgroup_join.iter().enumerate() {
         sys::write_file(tasks, b"0").map_err(|errno| Failure { step: Step::CgroupJoin, index: i as u16, errno })?;

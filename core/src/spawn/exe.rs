@@ -58,7 +58,7 @@ fn make() -> std::result::Result<OwnedFd, Errno> {
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
         return Err(Errno::last());
     }
-    // Above the fds the child moves things into (spawn::MIN_FD), once and for all.
+    // Above the fds the child moves things into (sys::MIN_FD), once and for all.
     // SAFETY: F_DUPFD_CLOEXEC makes a new fd that we own.
     let high = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, super::MIN_FD) };
     if high < 0 {

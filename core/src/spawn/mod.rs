@@ -1,6 +1,7 @@
 //! Creating the sandbox: `clone3` into new namespaces, the child's setup, the init.
 //!
-//! This is the only module with `unsafe` code. A sandbox starts as a `clone3` with
+//! The clone engine, one of the three layers with `unsafe` code (`docs/ARCHITECTURE.md`; its
+//! system calls are `sys/`). A sandbox starts as a `clone3` with
 //! `CLONE_VM`: its first process shares the caller's memory, on a stack of its own, so
 //! the caller's page tables are never copied, however much memory it holds (a Python or
 //! Node process: hundreds of megabytes). That process runs `child.rs` (the mounts), then
@@ -15,23 +16,17 @@
 
 mod child;
 mod exe;
-// Shared with the init binary, which uses what the library does not.
-#[allow(dead_code)]
-pub(crate) mod proto;
-#[allow(dead_code)]
-mod raw;
 pub(crate) mod report;
 mod stack;
-mod sys;
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-pub(crate) use sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, loopback_up, monotonic_ns};
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result, Step};
 use crate::plan::Plan;
+use crate::runtime::{Held, opening};
+use crate::sys::{self, MIN_FD};
 
 /// The fds the child keeps, by number; everything else it closes first thing.
 #[derive(Debug, Clone, Copy)]
@@ -66,36 +61,6 @@ impl ChildFds {
     }
 }
 
-/// Strings for `execve` and a null-terminated array of pointers to them, in one value.
-#[derive(Debug)]
-pub(crate) struct CStrArray {
-    /// Owned here so the pointers stay valid.
-    strings: Vec<std::ffi::CString>,
-    pointers: Vec<*const libc::c_char>,
-}
-
-impl CStrArray {
-    pub(crate) fn new(strings: Vec<std::ffi::CString>) -> CStrArray {
-        let pointers = strings.iter().map(|c| c.as_ptr()).chain([std::ptr::null()]).collect();
-        CStrArray { strings, pointers }
-    }
-
-    /// The null-terminated pointer array.
-    pub(crate) fn pointers(&self) -> &[*const libc::c_char] {
-        &self.pointers
-    }
-
-    pub(crate) fn strings(&self) -> &[std::ffi::CString] {
-        &self.strings
-    }
-}
-
-// SAFETY: the pointers lead into `strings`' heap buffers, which move with the value and are
-// never changed, so the value may be sent and shared between threads like the strings.
-unsafe impl Send for CStrArray {}
-// SAFETY: as above; nothing is mutated through a shared reference.
-unsafe impl Sync for CStrArray {}
-
 /// Makes a sandbox warm (`pool.rs`): it runs the first `split` mount ops of its plan (the
 /// rootfs, /proc, /dev: all that does not depend on a request), then waits on `ctl`, a
 /// socket, for a request's stdio; the request's plan, which [`Child::request`] hands
@@ -124,10 +89,6 @@ struct Start {
     joined_cpu: std::sync::atomic::AtomicU64,
 }
 
-/// Lowest fd number the child may be handed: it moves fds into 0 to 4 for the init, so
-/// none it still needs may sit there (`child::exec_init`).
-pub(crate) const MIN_FD: RawFd = 5;
-
 /// The sandbox's init as the parent sees it. Dropping it kills and reaps the sandbox, so a
 /// panic or an early return never leaves it running.
 #[derive(Debug)]
@@ -139,10 +100,10 @@ pub(crate) struct Child {
     /// (after the kill and reap in `drop`) only once it cannot.
     _stack: stack::Stack,
     start: Box<Start>,
-    owner: crate::forked::Owner,
+    owner: crate::runtime::Owner,
     /// The sandbox's mount namespace, held so that the init's exit does not unmount its
     /// tree (an expedited RCU grace period) before the init can be reaped; released on
-    /// the background thread after the reap (`cgroup::release_namespace`).
+    /// the background thread after the reap (`runtime::release_later`).
     mnt_ns: Option<Held>,
 }
 
@@ -168,9 +129,9 @@ impl Child {
     }
 
     /// Gives the sandbox the ordinary scheduling policy (`SCHED_OTHER`, nice 0), which a
-    /// warm one made by an idle-priority thread did not have (see [`idle_priority`]).
+    /// warm one made by an idle-priority thread did not have (see [`sys::idle_priority`]).
     pub(crate) fn normal_priority(&self) -> Result<()> {
-        if !set_scheduler(self.pid, libc::SCHED_OTHER) {
+        if !sys::set_scheduler(self.pid, libc::SCHED_OTHER) {
             return Err(Error::setup(Step::Sync, Errno::last()));
         }
         Ok(())
@@ -194,7 +155,7 @@ impl Child {
     /// sent over `ctl`. The plan must match the sandbox's own in everything else (mounts,
     /// hostname, no terminal), which the pool checks.
     pub(crate) fn request_parked(&self, plan: &Plan, ctl: &OwnedFd, stdio: [RawFd; 3]) -> Result<()> {
-        let block = parked_block(plan);
+        let block = plan.parked_block();
         let memfd = exe::filled_memfd(c"isolette-request", 0, &block).map_err(|e| Error::setup(Step::Sync, e))?;
         let fds = [stdio[0], stdio[1], stdio[2], memfd.as_raw_fd()];
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
@@ -232,7 +193,7 @@ impl Child {
         let (_, _, usage) = sys::wait4(self.pid, libc::__WALL).map_err(|e| Error::setup(Step::Clone, e))?;
         self.reaped = true;
         if let Some(fd) = self.mnt_ns.take() {
-            crate::cgroup::release_namespace(fd);
+            crate::runtime::release_later(fd);
         }
         Ok(Reaped { usage })
     }
@@ -251,111 +212,6 @@ impl Drop for Child {
         if !self.reaped {
             self.kill();
             let _ = self.reap();
-        }
-    }
-}
-
-/// The request block of a parked init, as `proto.rs` lays it out.
-pub(crate) fn parked_block(plan: &Plan) -> Vec<u8> {
-    let argv = plan.program.init_argv.strings();
-    let envp = plan.program.init_envp.strings();
-    let words = proto::PARKED_HEADER + 3 * plan.rlimits.len() + argv.len() + 1 + envp.len() + 1;
-    let mut head: Vec<u64> = Vec::with_capacity(words);
-    head.extend([argv.len() as u64, envp.len() as u64, plan.rlimits.len() as u64]);
-    head.extend(plan.rlimits.iter().flat_map(|r| [u64::from(r.resource), r.soft, r.hard]));
-    let mut strings = Vec::new();
-    let mut offsets = |list: &[std::ffi::CString], head: &mut Vec<u64>| {
-        for s in list {
-            head.push((8 * words + strings.len()) as u64);
-            strings.extend_from_slice(s.as_bytes_with_nul());
-        }
-        head.push(0);
-    };
-    offsets(argv, &mut head);
-    offsets(envp, &mut head);
-    debug_assert_eq!(head.len(), words);
-    let mut block: Vec<u8> = head.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    block.extend_from_slice(&strings);
-    block
-}
-
-/// Mount namespaces held past their run ([`Child`]'s `mnt_ns`), by fd number, -1 for a free
-/// slot: a child of `fork` closes its copies at once ([`close_held_after_fork`]), so that a
-/// prefork worker never keeps a finished sandbox's mounts alive.
-static HELD: [std::sync::atomic::AtomicI32; 64] = [const { std::sync::atomic::AtomicI32::new(-1) }; 64];
-
-/// A held namespace fd (a finished run's mount namespace, a spare network namespace), in a
-/// [`HELD`] slot while it is open.
-#[derive(Debug)]
-pub(crate) struct Held {
-    slot: usize,
-    /// Open while held; closed when dropped.
-    fd: OwnedFd,
-}
-
-impl Held {
-    /// `None` (and `fd` closed) when every slot is taken.
-    pub(crate) fn new(fd: OwnedFd) -> Option<Held> {
-        use std::sync::atomic::Ordering;
-        let slot = HELD
-            .iter()
-            .position(|s| s.compare_exchange(-1, fd.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst).is_ok())?;
-        Some(Held { slot, fd })
-    }
-
-    pub(crate) fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        // The slot first: a fork between the two steps leaks a copy of the fd into the
-        // child, rather than have the child close a number another fd took since.
-        // The fd itself closes when the field drops, right after this.
-        HELD[self.slot].store(-1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// Set while a namespace fd may be open outside [`HELD`] (between its `open` and its
-/// [`Held`], and while a spare is made): a `fork` waits for it to clear ([`before_fork`]),
-/// so that no child gets a copy that nothing would close.
-static OPENING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn acquire_opening() {
-    use std::sync::atomic::Ordering;
-    while OPENING.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-        std::thread::yield_now();
-    }
-}
-
-/// Runs `f`, which opens namespace fds and puts them in [`Held`]s, with forks held off.
-pub(crate) fn opening<T>(f: impl FnOnce() -> T) -> T {
-    acquire_opening();
-    let result = f();
-    OPENING.store(false, std::sync::atomic::Ordering::Release);
-    result
-}
-
-/// `pthread_atfork`'s prepare handler (`forked.rs`): waits until no namespace fd is open
-/// outside [`HELD`], and keeps it so until [`after_fork`].
-pub(crate) fn before_fork() {
-    acquire_opening();
-}
-
-/// `pthread_atfork`'s parent and child handlers: lets [`opening`] go on.
-pub(crate) fn after_fork() {
-    OPENING.store(false, std::sync::atomic::Ordering::Release);
-}
-
-/// For the child of a `fork` (`forked.rs`'s handler): closes its copies of the held
-/// namespace fds. Async-signal-safe: atomics and `close` only.
-pub(crate) fn close_held_after_fork() {
-    for slot in &HELD {
-        let fd = slot.swap(-1, std::sync::atomic::Ordering::SeqCst);
-        if fd >= 0 {
-            // SAFETY: this process's copy of an fd the parent held; nothing here uses it.
-            unsafe { libc::close(fd) };
         }
     }
 }
@@ -413,96 +269,10 @@ pub(crate) fn clone_sandbox(
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // Best effort (O_CLOEXEC by std): without it the init's exit unmounts, as it would anyway.
     let path = format!("/proc/{pid}/ns/mnt");
-    let mnt_ns = crate::cgroup::defers_namespaces()
+    let mnt_ns = crate::runtime::running()
         .then(|| opening(|| std::fs::File::open(&path).ok().and_then(|f| Held::new(f.into()))))
         .flatten();
-    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::forked::Owner::here(), mnt_ns })
-}
-
-/// Moves an fd to [`MIN_FD`] or above (CLOEXEC): the sandbox's first process moves the fds
-/// it hands on into 0 to 4, which must not clobber one it still needs (a caller running
-/// with a standard stream closed gets low numbers for new fds).
-pub(crate) fn high_fd(fd: OwnedFd) -> Result<OwnedFd> {
-    if fd.as_raw_fd() >= MIN_FD {
-        return Ok(fd);
-    }
-    // SAFETY: plain integers on an fd we own.
-    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MIN_FD) };
-    if high < 0 {
-        return Err(Error::io("fcntl F_DUPFD_CLOEXEC", "stdio", std::io::Error::last_os_error()));
-    }
-    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(high) })
-}
-
-/// Receives one fd sent with `SCM_RIGHTS` over the Unix socket `sock` (CLOEXEC); `None`
-/// at end of file or when the message carried none.
-pub(crate) fn receive_fd(sock: BorrowedFd<'_>) -> Result<Option<OwnedFd>> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!(RawFd);
-    let msg = loop {
-        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
-            Err(Errno::EINTR) => {}
-            other => break other.map_err(|e| Error::io("recvmsg", "fd socket", e.into()))?,
-        }
-    };
-    let mut received = None;
-    for cmsg in msg.cmsgs().map_err(|e| Error::io("recvmsg", "fd socket", e.into()))? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for fd in fds {
-                // SAFETY: the kernel just installed this fd in our table, and nothing else
-                // knows its number; extra ones are closed here.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                received.get_or_insert(owned);
-            }
-        }
-    }
-    Ok(received)
-}
-
-/// Sets a terminal's window size (`TIOCSWINSZ` on its master side); the kernel sends
-/// `SIGWINCH` to the program's foreground process group.
-pub(crate) fn set_window_size(master: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
-    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ reads one `struct winsize`, which lives across the call.
-    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
-    if r < 0 {
-        return Err(Error::io("ioctl TIOCSWINSZ", "terminal", std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Puts the calling thread in `SCHED_IDLE`: it then runs only on a cpu nothing else wants,
-/// as the thread making warm sandboxes should, so it never slows the runs it makes them
-/// for. Its sandboxes inherit the policy until [`Child::normal_priority`]. Whether it took.
-pub(crate) fn idle_priority() -> bool {
-    set_scheduler(0, libc::SCHED_IDLE)
-}
-
-/// `sched_setscheduler` with priority 0, by its system call: musl's wrapper (the static
-/// CLI's libc) is a stub that fails with ENOSYS. Whether it took; errno says why not.
-fn set_scheduler(pid: libc::pid_t, policy: libc::c_int) -> bool {
-    // The kernel's `struct sched_param` is one int; libc's may carry more fields.
-    let priority: libc::c_int = 0;
-    // SAFETY: the kernel reads one int through the pointer, which lives across the call.
-    unsafe { libc::syscall(libc::SYS_sched_setscheduler, pid, policy, &raw const priority) == 0 }
-}
-
-/// A connected pair of `SOCK_SEQPACKET` unix sockets (CLOEXEC, at [`MIN_FD`] or above),
-/// for handing a warm sandbox its request's fds.
-pub(crate) fn socket_pair() -> Result<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Error::io("socketpair", "warm sandbox", e.into()))?;
-    Ok((high_fd(a)?, high_fd(b)?))
-}
-
-/// Registers `f` to run at normal process exit (`atexit(3)`).
-pub(crate) fn at_exit(f: extern "C" fn()) {
-    // SAFETY: `f` is a plain function that stays valid for the life of the process.
-    unsafe { libc::atexit(f) };
+    Ok(Child { pid, pidfd, reaped: false, _stack: stack, start, owner: crate::runtime::Owner::here(), mnt_ns })
 }
 
 /// Lets the child go on past its sync point.

@@ -8,10 +8,10 @@ use std::os::fd::RawFd;
 
 use nix::errno::Errno;
 
-pub(crate) use super::proto::SIZE;
-use super::proto::{self, EXITED, FAILED, STARTED};
-use super::sys;
 use crate::error::Step;
+pub(crate) use crate::proto::SIZE;
+use crate::proto::{self, EXITED, FAILED, STARTED};
+use crate::sys;
 
 /// A setup step failed inside the sandbox: which one, on which op or exec candidate, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

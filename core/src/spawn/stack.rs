@@ -18,8 +18,8 @@ const POOL: usize = 8;
 
 /// Per process (`forked.rs`): a child of fork starts with none (the copies of its parent's
 /// mappings it has are left alone), and never waits on a lock its parent's threads held.
-static FREE: crate::forked::ProcessLocal<Mutex<Vec<Region>>> =
-    crate::forked::ProcessLocal::new(|| Mutex::new(Vec::new()));
+static FREE: crate::runtime::ProcessLocal<Mutex<Vec<Region>>> =
+    crate::runtime::ProcessLocal::new(|| Mutex::new(Vec::new()));
 
 /// A mapping: its start address and length (the guard page included).
 #[derive(Debug)]

@@ -166,7 +166,7 @@ impl Store {
         &self.root
     }
 
-    fn lock(&self) -> Result<Flock<File>> {
+    fn lock(&self) -> Result<crate::names::Lock> {
         crate::names::lock(&self.root)
     }
 
@@ -620,6 +620,20 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Image {
+    /// Opens image `name` (`NAME[:TAG]`) from the default store ([`Store::open_default`]).
+    ///
+    /// ```no_run
+    /// let image = isolette::Image::load("python:3.12")?;
+    /// # Ok::<(), isolette::Error>(())
+    /// ```
+    ///
+    /// [`Store::open_default`]: crate::Store::open_default
+    pub fn load(name: &str) -> Result<Image> {
+        Store::open_default()?.image(name)
     }
 }
 

@@ -20,10 +20,10 @@
 #![no_std]
 #![no_main]
 
-#[path = "../proto.rs"]
+#[path = "../../proto.rs"]
 #[allow(dead_code)]
 mod proto;
-#[path = "../raw.rs"]
+#[path = "../../sys/raw.rs"]
 #[allow(dead_code)]
 mod raw;
 

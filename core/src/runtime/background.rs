@@ -1,25 +1,17 @@
-//! Cgroup work kept off the caller's critical path, done by one background thread.
+//! Work kept off the caller's critical path, done by one background thread per process.
 //!
-//! - **Removal.** `rmdir` of a cgroup whose last task has just exited costs tens of
-//!   microseconds, and on v1 it may fail with `EBUSY` for milliseconds while the kernel
-//!   lets go of the task. A run hands its directories over and returns at once; busy ones
-//!   are retried for up to 5 s.
-//! - **Spares.** Creating and limiting a run's cgroups costs a few hundred microseconds on
-//!   v1. Once a process has run a sandbox, a fresh spare cgroup with the same limits is
-//!   made ahead of its next run (a single run, as from the CLI, makes none). Spares are
-//!   never reused: a run's page cache and counters stay behind in its own cgroup, so no
-//!   run's figures leak into the next.
+//! - **Removal** of directories (cgroups): `rmdir` of a cgroup whose last task has just
+//!   exited costs tens of microseconds, and on v1 it may fail with `EBUSY` for
+//!   milliseconds while the kernel lets go of the task. A run hands its directories over
+//!   and returns at once; busy ones are retried for up to 5 s.
+//! - **Work of other modules** ([`run_later`]): spares made ahead of a caller's next run
+//!   (`spares.rs`: cgroups, network namespaces), and a finished run's hold on its mount
+//!   namespace let go ([`release_later`]): the last reference to a sandbox's mount
+//!   namespace unmounts its tree, which waits for an expedited RCU grace period.
 //!
-//! - **Mount namespaces.** The last reference to a sandbox's mount namespace unmounts its
-//!   tree, which waits for an expedited RCU grace period. When the sandbox's init holds it,
-//!   the run waits for that before it can reap the init; a caller that runs again and
-//!   again has the namespace held by an fd instead, which this thread closes.
-//!
-//! - **Network namespaces** made ahead for a caller's next run (`network/spare.rs`).
-//!
-//! At process exit an `atexit` handler removes the spares and finishes the queue,
+//! At process exit an `atexit` handler clears the spares and finishes the queue,
 //! including the removals the thread is in the middle of, so a short-lived caller leaves
-//! nothing behind; what a killed caller leaves is for [`gc`](super::gc).
+//! nothing behind; what a killed caller leaves is for `gc`.
 //!
 //! All of it is per process (`forked.rs`): the child of a prefork server starts with an
 //! empty queue, no spares and no thread, and starts its own thread when it needs one.
@@ -28,17 +20,13 @@ use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
-use super::{Guard, Limits, make, try_remove};
-use crate::forked::ProcessLocal;
+use super::forked::ProcessLocal;
 
 enum Job {
     /// A directory to remove, and when it was queued.
     Remove(PathBuf, Instant),
-    /// Make a spare cgroup with these limits, unless a flush came after the request
-    /// (the generation then differs).
-    Spare(Limits, u64),
-    /// Work of another module done here: a spare network namespace made, a finished
-    /// run's hold on its mount namespace let go. A flush drops it unrun.
+    /// Work of another module done here: a spare made, a finished run's hold on its
+    /// mount namespace let go. A flush drops it unrun.
     Run(Box<dyn FnOnce() + Send>),
 }
 
@@ -58,9 +46,16 @@ struct Background {
     /// Signalled when the thread has finished a batch.
     idle: Condvar,
     start: Once,
-    /// Spare cgroups, with the limits they carry, and the flush generation (bumped by every
-    /// flush, under this lock, so a spare made while a flush ran is dropped, not kept).
-    spares: Mutex<(Vec<(Limits, Guard)>, u64)>,
+    /// What a flush clears first (`spares.rs` registers each [`Spares`] on its first use).
+    ///
+    /// [`Spares`]: super::Spares
+    hooks: Mutex<Vec<&'static (dyn Flush + Sync)>>,
+}
+
+/// Something a flush clears before it finishes the queue.
+pub(super) trait Flush {
+    /// Drops what is held; may queue removals, which the flush then waits for.
+    fn clear(&self);
 }
 
 static STATE: ProcessLocal<Background> = ProcessLocal::new(|| Background {
@@ -68,7 +63,7 @@ static STATE: ProcessLocal<Background> = ProcessLocal::new(|| Background {
     wake: Condvar::new(),
     idle: Condvar::new(),
     start: Once::new(),
-    spares: Mutex::new((Vec::new(), 0)),
+    hooks: Mutex::new(Vec::new()),
 });
 
 fn state() -> &'static Background {
@@ -77,15 +72,23 @@ fn state() -> &'static Background {
 
 /// How long a busy directory is retried before it is left to `gc`.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(5);
-/// Spares kept at most: about one per caller thread running at once.
-const MAX_SPARES: usize = 2;
+
+/// How long [`cleanup`] and the exit handler wait for directories the kernel still holds.
+/// It is reached only when something keeps an exited task pinned (a monitor scanning
+/// `/proc` makes v1 `rmdir` return `EBUSY` for some milliseconds); what is left then is
+/// `gc`'s.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn queue() -> MutexGuard<'static, Queue> {
     state().queue.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn spares() -> MutexGuard<'static, (Vec<(Limits, Guard)>, u64)> {
-    state().spares.lock().unwrap_or_else(|e| e.into_inner())
+/// Has a flush clear `hook` (once, however often it is registered).
+pub(super) fn on_flush(hook: &'static (dyn Flush + Sync)) {
+    let mut hooks = state().hooks.lock().unwrap_or_else(|e| e.into_inner());
+    if !hooks.iter().any(|h| std::ptr::addr_eq(*h, hook)) {
+        hooks.push(hook);
+    }
 }
 
 fn submit(jobs: impl IntoIterator<Item = Job>) {
@@ -94,17 +97,17 @@ fn submit(jobs: impl IntoIterator<Item = Job>) {
             // Once per process: a child of fork runs its parent's handler too, which
             // flushes the child's own state.
             static AT_EXIT: Once = Once::new();
-            AT_EXIT.call_once(|| crate::spawn::at_exit(flush_at_exit));
+            AT_EXIT.call_once(|| crate::sys::at_exit(flush_at_exit));
         }
     });
     queue().jobs.extend(jobs);
     state().wake.notify_one();
 }
 
-/// Removes `dirs` (deepest first): at once while this process has no background thread
-/// yet (a one-shot caller such as the CLI gains nothing from one, and would pay for
-/// starting it), else, and for what is still busy, in the background.
-pub(super) fn remove(mut dirs: Vec<PathBuf>) {
+/// Removes the empty directories `dirs` (deepest first): at once while this process has
+/// no background thread yet (a one-shot caller such as the CLI gains nothing from one, and
+/// would pay for starting it), else, and for what is still busy, in the background.
+pub(crate) fn remove_dirs(mut dirs: Vec<PathBuf>) {
     if !STATE.is_made() || !state().start.is_completed() {
         dirs.retain(|d| !try_remove(d));
         if dirs.is_empty() {
@@ -116,33 +119,36 @@ pub(super) fn remove(mut dirs: Vec<PathBuf>) {
 
 /// Whether this process has its background thread: it ran sandboxes before, and work
 /// handed to [`run_later`] then leaves the caller's path.
-pub(super) fn running() -> bool {
+pub(crate) fn running() -> bool {
     STATE.is_made() && state().start.is_completed()
 }
 
 /// Runs `work` on the background thread (starting it if need be). A flush does not run
 /// what is still queued.
-pub(super) fn run_later(work: Box<dyn FnOnce() + Send>) {
-    submit([Job::Run(work)]);
+pub(super) fn run_later(work: impl FnOnce() + Send + 'static) {
+    submit([Job::Run(Box::new(work))]);
+}
+
+/// Lets go of `held` (a finished run's hold on its mount namespace) on the background
+/// thread when this process has one, else at once.
+pub(crate) fn release_later(held: impl Send + 'static) {
+    if running() {
+        run_later(move || drop(held));
+    }
 }
 
 /// Queues `dirs` (deepest first) for removal.
-pub(super) fn remove_later(dirs: Vec<PathBuf>) {
+fn remove_later(dirs: Vec<PathBuf>) {
     let now = Instant::now();
     submit(dirs.into_iter().map(|d| Job::Remove(d, now)));
 }
 
-/// Asks for a spare cgroup with `limits`, for the caller's next run.
-pub(super) fn prepare_spare(limits: &Limits) {
-    let generation = spares().1;
-    submit([Job::Spare(limits.clone(), generation)]);
-}
-
-/// A spare made for exactly these limits, if there is one.
-pub(super) fn take_spare(limits: &Limits) -> Option<Guard> {
-    let mut spares = spares();
-    let i = spares.0.iter().position(|(l, _)| l == limits)?;
-    Some(spares.0.swap_remove(i).1)
+/// Removes an empty directory; whether it is gone (`false`: busy, try again).
+pub(crate) fn try_remove(dir: &std::path::Path) -> bool {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 fn run() {
@@ -163,19 +169,9 @@ fn run() {
                         busy.push(Job::Remove(dir, queued));
                     }
                 }
+                // A spare made here that a flush made unwanted drops inside this batch
+                // and queues its removal, so the flush waits for that too.
                 Job::Run(work) => work(),
-                Job::Spare(limits, generation) => {
-                    if spares().0.len() < MAX_SPARES
-                        && let Ok(guard) = make(&limits)
-                    {
-                        let mut spares = spares();
-                        if spares.1 == generation && spares.0.len() < MAX_SPARES {
-                            spares.0.push((limits, guard));
-                        }
-                        // Otherwise the guard drops here (after the lock) and queues its
-                        // removal, still inside this batch, so a flush waits for it.
-                    }
-                }
             }
         }
         let retry = !busy.is_empty();
@@ -191,23 +187,23 @@ fn run() {
     }
 }
 
-/// Drops the spares and removes whatever is queued or being removed, retrying busy
+/// Clears the spares and removes whatever is queued or being removed, retrying busy
 /// directories until `deadline`. Returns when nothing is left, both in the queue and in
 /// the thread's hands, or at the deadline.
-pub(super) fn flush(deadline: Instant) {
-    crate::network::spare::clear();
-    // Dropping a spare's guard queues its directories.
-    let taken = {
-        let mut spares = spares();
-        spares.1 += 1;
-        std::mem::take(&mut spares.0)
-    };
-    drop(taken);
+fn flush(deadline: Instant) {
+    if !STATE.is_made() {
+        return;
+    }
+    let hooks = state().hooks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Dropping a spare may queue its directories.
+    for hook in hooks {
+        hook.clear();
+    }
     let mut q = queue();
     loop {
         q.jobs.retain(|job| match job {
             Job::Remove(dir, _) => !try_remove(dir),
-            Job::Spare(..) | Job::Run(_) => false,
+            Job::Run(_) => false,
         });
         let now = Instant::now();
         if (q.jobs.is_empty() && q.in_flight == 0) || now >= deadline {
@@ -220,7 +216,15 @@ pub(super) fn flush(deadline: Instant) {
 }
 
 extern "C" fn flush_at_exit() {
-    flush(Instant::now() + super::FLUSH_TIMEOUT);
+    flush(Instant::now() + FLUSH_TIMEOUT);
+}
+
+/// Removes this process's spares (cgroups and network namespaces made ahead for its next
+/// run) and finishes every removal still queued or under way, waiting up to two seconds
+/// for busy ones. It happens by itself at normal process exit; call it before a long idle
+/// period, or to check from a test that nothing else is left.
+pub fn cleanup() {
+    flush(Instant::now() + FLUSH_TIMEOUT);
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! A `pthread_atfork` handler in the child bumps a generation counter (one atomic add,
 //! safe in a child of a multi-threaded parent); each value remembers its generation. It
 //! also closes the child's copies of the namespaces the parent holds (finished runs' mount
-//! namespaces, spare network namespaces: `spawn/mod.rs`), which would otherwise stay
+//! namespaces, spare network namespaces: `held.rs`), which would otherwise stay
 //! alive in a worker; a fork waits while such an fd is being opened.
 //! The sandbox's own `clone3` runs no such handler, and its child never uses this state.
 
@@ -22,27 +22,24 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn before_fork() {
-    crate::spawn::before_fork();
+    super::held::before_fork();
 }
 
 extern "C" fn after_fork_in_parent() {
-    crate::spawn::after_fork();
+    super::held::after_fork();
 }
 
 extern "C" fn after_fork_in_child() {
     GENERATION.fetch_add(1, Ordering::SeqCst);
-    crate::spawn::close_held_after_fork();
-    crate::spawn::after_fork();
+    super::held::close_held_after_fork();
+    super::held::after_fork();
 }
 
 /// This process's generation (see the module docs).
 pub(crate) fn generation() -> u64 {
     static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // SAFETY: registers plain functions, which stay valid for the life of the process;
-        // the child's does atomics and `close` only (async-signal-safe).
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
-    });
+    // The child's handler does atomics and `close` only (async-signal-safe).
+    REGISTER.call_once(|| crate::sys::at_fork(before_fork, after_fork_in_parent, after_fork_in_child));
     GENERATION.load(Ordering::SeqCst)
 }
 
