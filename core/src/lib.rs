@@ -35,12 +35,11 @@ mod outcome;
 mod proto;
 mod units;
 
-// System calls: the only `unsafe` besides the runtime's and the clone engine's.
+// System calls: the only `unsafe` besides the clone engine's.
 #[allow(unsafe_code)]
 mod sys;
 
 // The per-process runtime.
-#[allow(unsafe_code)]
 mod runtime;
 
 // Resources, each owning its request types.

@@ -16,7 +16,9 @@
 //! The sandbox's own `clone3` runs no such handler, and its child never uses this state.
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys::LeakedSlot;
 
 /// How many `fork`s lie between the first process that used the library and this one.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -63,41 +65,35 @@ impl Owner {
 
 /// A value made on first use in each process (see the module docs).
 pub(crate) struct ProcessLocal<T: 'static> {
-    slot: AtomicPtr<(u64, T)>,
+    slot: LeakedSlot<(u64, T)>,
     init: fn() -> T,
 }
 
 impl<T: Send + Sync + 'static> ProcessLocal<T> {
     pub(crate) const fn new(init: fn() -> T) -> ProcessLocal<T> {
-        ProcessLocal { slot: AtomicPtr::new(std::ptr::null_mut()), init }
+        ProcessLocal { slot: LeakedSlot::new(), init }
     }
 
     /// This process's value.
     pub(crate) fn get(&self) -> &'static T {
         let now = generation();
         loop {
-            let current = self.slot.load(Ordering::Acquire);
-            // SAFETY: a non-null slot points to a leaked box that is never freed.
-            if let Some((made, value)) = unsafe { current.as_ref() }
+            let current = self.slot.get();
+            if let Some((made, value)) = current
                 && *made == now
             {
                 return value;
             }
-            let fresh = Box::into_raw(Box::new((now, (self.init)())));
-            match self.slot.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
-                // SAFETY: just leaked; from here on it lives for the rest of the process.
-                Ok(_) => return unsafe { &(*fresh).1 },
-                // Another thread of this process was first: drop ours, take theirs.
-                // SAFETY: `fresh` was never shared, so this is its only owner.
-                Err(_) => drop(unsafe { Box::from_raw(fresh) }),
+            // Another thread of this process may be first: then ours drops, theirs is taken.
+            if let Ok((_, value)) = self.slot.replace(current, Box::new((now, (self.init)()))) {
+                return value;
             }
         }
     }
 
     /// Whether this process has made its value yet.
     pub(crate) fn is_made(&self) -> bool {
-        // SAFETY: as in `get`.
-        unsafe { self.slot.load(Ordering::Acquire).as_ref() }.is_some_and(|(made, _)| *made == generation())
+        self.slot.get().is_some_and(|(made, _)| *made == generation())
     }
 }
 
@@ -111,20 +107,8 @@ mod tests {
         COUNTER.get().fetch_add(5, Ordering::SeqCst);
         assert_eq!(COUNTER.get().load(Ordering::SeqCst), 5);
         assert!(COUNTER.is_made());
-        // SAFETY: the child only reads atomics and exits with `_exit`.
-        match unsafe { libc::fork() } {
-            0 => {
-                let fresh = !COUNTER.is_made() && COUNTER.get().load(Ordering::SeqCst) == 0;
-                // SAFETY: ends the child without running the parent's exit handlers.
-                unsafe { libc::_exit(if fresh { 0 } else { 1 }) }
-            }
-            pid => {
-                let mut status = 0;
-                // SAFETY: waits for the child just forked.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child saw its parent's value");
-                assert_eq!(COUNTER.get().load(Ordering::SeqCst), 5, "the parent keeps its own");
-            }
-        }
+        let fresh = crate::sys::in_forked_child(|| !COUNTER.is_made() && COUNTER.get().load(Ordering::SeqCst) == 0);
+        assert!(fresh, "the child saw its parent's value");
+        assert_eq!(COUNTER.get().load(Ordering::SeqCst), 5, "the parent keeps its own");
     }
 }

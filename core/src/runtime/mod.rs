@@ -11,6 +11,8 @@
 //!
 //! Modules above register with it (a flush clears every [`Spares`] that has been used); it
 //! imports nothing above the system calls.
+//! No `unsafe`: its one pointer trick, a value leaked per process and handed out as
+//! `&'static`, is `sys::LeakedSlot`.
 
 mod background;
 mod forked;

@@ -13,6 +13,14 @@
 //! with the child, so there is no allocation, no lock, no `std::fs`, no `format!`, no
 //! panic and no thread-local storage (no libc); only `&CStr`, `RawFd` and integers taken
 //! from the [`Plan`], ending in `execveat` or `exit`.
+//!
+//! # Safety
+//!
+//! The clone shares the caller's address space: [`clone_sandbox`] keeps the child's stack,
+//! its `Start` and the plan alive and unchanged until the child has exec'd or been reaped
+//! (the [`Child`] owns the first two; the caller, the plan), and the child's code
+//! (`child.rs`) touches nothing else. The init binary (`init/main.rs`) is a program of its
+//! own with no libc, whose `unsafe` is its raw system calls and its entry point.
 
 mod child;
 mod exe;
