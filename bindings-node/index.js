@@ -132,49 +132,18 @@ class Store {
   prune () { return call(() => this._native.prune()) }
 }
 
-/** What a run gave: times in milliseconds, output as Buffers. */
+/** What a run gave: times in milliseconds, output as Buffers. Its fields are core's
+ * (`Outcome::fields`, in JavaScript's names and units), so a field added there is here. */
 class Outcome {
   constructor (n) {
-    this.status = n.status
-    this.exitCode = n.exitCode ?? null
-    this.signal = n.signal ?? null
-    this.cpuTime = n.cpuTime
-    this.userTime = n.userTime
-    this.systemTime = n.systemTime
-    this.wallTime = n.wallTime
-    this.setupTime = n.setupTime
-    this.memoryPeak = n.memoryPeak
-    this.approximate = n.approximate
-    this.stdout = n.stdout
-    this.stderr = n.stderr
-    this.stdoutTruncated = n.stdoutTruncated
-    this.stderrTruncated = n.stderrTruncated
+    for (const f of n.fields()) this[f.name] = f.number ?? f.text ?? f.flag ?? f.bytes ?? null
+    Object.defineProperty(this, '_native', { value: n })
   }
 
-  /** The CLI's `--json` names and units (seconds); output as text when it is UTF-8,
-   * else as `stdout_base64` / `stderr_base64`. */
+  /** The CLI's `--json` object, made by core: names and units (seconds) as there, output
+   * as text when it is UTF-8, else as `stdout_base64` / `stderr_base64`. */
   toJSON () {
-    const v = {
-      status: this.status,
-      exit_code: this.exitCode,
-      signal: this.signal,
-      cpu_time: this.cpuTime / 1000,
-      user_time: this.userTime / 1000,
-      system_time: this.systemTime / 1000,
-      wall_time: this.wallTime / 1000,
-      setup_time: this.setupTime / 1000,
-      memory_peak: this.memoryPeak,
-      approximate: this.approximate,
-      stdout_truncated: this.stdoutTruncated,
-      stderr_truncated: this.stderrTruncated,
-    }
-    for (const name of ['stdout', 'stderr']) {
-      const bytes = this[name]
-      const text = bytes.toString('utf8')
-      if (Buffer.from(text, 'utf8').equals(bytes)) v[name] = text
-      else v[`${name}_base64`] = bytes.toString('base64')
-    }
-    return v
+    return JSON.parse(this._native.toJson())
   }
 }
 

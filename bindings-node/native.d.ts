@@ -29,6 +29,17 @@ export declare class Import {
   record(): Promise<ImageRecord>
 }
 
+/**
+ * What a run gave: core's outcome, shown field by field (`fields`) or as
+ * `isolette run --json` prints it (`toJson`).
+ */
+export declare class NativeOutcome {
+  /** Every field, in core's order. */
+  fields(): Array<NativeField>
+  /** The outcome as `isolette run --json` prints it (core's `Outcome::to_json`), as text. */
+  toJson(): string
+}
+
 /** A sandbox under way. */
 export declare class Running {
   /** The host pid of the sandbox's init. */
@@ -87,6 +98,19 @@ export interface ImageRecord {
 }
 
 /**
+ * One field of an outcome (core's `Outcome::fields`), in JavaScript's names and units:
+ * camelCase, times in milliseconds, output as a Buffer; the one value set is the field's
+ * (none for a number that is absent).
+ */
+export interface NativeField {
+  name: string
+  number?: number
+  text?: string
+  flag?: boolean
+  bytes?: Buffer
+}
+
+/**
  * The options as `index.js` normalizes them: names checked there, values in the forms
  * below (sizes in bytes or strings core parses, durations in milliseconds or strings).
  */
@@ -138,24 +162,6 @@ export interface NativeOptions {
   egress?: Array<string>
 }
 
-/** What a run gave (times in milliseconds). */
-export interface NativeOutcome {
-  status: string
-  exitCode?: number
-  signal?: number
-  cpuTime: number
-  userTime: number
-  systemTime: number
-  wallTime: number
-  setupTime: number
-  memoryPeak: number
-  approximate: boolean
-  stdout: Buffer
-  stderr: Buffer
-  stdoutTruncated: boolean
-  stderrTruncated: boolean
-}
-
 /** Starts `args` in a new sandbox. */
 export declare function spawn(image: Image, args: Array<string | Buffer>, options: NativeOptions): Running
 
@@ -165,3 +171,6 @@ export declare function spawn(image: Image, args: Array<string | Buffer>, option
  * runs without streams.
  */
 export declare function start(image: Image, args: Array<string | Buffer>, options: NativeOptions, canceller?: Canceller | undefined | null): Promise<NativeOutcome>
+
+/** Every status, in core's order (`Status::ALL`): `index.js`'s list is tested against it. */
+export declare function statuses(): Array<string>

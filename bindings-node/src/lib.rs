@@ -18,39 +18,16 @@ use napi::bindgen_prelude::{Buffer, Either, Object};
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
-/// A core error as a JS error `index.js` rebuilds: `isolette:` and a JSON object with the
-/// code, the message and core's step, errno and path.
+/// A core error as a JS error `index.js` rebuilds: `isolette:` and core's JSON of it
+/// (`Error::to_json`), with Node's `code` added.
 fn to_js(e: isolette::Error) -> Error {
-    let code = format!("ERR_ISOLETTE_{}", e.kind().to_ascii_uppercase());
-    let detail = format!(
-        "isolette:{{\"code\":{},\"message\":{},\"step\":{},\"errno\":{},\"path\":{}}}",
-        json_string(&code),
-        json_string(&e.to_string()),
-        e.step().map_or("null".into(), |s| json_string(s.name())),
-        e.errno().map_or("null".into(), |n| n.to_string()),
-        e.path().map_or("null".into(), |p| json_string(&p.to_string_lossy())),
-    );
-    Error::new(Status::GenericFailure, detail)
+    let mut detail = e.to_json();
+    detail["code"] = format!("ERR_ISOLETTE_{}", e.kind().to_ascii_uppercase()).into();
+    Error::new(Status::GenericFailure, format!("isolette:{detail}"))
 }
 
 fn config(message: impl Into<String>) -> Error {
-    to_js(isolette::Error::Config(message.into()))
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    to_js(isolette::Error::config(message))
 }
 
 /// An image: unpacked layer directories, lowest first.
@@ -271,12 +248,10 @@ fn count(n: f64, name: &str) -> Result<u64> {
 fn output(mode: Option<String>, path: Option<String>, name: &str) -> Result<Option<Output>> {
     Ok(match (mode.as_deref(), path) {
         (None, _) => None,
-        (Some("capture"), _) => Some(Output::Capture),
-        (Some("pipe"), _) => Some(Output::Pipe),
-        (Some("null"), _) => Some(Output::Null),
-        (Some("inherit"), _) => Some(Output::Inherit),
         (Some("file"), Some(p)) => Some(Output::File(p.into())),
-        _ => return Err(config(format!("option `{name}` must be 'capture', 'pipe', 'null', 'inherit' or {{ path }}"))),
+        (Some(mode), _) => Some(mode.parse().map_err(|_| {
+            config(format!("option `{name}` must be 'capture', 'pipe', 'null', 'inherit' or {{ path }}"))
+        })?),
     })
 }
 
@@ -324,13 +299,13 @@ fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
     for m in o.mounts.unwrap_or_default() {
         b = b.mount(MountSpec::parse(m).map_err(to_js)?);
     }
+    let bad_stdin = || config("option `stdin` must be a Buffer, a string, null, 'pipe', 'inherit' or { path }");
     match (o.stdin_mode.as_deref(), o.stdin_data, o.stdin_path) {
-        (None | Some("null"), _, _) => {}
+        (None, _, _) => {}
         (Some("bytes"), Some(data), _) => b = b.stdin(data.to_vec()),
-        (Some("pipe"), _, _) => b = b.stdin_from(Stdin::Pipe),
-        (Some("inherit"), _, _) => b = b.stdin_from(Stdin::Inherit),
         (Some("file"), _, Some(p)) => b = b.stdin_from(Stdin::File(p.into())),
-        _ => return Err(config("option `stdin` must be a Buffer, a string, null, 'pipe', 'inherit' or { path }")),
+        (Some("bytes" | "file"), _, _) => return Err(bad_stdin()),
+        (Some(mode), _, _) => b = b.stdin_from(mode.parse::<Stdin>().map_err(|_| bad_stdin())?),
     }
     if let Some(out) = output(o.stdout_mode, o.stdout_path, "stdout")? {
         b = b.stdout(out);
@@ -340,14 +315,11 @@ fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
     }
     let mut policy = None;
     if let Some(s) = o.seccomp {
-        policy = Some(SeccompPolicy::parse(&s).map_err(to_js)?);
+        policy = Some(s.parse::<SeccompPolicy>().map_err(to_js)?);
     }
     if let Some(a) = o.seccomp_action {
-        let action = match a.as_str() {
-            "kill" => SeccompAction::Kill,
-            "errno" => SeccompAction::Errno,
-            _ => return Err(config("option `seccompAction` must be 'kill' or 'errno'")),
-        };
+        let action =
+            a.parse::<SeccompAction>().map_err(|_| config("option `seccompAction` must be 'kill' or 'errno'"))?;
         policy = Some(policy.unwrap_or_default().with_action(action));
     }
     if let Some(p) = policy {
@@ -372,17 +344,17 @@ fn builder(image: &Image, o: NativeOptions) -> Result<SandboxBuilder> {
         b = b.hostname(h);
     }
     if let Some(n) = o.network {
-        b = b.network(isolette::Network::parse(&n).map_err(to_js)?);
+        b = b.network(n.parse().map_err(to_js)?);
     }
     for spec in o.publish.unwrap_or_default() {
-        b = b.publish(isolette::Publish::parse(&spec).map_err(to_js)?);
+        b = b.publish(spec.parse().map_err(to_js)?);
     }
     if let Some(on) = o.host_loopback {
         b = b.host_loopback(on);
     }
     // Each rule the shared word `allow:CIDR[:PORTS]` (index.js joins pairs into it).
     for rule in o.egress.unwrap_or_default() {
-        b = b.egress(rule.parse::<isolette::EgressRule>().map_err(to_js)?);
+        b = b.egress(rule.parse().map_err(to_js)?);
     }
     if let Some(e) = o.entrypoint {
         b = b.entrypoint(e);
@@ -473,45 +445,83 @@ pub fn start<'env>(
     Ok(promise)
 }
 
-/// What a run gave (times in milliseconds).
+/// One field of an outcome (core's `Outcome::fields`), in JavaScript's names and units:
+/// camelCase, times in milliseconds, output as a Buffer; the one value set is the field's
+/// (none for a number that is absent).
 #[napi(object)]
+pub struct NativeField {
+    pub name: String,
+    pub number: Option<f64>,
+    pub text: Option<String>,
+    pub flag: Option<bool>,
+    pub bytes: Option<Buffer>,
+}
+
+/// What a run gave: core's outcome, shown field by field (`fields`) or as
+/// `isolette run --json` prints it (`toJson`).
+#[napi]
 pub struct NativeOutcome {
-    pub status: String,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub cpu_time: f64,
-    pub user_time: f64,
-    pub system_time: f64,
-    pub wall_time: f64,
-    pub setup_time: f64,
-    pub memory_peak: f64,
-    pub approximate: bool,
-    pub stdout: Buffer,
-    pub stderr: Buffer,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
+    inner: isolette::Outcome,
+}
+
+#[napi]
+impl NativeOutcome {
+    /// Every field, in core's order.
+    #[napi]
+    pub fn fields(&self) -> Vec<NativeField> {
+        self.inner
+            .fields()
+            .into_iter()
+            .map(|(name, field)| {
+                let mut f = NativeField { name: camel_case(name), number: None, text: None, flag: None, bytes: None };
+                match field {
+                    isolette::Field::Status(status) => f.text = Some(status.as_str().into()),
+                    isolette::Field::Int(n) => f.number = n.map(f64::from),
+                    isolette::Field::Time(d) => f.number = Some(d.as_secs_f64() * 1000.0),
+                    isolette::Field::Bytes(n) => f.number = Some(n as f64),
+                    isolette::Field::Flag(on) => f.flag = Some(on),
+                    isolette::Field::Output(bytes) => f.bytes = Some(bytes.to_vec().into()),
+                    _ => {}
+                }
+                f
+            })
+            .collect()
+    }
+
+    /// The outcome as `isolette run --json` prints it (core's `Outcome::to_json`), as text.
+    #[napi]
+    pub fn to_json(&self) -> String {
+        self.inner.to_json().to_string()
+    }
 }
 
 impl From<isolette::Outcome> for NativeOutcome {
-    fn from(o: isolette::Outcome) -> NativeOutcome {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        NativeOutcome {
-            status: o.status.as_str().to_string(),
-            exit_code: o.exit_code,
-            signal: o.signal,
-            cpu_time: ms(o.cpu_time),
-            user_time: ms(o.user_time),
-            system_time: ms(o.system_time),
-            wall_time: ms(o.wall_time),
-            setup_time: ms(o.setup_time),
-            memory_peak: o.memory_peak as f64,
-            approximate: o.approximate,
-            stdout: o.stdout.into(),
-            stderr: o.stderr.into(),
-            stdout_truncated: o.stdout_truncated,
-            stderr_truncated: o.stderr_truncated,
+    fn from(inner: isolette::Outcome) -> NativeOutcome {
+        NativeOutcome { inner }
+    }
+}
+
+/// `cpu_time` → `cpuTime`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
         }
     }
+    out
+}
+
+/// Every status, in core's order (`Status::ALL`): `index.js`'s list is tested against it.
+#[napi]
+pub fn statuses() -> Vec<String> {
+    isolette::Status::ALL.iter().map(|s| s.as_str().to_string()).collect()
 }
 
 /// A sandbox under way.

@@ -24,6 +24,11 @@ test('a run and its outcome', async (t) => {
   assert.equal(JSON.parse(JSON.stringify(out)).stdout, 'hi\n')
 })
 
+test("the statuses are core's, in core's order", () => {
+  const native = require(path.join(__dirname, '..', 'isolette.node'))
+  assert.deepEqual([...isolette.STATUSES], native.statuses())
+})
+
 test('verdicts are values, not rejections', async (t) => {
   const busybox = image(t, 'busybox')
   if (!busybox) return

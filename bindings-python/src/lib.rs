@@ -3,13 +3,15 @@
 //! (`python/isolette/__init__.py`) shapes it for Python: keyword options, file objects,
 //! asyncio.
 //!
+//! - `convert.rs`: bytes of arguments and paths from `str`, `bytes` or `os.PathLike`;
 //! - `errors.rs`: core's errors as the exception classes of `isolette._types`;
 //! - `options.rs`: the keyword options, into a `SandboxBuilder`;
-//! - `outcome.rs`: `Outcome`;
+//! - `outcome.rs`: `Outcome`, made from core's fields;
 //! - `running.rs`: `run`, `spawn` and `Running` (the GIL released while anything waits,
 //!   Ctrl-C honoured: `interrupt.rs`);
 //! - `store.rs`: `Image`, `Store`, `Volume`.
 
+mod convert;
 mod errors;
 mod interrupt;
 mod options;
@@ -25,11 +27,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyVolume>()?;
     m.add_class::<outcome::PyOutcome>()?;
+    outcome::install_fields(m.py())?;
     m.add_class::<running::PyRunning>()?;
     m.add_function(wrap_pyfunction!(running::run, m)?)?;
     m.add_function(wrap_pyfunction!(running::spawn, m)?)?;
     m.add_function(wrap_pyfunction!(options::check_options, m)?)?;
     m.add_function(wrap_pyfunction!(cleanup, m)?)?;
+    // Core's statuses, in its order: `_types.Status` is tested against them.
+    m.add("STATUSES", isolette::Status::ALL.map(|s| s.as_str()))?;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 //! `"1.5s"`; strings parsed by core). An unknown option is a `TypeError` naming it.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::convert::os_string;
 use crate::errors::{config, to_py};
 
 /// Every option, in the order the docs list them.
@@ -91,11 +91,8 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
                 b
             }
             "seccomp_action" => {
-                action = Some(match v.extract::<String>().as_deref() {
-                    Ok("kill") => SeccompAction::Kill,
-                    Ok("errno") => SeccompAction::Errno,
-                    _ => return Err(wrong(&name, "\"kill\" or \"errno\"")),
-                });
+                let word = v.extract::<String>().map_err(|_| wrong(&name, "\"kill\" or \"errno\""))?;
+                action = Some(word.parse::<SeccompAction>().map_err(|_| wrong(&name, "\"kill\" or \"errno\""))?);
                 b
             }
             "cgroup" => b.cgroup(flag(v, &name)?),
@@ -114,11 +111,11 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
             "network" => {
                 let mode =
                     v.extract::<String>().map_err(|_| wrong(&name, "\"none\", \"outbound\" or a network's name"))?;
-                b.network(isolette::Network::parse(&mode).map_err(to_py)?)
+                b.network(mode.parse().map_err(to_py)?)
             }
             "publish" => {
                 for spec in strings(v, &name, "a list of \"[ADDR:]HOSTPORT:PORT[/udp]\" strings")? {
-                    b = b.publish(isolette::Publish::parse(&spec).map_err(to_py)?);
+                    b = b.publish(spec.parse().map_err(to_py)?);
                 }
                 b
             }
@@ -134,7 +131,7 @@ fn apply(mut b: SandboxBuilder, options: &Bound<'_, PyDict>) -> PyResult<Sandbox
                         Ok(_) => return Err(wrong(&name, expected)),
                         Err(_) => item.extract::<String>().map_err(|_| wrong(&name, expected))?,
                     };
-                    b = b.egress(word.parse::<isolette::EgressRule>().map_err(to_py)?);
+                    b = b.egress(word.parse().map_err(to_py)?);
                 }
                 b
             }
@@ -218,26 +215,6 @@ fn flag(v: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
     v.extract::<bool>().map_err(|_| wrong(name, "True or False"))
 }
 
-/// Bytes of an argument, a path or an environment entry: `str` (encoded as `os.fsencode`
-/// does), `bytes`, or an `os.PathLike`.
-pub(crate) fn os_string(v: &Bound<'_, PyAny>) -> PyResult<OsString> {
-    if let Ok(bytes) = v.cast::<PyBytes>() {
-        return Ok(OsString::from_vec(bytes.as_bytes().to_vec()));
-    }
-    if let Ok(text) = v.cast::<PyString>() {
-        return text.extract::<OsString>();
-    }
-    let os = v.py().import("os")?;
-    let path = os
-        .call_method1("fspath", (v,))
-        .map_err(|_| PyTypeError::new_err(format!("expected str, bytes or os.PathLike, not {}", type_name(v))))?;
-    os_string(&path)
-}
-
-fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
-}
-
 fn path(v: &Bound<'_, PyAny>, name: &str) -> PyResult<PathBuf> {
     os_string(v).map(PathBuf::from).map_err(|_| wrong(name, "a path (str, bytes or os.PathLike)"))
 }
@@ -310,12 +287,8 @@ fn stdin(v: &Bound<'_, PyAny>) -> PyResult<Stdin> {
     if let Ok(text) = v.cast::<PyString>() {
         return Ok(Stdin::Bytes(text.to_cow()?.as_bytes().to_vec()));
     }
-    match redirect(v)?.as_deref() {
-        Some("pipe") => return Ok(Stdin::Pipe),
-        Some("inherit") => return Ok(Stdin::Inherit),
-        Some("null") => return Ok(Stdin::Null),
-        Some(_) => return Err(wrong("stdin", "bytes, str, a path, None, PIPE or INHERIT")),
-        None => {}
+    if let Some(word) = redirect(v)? {
+        return word.parse().map_err(|_| wrong("stdin", "bytes, str, a path, None, PIPE or INHERIT"));
     }
     if v.hasattr("__fspath__")? {
         return Ok(Stdin::File(path(v, "stdin")?));
@@ -329,14 +302,11 @@ fn output(v: &Bound<'_, PyAny>, name: &str) -> PyResult<Output> {
         Some(w) => Some(w),
         None => v.cast::<PyString>().ok().map(|s| s.to_string()),
     };
-    match word.as_deref() {
-        Some("capture") => Ok(Output::Capture),
-        Some("pipe") => Ok(Output::Pipe),
-        Some("null") => Ok(Output::Null),
-        Some("inherit") => Ok(Output::Inherit),
-        Some(_) => Err(wrong(name, "CAPTURE, PIPE, NULL, INHERIT or a path (os.PathLike)")),
+    let expected = "CAPTURE, PIPE, NULL, INHERIT or a path (os.PathLike)";
+    match word {
+        Some(word) => word.parse().map_err(|_| wrong(name, expected)),
         None if v.hasattr("__fspath__")? => Ok(Output::File(path(v, name)?)),
-        None => Err(wrong(name, "CAPTURE, PIPE, NULL, INHERIT or a path (os.PathLike)")),
+        None => Err(wrong(name, expected)),
     }
 }
 

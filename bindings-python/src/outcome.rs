@@ -1,7 +1,9 @@
 //! `Outcome`: what a run gave, with Python's types (seconds as floats, bytes as `bytes`,
 //! the status as `isolette.Status`, a `str` enum).
 
-use isolette::Outcome;
+use isolette::{Field, Outcome};
+use pyo3::IntoPyObjectExt;
+use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict};
@@ -19,96 +21,51 @@ fn status_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|class| class.bind(py))
 }
 
+/// One field of core's outcome (`Outcome::fields`) with Python's types: the status as
+/// `Status`, times in seconds, output as `bytes`.
+fn value(py: Python<'_>, field: Field<'_>) -> PyResult<Py<PyAny>> {
+    match field {
+        Field::Status(status) => status_class(py)?.call1((status.as_str(),)).map(Bound::unbind),
+        Field::Int(n) => n.into_py_any(py),
+        Field::Time(d) => d.as_secs_f64().into_py_any(py),
+        Field::Bytes(n) => n.into_py_any(py),
+        Field::Flag(on) => on.into_py_any(py),
+        Field::Output(bytes) => PyBytes::new(py, bytes).into_py_any(py),
+        _ => Ok(py.None()),
+    }
+}
+
+/// Puts a read-only property on `Outcome` for each of core's fields (`Outcome::FIELDS`:
+/// `status`, `exit_code`, ..., `stdout`, `stderr`), typed by `_native.pyi`.
+pub(crate) fn install_fields(py: Python<'_>) -> PyResult<()> {
+    let class = py.get_type::<PyOutcome>();
+    let property = py.import("builtins")?.getattr("property")?;
+    let methodcaller = py.import("operator")?.getattr("methodcaller")?;
+    for name in Outcome::FIELDS {
+        let get = methodcaller.call1(("_field", name))?;
+        let doc = format!("The run's `{name}`, as `isolette run --json` names it.");
+        class.setattr(name, property.call1((get, py.None(), py.None(), doc))?)?;
+    }
+    Ok(())
+}
+
 #[pymethods]
 impl PyOutcome {
-    /// How the run ended (`Status`).
-    #[getter]
-    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        status_class(py)?.call1((self.0.status.as_str(),))
-    }
-    /// The program's exit code, if it exited.
-    #[getter]
-    fn exit_code(&self) -> Option<i32> {
-        self.0.exit_code
-    }
-    /// The signal that ended it, if one did.
-    #[getter]
-    fn signal(&self) -> Option<i32> {
-        self.0.signal
-    }
-    /// Cpu time of the whole process tree, in seconds.
-    #[getter]
-    fn cpu_time(&self) -> f64 {
-        self.0.cpu_time.as_secs_f64()
-    }
-    /// User-mode cpu time, in seconds.
-    #[getter]
-    fn user_time(&self) -> f64 {
-        self.0.user_time.as_secs_f64()
-    }
-    /// Kernel-mode cpu time, in seconds.
-    #[getter]
-    fn system_time(&self) -> f64 {
-        self.0.system_time.as_secs_f64()
-    }
-    /// Wall time from the program's exec to its end, in seconds.
-    #[getter]
-    fn wall_time(&self) -> f64 {
-        self.0.wall_time.as_secs_f64()
-    }
-    /// From the request to the program's exec, in seconds.
-    #[getter]
-    fn setup_time(&self) -> f64 {
-        self.0.setup_time.as_secs_f64()
-    }
-    /// Peak memory of the whole process tree, in bytes.
-    #[getter]
-    fn memory_peak(&self) -> u64 {
-        self.0.memory_peak
-    }
-    /// Whether the figures are per-process estimates (no cgroup).
-    #[getter]
-    fn approximate(&self) -> bool {
-        self.0.approximate
-    }
-    /// Captured stdout.
-    #[getter]
-    fn stdout<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.0.stdout)
-    }
-    /// Captured stderr.
-    #[getter]
-    fn stderr<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.0.stderr)
-    }
-    /// Whether the output limit cut stdout.
-    #[getter]
-    fn stdout_truncated(&self) -> bool {
-        self.0.stdout_truncated
-    }
-    /// Whether the output limit cut stderr.
-    #[getter]
-    fn stderr_truncated(&self) -> bool {
-        self.0.stderr_truncated
+    /// One of core's fields by name: what the properties [`install_fields`] puts on the
+    /// class read.
+    fn _field(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        match self.0.fields().into_iter().find(|(field, _)| *field == name) {
+            Some((_, field)) => value(py, field),
+            None => Err(PyAttributeError::new_err(format!("'Outcome' object has no attribute '{name}'"))),
+        }
     }
 
     /// The outcome with the field names of `isolette run --json` (output as bytes).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
-        d.set_item("status", self.0.status.as_str())?;
-        d.set_item("exit_code", self.0.exit_code)?;
-        d.set_item("signal", self.0.signal)?;
-        d.set_item("cpu_time", self.cpu_time())?;
-        d.set_item("user_time", self.user_time())?;
-        d.set_item("system_time", self.system_time())?;
-        d.set_item("wall_time", self.wall_time())?;
-        d.set_item("setup_time", self.setup_time())?;
-        d.set_item("memory_peak", self.0.memory_peak)?;
-        d.set_item("approximate", self.0.approximate)?;
-        d.set_item("stdout_truncated", self.0.stdout_truncated)?;
-        d.set_item("stderr_truncated", self.0.stderr_truncated)?;
-        d.set_item("stdout", self.stdout(py))?;
-        d.set_item("stderr", self.stderr(py))?;
+        for (name, field) in self.0.fields() {
+            d.set_item(name, value(py, field)?)?;
+        }
         Ok(d)
     }
 
@@ -126,8 +83,8 @@ impl PyOutcome {
         Ok(format!(
             "Outcome(status='{}', {ending}, cpu_time={:.3}, wall_time={:.3}, memory_peak={}, stdout={}, stderr={})",
             self.0.status.as_str(),
-            self.cpu_time(),
-            self.wall_time(),
+            self.0.cpu_time.as_secs_f64(),
+            self.0.wall_time.as_secs_f64(),
             isolette::format_size(self.0.memory_peak),
             repr(&self.0.stdout)?,
             repr(&self.0.stderr)?,

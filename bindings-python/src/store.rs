@@ -7,8 +7,8 @@ use isolette::{Image, ImageRecord, Store, Volume, VolumeRecord};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::convert::os_string;
 use crate::errors::to_py;
-use crate::options::os_string;
 
 /// An image: one or more unpacked layer directories (lowest first), opened once and run
 /// many times.

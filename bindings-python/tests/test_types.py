@@ -25,3 +25,34 @@ def test_stubs_match_the_native_module() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert shutil.which(sys.executable)
+
+
+def test_the_statuses_are_cores_in_cores_order() -> None:
+    import isolette
+    from isolette import _native
+
+    assert [s.value for s in isolette.Status] == list(_native.STATUSES)
+
+
+def test_an_outcome_has_every_field_of_cores_json() -> None:
+    from isolette import _native
+
+    names = [n for n in dir(_native.Outcome) if not n.startswith("_") and n != "to_dict"]
+    assert sorted(names) == sorted(
+        [
+            "status",
+            "exit_code",
+            "signal",
+            "cpu_time",
+            "user_time",
+            "system_time",
+            "wall_time",
+            "setup_time",
+            "memory_peak",
+            "approximate",
+            "stdout_truncated",
+            "stderr_truncated",
+            "stdout",
+            "stderr",
+        ]
+    )

@@ -139,26 +139,47 @@ pub enum Field<'a> {
 }
 
 impl Outcome {
-    /// Every field with its name (snake_case), in the order `isolette run --json` prints
-    /// them: what the bindings' `Outcome` types, `to_dict` and `toJSON` are made from, so a
-    /// new field is one edit here (and the type stubs).
+    /// The names of [`fields`](Outcome::fields) (snake_case), in the order
+    /// `isolette run --json` prints them.
+    pub const FIELDS: [&'static str; 14] = [
+        "status",
+        "exit_code",
+        "signal",
+        "cpu_time",
+        "user_time",
+        "system_time",
+        "wall_time",
+        "setup_time",
+        "memory_peak",
+        "approximate",
+        "stdout_truncated",
+        "stderr_truncated",
+        "stdout",
+        "stderr",
+    ];
+
+    /// Every field with its name ([`FIELDS`](Outcome::FIELDS)): what the bindings'
+    /// `Outcome` types, `to_dict` and `toJSON` are made from, so a new field is one edit
+    /// here (and the type stubs).
     pub fn fields(&self) -> [(&'static str, Field<'_>); 14] {
-        [
-            ("status", Field::Status(self.status)),
-            ("exit_code", Field::Int(self.exit_code)),
-            ("signal", Field::Int(self.signal)),
-            ("cpu_time", Field::Time(self.cpu_time)),
-            ("user_time", Field::Time(self.user_time)),
-            ("system_time", Field::Time(self.system_time)),
-            ("wall_time", Field::Time(self.wall_time)),
-            ("setup_time", Field::Time(self.setup_time)),
-            ("memory_peak", Field::Bytes(self.memory_peak)),
-            ("approximate", Field::Flag(self.approximate)),
-            ("stdout_truncated", Field::Flag(self.stdout_truncated)),
-            ("stderr_truncated", Field::Flag(self.stderr_truncated)),
-            ("stdout", Field::Output(&self.stdout)),
-            ("stderr", Field::Output(&self.stderr)),
-        ]
+        let values = [
+            Field::Status(self.status),
+            Field::Int(self.exit_code),
+            Field::Int(self.signal),
+            Field::Time(self.cpu_time),
+            Field::Time(self.user_time),
+            Field::Time(self.system_time),
+            Field::Time(self.wall_time),
+            Field::Time(self.setup_time),
+            Field::Bytes(self.memory_peak),
+            Field::Flag(self.approximate),
+            Field::Flag(self.stdout_truncated),
+            Field::Flag(self.stderr_truncated),
+            Field::Output(&self.stdout),
+            Field::Output(&self.stderr),
+        ];
+        let mut names = Outcome::FIELDS.into_iter();
+        values.map(|value| (names.next().unwrap_or_default(), value))
     }
 
     /// The outcome as `isolette run --json` prints it: times in seconds, the status by

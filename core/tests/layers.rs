@@ -358,6 +358,51 @@ fn every_import_points_down_and_unsafe_stays_in_its_layers() {
     assert!(bad.is_empty(), "the layers of docs/ARCHITECTURE.md are broken:\n  {}", bad.join("\n  "));
 }
 
+/// The modules of a crate whose root file is `root` (`main` or `lib`), each a file of
+/// `dir`, and what each imports from the others: `crate::item` that is not a module is
+/// the root's.
+fn file_graph(dir: &Path, root: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().expect("a file name").to_string_lossy().into_owned();
+            files.push((stem, std::fs::read_to_string(&path).expect("read a source file")));
+        }
+    }
+    assert!(files.len() >= 5, "the files of {} were read", dir.display());
+    let modules: BTreeSet<&str> = files.iter().map(|(m, _)| m.as_str()).collect();
+    let mut graph: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (module, text) in &files {
+        for path in crate_paths(&code_only(text)) {
+            let target = if modules.contains(path.as_str()) { path } else { root.to_string() };
+            if &target != module {
+                graph.entry(module.clone()).or_default().insert(target, module.clone());
+            }
+        }
+    }
+    graph
+}
+
+/// The CLI's files import each other without a circle: verbs on top (`main.rs`), the
+/// flags, the report and the verbs' helpers below; nothing imports `main.rs`.
+#[test]
+fn cli_files_form_no_circle() {
+    let graph = file_graph(&manifest_dir().join("src/bin/isolette"), "main");
+    let circles = cycles(&graph);
+    assert!(circles.is_empty(), "the CLI's files import each other in a circle: {circles:?}");
+    let into_main: Vec<&String> = graph.iter().filter(|(_, to)| to.contains_key("main")).map(|(m, _)| m).collect();
+    assert!(into_main.is_empty(), "{into_main:?} import main.rs, the top");
+}
+
+/// The Python binding's files import each other without a circle.
+#[test]
+fn python_binding_files_form_no_circle() {
+    let graph = file_graph(&manifest_dir().join("../bindings-python/src"), "lib");
+    let circles = cycles(&graph);
+    assert!(circles.is_empty(), "the Python binding's files import each other in a circle: {circles:?}");
+}
+
 /// The checker itself catches what it is for: an upward import (plain, grouped, and
 /// through a re-export), a circle, stray `unsafe`, a module missing from the table.
 #[test]

@@ -45,7 +45,7 @@ impl Drop for RawMode {
 
 /// Runs `cmd` with its terminal shown here; the exit code to leave with.
 pub(crate) fn run(b: SandboxBuilder, cmd: &[std::ffi::OsString], interactive: bool) -> isolette::Result<u8> {
-    let io_err = |op: &'static str, e: std::io::Error| crate::io_error(op, "terminal", e);
+    let io_err = |op: &'static str, e: std::io::Error| isolette::Error::io(op, "terminal", e);
     // SIGWINCH through a signalfd: blocked before the sandbox's threads start, so that none
     // of them takes it (the sandbox itself starts with every signal unblocked).
     let mut winch = SigSet::empty();
@@ -100,5 +100,5 @@ pub(crate) fn run(b: SandboxBuilder, cmd: &[std::ffi::OsString], interactive: bo
     drop(keys);
     let out = running.wait()?;
     drop(raw);
-    Ok(crate::run::exit_code(&out))
+    Ok(crate::report::exit_code(&out))
 }

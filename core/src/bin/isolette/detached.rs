@@ -22,13 +22,15 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use isolette::names::{self, now};
 use isolette::{Error, Output, Stdin};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Value, json};
 
-use crate::run::{RunArgs, builder};
+use crate::flags::{RunArgs, builder};
+use crate::report::{self, SETUP_FAILED};
 
 /// The environment variable that makes this program a detached sandbox's supervisor.
 pub(crate) const SUPERVISE_ENV: &str = "ISOLETTE_SUPERVISE";
@@ -52,21 +54,17 @@ pub(crate) fn state_root() -> PathBuf {
 
 fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
-    move |e| crate::io_error(op, path, e)
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    move |e| Error::io(op, path, e)
 }
 
 /// `run -d`: checks the request, makes the state directory, starts the supervisor and
 /// prints the new sandbox's id once it runs.
 pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<u8> {
     if args.interactive {
-        return Err(crate::config_error("-i types this command's input, which -d leaves at once: drop -i or -d"));
+        return Err(Error::config("-i types this command's input, which -d leaves at once: drop -i or -d"));
     }
     if args.stdout.is_some() || args.stderr.is_some() {
-        return Err(crate::config_error(
+        return Err(Error::config(
             "a detached sandbox's output goes to its logs (`isolette logs`): drop --stdout/--stderr",
         ));
     }
@@ -78,11 +76,11 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
     let dir = root.join(&id);
     {
         // Names are unique: checked and taken under one lock.
-        let _lock = lock_file(&root.join(".lock"), FlockArg::LockExclusive)?;
+        let _lock = names::lock(&root)?;
         if let Some(name) = &args.name {
-            check_name(name)?;
+            names::check("sandbox", name)?;
             if let Some(other) = list(&root).into_iter().find(|s| s.name.as_deref() == Some(name.as_str())) {
-                return Err(crate::config_error(format!(
+                return Err(Error::config(format!(
                     "the name `{name}` is taken by sandbox {}; `isolette rm {name}` it first",
                     other.id
                 )));
@@ -120,16 +118,17 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
     }
     let _ = supervisor.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    // The supervisor's failure, as one JSON object (`main::failure_json`).
+    // The supervisor's failure, as one JSON object (`report::setup_error`).
     let failure: Value = serde_json::from_str(reply.trim()).unwrap_or_else(|_| {
-        crate::failure_json("io", "the supervisor ended before the sandbox started", None, None, None)
+        let ended = std::io::Error::other("the supervisor ended before the sandbox started");
+        report::setup_error(&Error::io("supervise", &dir, ended))
     });
     if args.json {
-        crate::print_json(&failure);
+        report::print_json(&failure);
     } else {
         eprintln!("isolette: {}", failure["error"]["message"].as_str().unwrap_or("the supervisor failed"));
     }
-    Ok(crate::SETUP_FAILED)
+    Ok(SETUP_FAILED)
 }
 
 /// The supervisor of one detached sandbox (`ISOLETTE_SUPERVISE` set): never returns to a
@@ -145,7 +144,7 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
         }
     };
     let started = (|| {
-        let lock = lock_file(&dir.join("lock"), FlockArg::LockExclusive)?;
+        let lock = names::lock(dir)?;
         let mut b = builder(store, args)?.stdout(Output::Pipe);
         if !args.tty {
             b = b.stderr(Output::Pipe);
@@ -165,8 +164,8 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
     let (_lock, mut running, listener) = match started {
         Ok(parts) => parts,
         Err(e) => {
-            answer(&crate::error_json(&e).to_string());
-            return crate::SETUP_FAILED;
+            answer(&report::setup_error(&e).to_string());
+            return SETUP_FAILED;
         }
     };
     let copy = |stream: Option<UnixStream>, name: &str| {
@@ -212,13 +211,13 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
     }
     let value = match &outcome {
         Ok(out) => {
-            let mut v = crate::run::json(out);
+            let mut v = out.to_json();
             if let Some(map) = v.as_object_mut() {
                 map.retain(|k, _| !k.starts_with("stdout") && !k.starts_with("stderr") || k.ends_with("truncated"));
             }
             v
         }
-        Err(e) => crate::error_json(e),
+        Err(e) => report::setup_error(e),
     };
     let _ = write_atomic(dir, "outcome.json", value.to_string().as_bytes());
     let _ = std::fs::remove_file(dir.join("control"));
@@ -242,16 +241,16 @@ fn serve(conn: UnixStream, running: &isolette::Running, kill_at: &mut Option<Ins
             running.kill();
             Ok(())
         }
-        ["signal", n] => n.parse().map_err(|_| crate::config_error("bad signal")).and_then(|n| running.signal(n)),
+        ["signal", n] => n.parse().map_err(|_| Error::config("bad signal")).and_then(|n| running.signal(n)),
         ["stop", secs] => match secs.parse::<u64>() {
             Ok(secs) => {
                 let at = Instant::now() + Duration::from_secs(secs);
                 *kill_at = Some(kill_at.map_or(at, |old| old.min(at)));
                 running.signal(libc::SIGTERM)
             }
-            Err(_) => Err(crate::config_error("bad stop timeout")),
+            Err(_) => Err(Error::config("bad stop timeout")),
         },
-        _ => Err(crate::config_error(format!("unknown request `{}`", line.trim()))),
+        _ => Err(Error::config(format!("unknown request `{}`", line.trim()))),
     };
     let reply = match result {
         Ok(()) => "ok\n".to_string(),
@@ -265,25 +264,6 @@ fn new_id() -> isolette::Result<String> {
     let mut bytes = [0u8; 6];
     File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(io("read", "/dev/urandom"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Docker's rule for names: a letter or digit, then letters, digits, `_`, `.`, `-`.
-fn check_name(name: &str) -> isolette::Result<()> {
-    let ok = name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    match ok {
-        true => Ok(()),
-        false => Err(crate::config_error(format!(
-            "name `{}`: expected a letter or digit, then letters, digits, `_`, `.` or `-` (at most 64)",
-            name.escape_debug()
-        ))),
-    }
-}
-
-fn lock_file(path: &Path, how: FlockArg) -> isolette::Result<Flock<File>> {
-    let file = File::options().create(true).truncate(false).write(true).open(path).map_err(io("open", path))?;
-    Flock::lock(file, how).map_err(|(_, e)| crate::io_error("flock", path, e.into()))
 }
 
 /// Writes `dir/name` whole or not at all (a temporary file, then a rename).
@@ -391,8 +371,8 @@ fn find(query: &str) -> isolette::Result<Sandbox> {
     let mut matching: Vec<Sandbox> = all.into_iter().filter(|s| !query.is_empty() && s.id.starts_with(query)).collect();
     match matching.len() {
         1 => Ok(matching.remove(0)),
-        0 => Err(crate::config_error(format!("no sandbox `{query}`; `isolette ps -a` lists them"))),
-        _ => Err(crate::config_error(format!("`{query}` is the start of several ids; give more of it"))),
+        0 => Err(Error::config(format!("no sandbox `{query}`; `isolette ps -a` lists them"))),
+        _ => Err(Error::config(format!("`{query}` is the start of several ids; give more of it"))),
     }
 }
 
@@ -404,7 +384,7 @@ fn request(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
     let mut reply = String::new();
     conn.read_to_string(&mut reply).map_err(io("read", &path))?;
     match reply.trim().strip_prefix("error: ") {
-        Some(message) => Err(crate::config_error(message.to_string())),
+        Some(message) => Err(Error::config(message.to_string())),
         None => Ok(()),
     }
 }
@@ -462,7 +442,7 @@ pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
             clip(s.config["image"].as_str().unwrap_or(""), 20),
             clip(&command.join(" "), 30),
             s.status(),
-            format!("{} ago", crate::ago(ago)),
+            format!("{} ago", report::ago(ago)),
         );
     }
     Ok(0)
@@ -514,7 +494,7 @@ pub(crate) fn wait(query: &str) -> isolette::Result<u8> {
             println!("{out}");
             Ok(0)
         }
-        _ => Err(crate::config_error(format!(
+        _ => Err(Error::config(format!(
             "sandbox {} is dead: its supervisor was killed before the run ended",
             sandbox.id
         ))),
@@ -536,11 +516,11 @@ pub(crate) fn stop(queries: &[String], secs: u64) -> isolette::Result<u8> {
 
 /// `isolette kill [-s SIGNAL] ID...`: a kill (the run ends `cancelled`), or the signal.
 pub(crate) fn kill(queries: &[String], signal: &str) -> isolette::Result<u8> {
-    let number = parse_signal(signal)?;
+    let number = isolette::parse_signal(signal)?;
     for query in queries {
         let sandbox = find(query)?;
         if sandbox.state != State::Running {
-            return Err(crate::config_error(format!("sandbox {query} is not running")));
+            return Err(Error::config(format!("sandbox {query} is not running")));
         }
         match number {
             libc::SIGKILL => request(&sandbox, "kill")?,
@@ -551,17 +531,6 @@ pub(crate) fn kill(queries: &[String], signal: &str) -> isolette::Result<u8> {
     Ok(0)
 }
 
-fn parse_signal(text: &str) -> isolette::Result<i32> {
-    if let Ok(n) = text.parse::<i32>() {
-        return Ok(n);
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| crate::config_error(format!("unknown signal `{text}`")))
-}
-
 /// `isolette rm [-f] ID...`: removes ended sandboxes' state; a running one only with
 /// `-f`, which kills it first.
 pub(crate) fn rm(queries: &[String], force: bool) -> isolette::Result<u8> {
@@ -569,7 +538,7 @@ pub(crate) fn rm(queries: &[String], force: bool) -> isolette::Result<u8> {
         let sandbox = find(query)?;
         if matches!(sandbox.state, State::Running | State::Created) {
             if !force {
-                return Err(crate::config_error(format!(
+                return Err(Error::config(format!(
                     "sandbox {query} is running; `isolette stop {query}` first, or `rm -f` to kill it"
                 )));
             }

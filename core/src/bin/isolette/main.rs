@@ -9,20 +9,24 @@
 
 mod attach;
 mod detached;
+mod flags;
+mod image;
 mod network;
 mod registry;
+mod report;
 mod run;
 mod volume;
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use isolette::{HostReport, Image, Progress, Store};
+use isolette::HostReport;
 
-use crate::registry::{LoginArgs, RegistryFlags};
-use crate::run::RunArgs;
+use crate::flags::RunArgs;
+use crate::image::ImageCommand;
+use crate::registry::LoginArgs;
+use crate::report::{SETUP_FAILED, exit, fail, print_json};
 use crate::volume::VolumeCommand;
 
 #[derive(Parser)]
@@ -110,55 +114,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum ImageCommand {
-    /// Import an OCI image layout, an oci-archive or a `docker save` archive.
-    Import {
-        /// The image file or directory.
-        source: PathBuf,
-        /// Name it NAME[:TAG] (default: the name the image carries).
-        #[arg(long)]
-        name: Option<String>,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
-    },
-    /// Pull an image from a registry (Docker Hub by default), e.g. `python:3.12-slim`.
-    Pull {
-        /// [REGISTRY/]NAME[:TAG][@sha256:DIGEST]
-        reference: String,
-        /// Pick OS/ARCH[/VARIANT] from a multi-platform image (default: this machine's).
-        #[arg(long)]
-        platform: Option<String>,
-        /// No progress bars; print only the name on success.
-        #[arg(long, short)]
-        quiet: bool,
-        #[command(flatten)]
-        flags: RegistryFlags,
-    },
-    /// Push an image from the store to a registry.
-    Push {
-        /// The image in the store: NAME[:TAG].
-        name: String,
-        /// Where to: [REGISTRY/]NAME[:TAG] (default: NAME itself).
-        reference: Option<String>,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
-        #[command(flatten)]
-        flags: RegistryFlags,
-    },
-    /// List the images in the store.
-    Ls,
-    /// Remove an image (and the layers no other image uses).
-    Rm {
-        /// NAME[:TAG]
-        name: String,
-    },
-    /// Remove the layers no image uses, and what interrupted imports left.
-    Prune,
-}
-
 /// The static CLI's allocator on musl: musl's own maps and unmaps pages every few
 /// allocations, and those calls (with their TLB flushes) were 40% of the CLI's start-up;
 /// dlmalloc takes memory in 64 KiB segments. 0.24 ms per `isolette run` here. The CLI
@@ -167,9 +122,6 @@ enum ImageCommand {
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
-
-/// Exit code of every failure before the program runs, as `docker run`.
-pub(crate) const SETUP_FAILED: u8 = 125;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -184,7 +136,8 @@ fn main() -> ExitCode {
                 // clap's first line, without its `error: ` prefix and the usage hint.
                 let text = e.to_string();
                 let line = text.lines().next().unwrap_or_default();
-                print_json(&failure_json("config", line.strip_prefix("error: ").unwrap_or(line), None, None, None));
+                let message = line.strip_prefix("error: ").unwrap_or(line);
+                print_json(&report::setup_error(&isolette::Error::config(message)));
             } else {
                 let _ = e.print();
             }
@@ -212,7 +165,7 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e, false),
         },
-        Command::Image(cmd) => exit(image(store, cmd).map(|()| 0)),
+        Command::Image(cmd) => exit(image::image(store, cmd).map(|()| 0)),
         Command::Volume(cmd) => exit(volume::volume(store, cmd).map(|()| 0)),
         Command::Network(cmd) => exit(network::network(cmd).map(|()| 0)),
         Command::Login(args) => exit(registry::login(args).map(|()| 0)),
@@ -241,180 +194,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// A config error (the library's constructor is its own).
-pub(crate) fn config_error(message: impl Into<String>) -> isolette::Error {
-    isolette::Error::Config(message.into())
-}
-
-/// An I/O error of `op` on `path`.
-pub(crate) fn io_error(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> isolette::Error {
-    isolette::Error::Io { op, path: path.into(), source }
-}
-
-/// The exit code of a management command: 0, or 1 with the error on stderr.
-fn exit(result: isolette::Result<u8>) -> ExitCode {
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("isolette: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
 /// Whether `--json` comes before any `--` (for errors found while parsing the flags).
 fn json_requested() -> bool {
     std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
-}
-
-fn fail(e: &isolette::Error, json: bool) -> ExitCode {
-    if json {
-        print_json(&error_json(e));
-    } else {
-        eprintln!("isolette: {e}");
-    }
-    ExitCode::from(SETUP_FAILED)
-}
-
-/// An error as `--json` prints it ([`failure_json`]).
-pub(crate) fn error_json(e: &isolette::Error) -> serde_json::Value {
-    let path = e.path().map(|p| p.to_string_lossy().into_owned());
-    let step = e.step().map(|s| s.name().to_string());
-    failure_json(e.kind(), &e.to_string(), step, e.errno(), path)
-}
-
-/// `{"status":"setup_error","error":{...}}`: one object a script can read, for every
-/// failure before the program ran.
-pub(crate) fn failure_json(
-    kind: &str,
-    message: &str,
-    step: Option<String>,
-    errno: Option<i32>,
-    path: Option<String>,
-) -> serde_json::Value {
-    serde_json::json!({
-        "status": "setup_error",
-        "error": { "kind": kind, "message": message.trim_end(), "step": step, "errno": errno, "path": path },
-    })
-}
-
-pub(crate) fn print_json(value: &serde_json::Value) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{value}");
-    let _ = stdout.flush();
-}
-
-pub(crate) fn open_store(dir: Option<PathBuf>) -> isolette::Result<Store> {
-    Store::open(dir.unwrap_or_else(Store::default_dir))
-}
-
-/// Several `--image`s are layers; one is a directory when it exists or does not read as
-/// an image name (`./dir`, `/srv/img`), and a name in the store otherwise.
-pub(crate) fn open_image(store: Option<PathBuf>, image: &[PathBuf]) -> isolette::Result<Image> {
-    match image {
-        [one] if !one.exists() && one.to_str().is_some_and(looks_like_image_name) => {
-            open_store(store)?.image(&one.to_string_lossy())
-        }
-        layers => Image::from_layers(layers),
-    }
-}
-
-/// `python`, `python:3.12`, `owner/app:1`, `localhost:5000/app@sha256:...`; not `./x`,
-/// `/x`, `x/` or `..`.
-fn looks_like_image_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(['.', '/'])
-        && !s.ends_with('/')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/:@-".contains(&b))
-}
-
-fn image(store: Option<PathBuf>, cmd: ImageCommand) -> isolette::Result<()> {
-    let store = open_store(store)?;
-    match cmd {
-        ImageCommand::Pull { reference, platform, quiet, flags } => {
-            registry::pull(&store, &reference, platform, quiet, &flags)?;
-        }
-        ImageCommand::Push { name, reference, quiet, flags } => {
-            registry::push(&store, &name, reference.as_deref(), quiet, &flags)?;
-        }
-        ImageCommand::Import { source, name, quiet } => {
-            let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-                let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                        .expect("static template")
-                        .progress_chars("=> "),
-                );
-                bar
-            });
-            let mut progress = |p: Progress| {
-                if let Some(bar) = &bar {
-                    bar.set_length(p.total_bytes);
-                    bar.set_position(p.bytes);
-                    bar.set_message(format!("layer {}/{}", p.layer + 1, p.layers));
-                }
-            };
-            let record = store.import(&source, name.as_deref(), &mut progress)?;
-            if let Some(bar) = bar {
-                bar.finish_and_clear();
-            }
-            if quiet {
-                return Ok(()); // No summary either: the exit code says it all.
-            }
-            println!(
-                "{} {} ({} layers, {})",
-                record.name,
-                short_id(&record.id),
-                record.layers.len(),
-                human(record.size)
-            );
-        }
-        ImageCommand::Ls => {
-            let records = store.list()?;
-            let w = records.iter().map(|r| r.name.len()).max().unwrap_or(0).clamp(30, 120);
-            println!("{:<w$} {:<14} {:>10} {:>6}  CREATED", "NAME", "ID", "SIZE", "LAYERS");
-            for r in records {
-                let created = r.created.as_deref().unwrap_or("-");
-                println!(
-                    "{:<w$} {:<14} {:>10} {:>6}  {created}",
-                    r.name,
-                    short_id(&r.id),
-                    human(r.size),
-                    r.layers.len()
-                );
-            }
-        }
-        ImageCommand::Rm { name } => {
-            let removed = store.remove(&name)?;
-            println!("removed {name} and {} unused layer(s)", removed.len());
-        }
-        ImageCommand::Prune => {
-            let removed = store.prune()?;
-            println!("removed {} unused layer(s)", removed.len());
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
-}
-
-/// `42s`, `5m`, `3h`, `2d`: how long ago, roughly.
-pub(crate) fn ago(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
-
-pub(crate) fn human(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 30 => format!("{:.1}GB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1}MB", b as f64 / (1u64 << 20) as f64),
-        b => format!("{:.1}kB", b as f64 / 1024.0),
-    }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use isolette::{Credentials, RegistryOptions, Store, Transfer, TransferState};
 
-use crate::{config_error, human, short_id};
+use crate::report::{human, short_id};
 
 /// Flags shared by pull, push and login.
 #[derive(Args, Clone, Default)]
@@ -147,13 +147,13 @@ pub(crate) fn login(args: LoginArgs) -> isolette::Result<()> {
     };
     let password = if args.password_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| crate::io_error("read", "stdin", e))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| isolette::Error::io("read", "stdin", e))?;
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
         prompt("Password: ", true)?
     };
     if username.is_empty() || password.is_empty() {
-        return Err(config_error("login: the user name and the password must not be empty"));
+        return Err(isolette::Error::config("login: the user name and the password must not be empty"));
     }
     let credentials = Credentials { username, password };
     let (name, path) = isolette::login(&args.registry, &credentials, &args.flags.options())?;
@@ -173,7 +173,7 @@ fn prompt(label: &str, secret: bool) -> isolette::Result<String> {
     use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        return Err(config_error(format!(
+        return Err(isolette::Error::config(format!(
             "login: no terminal to ask for the {}; pass --username and --password-stdin",
             label.trim_end_matches(": ").to_lowercase()
         )));
@@ -181,10 +181,10 @@ fn prompt(label: &str, secret: bool) -> isolette::Result<String> {
     eprint!("{label}");
     let _ = std::io::stderr().flush();
     let saved = if secret {
-        let saved = tcgetattr(&stdin).map_err(|e| crate::io_error("tcgetattr", "stdin", e.into()))?;
+        let saved = tcgetattr(&stdin).map_err(|e| isolette::Error::io("tcgetattr", "stdin", e.into()))?;
         let mut quiet = saved.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
-        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(|e| crate::io_error("tcsetattr", "stdin", e.into()))?;
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(|e| isolette::Error::io("tcsetattr", "stdin", e.into()))?;
         Some(saved)
     } else {
         None
@@ -195,6 +195,6 @@ fn prompt(label: &str, secret: bool) -> isolette::Result<String> {
         let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
         eprintln!();
     }
-    read.map_err(|e| crate::io_error("read", "stdin", e))?;
+    read.map_err(|e| isolette::Error::io("read", "stdin", e))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

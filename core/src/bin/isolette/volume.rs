@@ -12,7 +12,7 @@ pub(crate) enum VolumeCommand {
         /// A letter or digit, then letters, digits, `_`, `.`, `-`.
         name: String,
         /// Cap its size, e.g. `1G` (needs root: a filesystem of its own).
-        #[arg(long, value_parser = crate::run::size)]
+        #[arg(long, value_parser = crate::flags::size)]
         size: Option<u64>,
     },
     /// List the volumes.
@@ -31,7 +31,7 @@ pub(crate) enum VolumeCommand {
 }
 
 pub(crate) fn volume(store: Option<PathBuf>, cmd: VolumeCommand) -> isolette::Result<()> {
-    let store = crate::open_store(store)?;
+    let store = crate::flags::open_store(store)?;
     match cmd {
         VolumeCommand::Create { name, size } => {
             store.create_volume(&name, size)?;
@@ -41,9 +41,9 @@ pub(crate) fn volume(store: Option<PathBuf>, cmd: VolumeCommand) -> isolette::Re
             println!("{:<30} {:>10} {:>10}  CREATED", "NAME", "SIZE CAP", "USED");
             for v in store.volumes()? {
                 let used = store.volume_usage(&v.name).unwrap_or(0);
-                let cap = v.size_cap.map_or_else(|| "-".to_string(), crate::human);
-                let ago = crate::ago(now().saturating_sub(v.created));
-                println!("{:<30} {:>10} {:>10}  {ago} ago", v.name, cap, crate::human(used));
+                let cap = v.size_cap.map_or_else(|| "-".to_string(), crate::report::human);
+                let ago = crate::report::ago(isolette::names::now().saturating_sub(v.created));
+                println!("{:<30} {:>10} {:>10}  {ago} ago", v.name, cap, crate::report::human(used));
             }
         }
         VolumeCommand::Inspect { name } => {
@@ -66,8 +66,4 @@ pub(crate) fn volume(store: Option<PathBuf>, cmd: VolumeCommand) -> isolette::Re
         }
     }
     Ok(())
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
