@@ -33,26 +33,3 @@ def test_the_statuses_are_cores_in_cores_order() -> None:
 
     assert [s.value for s in isolette.Status] == list(_native.STATUSES)
 
-
-def test_an_outcome_has_every_field_of_cores_json() -> None:
-    from isolette import _native
-
-    names = [n for n in dir(_native.Outcome) if not n.startswith("_") and n != "to_dict"]
-    assert sorted(names) == sorted(
-        [
-            "status",
-            "exit_code",
-            "signal",
-            "cpu_time",
-            "user_time",
-            "system_time",
-            "wall_time",
-            "setup_time",
-            "memory_peak",
-            "approximate",
-            "stdout_truncated",
-            "stderr_truncated",
-            "stdout",
-            "stderr",
-        ]
-    )
