@@ -43,6 +43,9 @@ mod sys;
 mod runtime;
 
 // Resources, each owning its request types.
+#[cfg(feature = "store")]
+pub mod build;
+mod cancel;
 mod cgroup;
 mod image;
 mod namespaces;
@@ -56,7 +59,6 @@ mod stdio;
 mod store;
 
 // The request.
-mod cancel;
 mod config;
 mod plan;
 

@@ -1,0 +1,385 @@
+//! A build's context: the directory `COPY` and `ADD` take files from, less what
+//! `.dockerignore` leaves out, and the digest of what a step selects, which keys its
+//! cache entry.
+//!
+//! The digest covers, for each selected file in order: its path relative to the source,
+//! its type, its permission bits (or the `--chmod` that replaces them), its size, a hash
+//! of its content, a symlink's target, and its `security.capability`. Never its times,
+//! inode or owner: a `touch` keeps the cache, a `chmod` or any change of content misses,
+//! whatever the file's mtime says, and the same tree checked out under another umask
+//! hits with `--chmod`.
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::ignore::IgnoreRules;
+use crate::error::{Error, Result};
+
+/// A build's context directory and its ignore rules.
+#[derive(Debug, Clone)]
+pub struct Context {
+    root: PathBuf,
+    ignore: IgnoreRules,
+}
+
+/// What a `COPY` or `ADD` source selects: the files, each with where it goes relative to
+/// the destination, and their digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The files and directories, in the order they are copied.
+    pub entries: Vec<Entry>,
+    /// `sha256:` and 64 hex digits.
+    pub digest: String,
+}
+
+/// One selected file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it is on the host.
+    pub path: PathBuf,
+    /// Where it goes, relative to the destination (`/`-separated; empty for a source
+    /// file copied to a file destination).
+    pub rel: String,
+}
+
+impl Context {
+    /// The context at `root`, with the ignore file Docker would read: `DOCKERFILE.dockerignore`
+    /// beside a Dockerfile named `dockerfile` when there is one, else `.dockerignore` in
+    /// the root.
+    pub fn open(root: &Path, dockerfile: Option<&Path>) -> Result<Context> {
+        let root = root.canonicalize().map_err(|e| Error::io("open the build context", root, e))?;
+        if !root.is_dir() {
+            return Err(Error::config(format!("the build context {} is not a directory", root.display())));
+        }
+        let beside = dockerfile.map(|d| {
+            let mut name = d.as_os_str().to_owned();
+            name.push(".dockerignore");
+            PathBuf::from(name)
+        });
+        let file = beside.filter(|p| p.is_file()).unwrap_or_else(|| root.join(".dockerignore"));
+        let ignore = match std::fs::read_to_string(&file) {
+            Ok(text) => IgnoreRules::parse(&text, &file.to_string_lossy())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
+            Err(e) => return Err(Error::io("read", &file, e)),
+        };
+        Ok(Context { root, ignore })
+    }
+
+    /// The context's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What `sources` (paths relative to the context, `*`, `?` and `[...]` allowed in the
+    /// last part) select, with `chmod` in place of the files' own permission bits. A source
+    /// outside the context (`../x`, or a symlink that leads out of it), or one that
+    /// selects nothing, is an error naming it.
+    pub fn select(&self, sources: &[String], chmod: Option<u32>) -> Result<Selection> {
+        let mut entries = Vec::new();
+        let mut hasher = Sha256::new();
+        for source in sources {
+            let matched = self.expand(source)?;
+            if matched.is_empty() {
+                return Err(Error::config(format!(
+                    "COPY {source}: no such file in the build context (or .dockerignore leaves it out)"
+                )));
+            }
+            for rel in matched {
+                let path = self.inside(&rel, source)?;
+                let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                if meta.is_dir() {
+                    // A directory's contents are copied, not the directory itself.
+                    self.walk(&path, &rel, "", chmod, &mut entries, &mut hasher)?;
+                } else {
+                    let name = if sources.len() == 1 && !has_pattern(source) { String::new() } else { file_name(&rel) };
+                    record(&path, &name, &meta, chmod, &mut hasher)?;
+                    entries.push(Entry { path, rel: name });
+                }
+            }
+            hasher.update([0xff]); // between sources
+        }
+        Ok(Selection { entries, digest: format!("sha256:{}", hex::encode(hasher.finalize())) })
+    }
+
+    /// The context paths (relative, cleaned) a source names: itself, or what its pattern
+    /// matches in its directory; never an ignored one.
+    fn expand(&self, source: &str) -> Result<Vec<String>> {
+        let rel = clean_inside(source)
+            .ok_or_else(|| Error::config(format!("COPY {source}: the source is outside the build context")))?;
+        if !has_pattern(&rel) {
+            let exists = std::fs::symlink_metadata(self.root.join(&rel)).is_ok();
+            return Ok(if exists && (rel == "." || !self.ignore.is_ignored(&rel)) { vec![rel] } else { vec![] });
+        }
+        let (dir, pattern) = rel.rsplit_once('/').unwrap_or((".", &rel));
+        if has_pattern(dir) {
+            return Err(Error::config(format!("COPY {source}: patterns are taken in the last part of a source only")));
+        }
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| Error::config(format!("COPY {source}: {}", e.kind())))?
+            .compile_matcher();
+        let dir_path = self.inside(dir, source)?;
+        let mut names: Vec<String> = std::fs::read_dir(&dir_path)
+            .map_err(|e| Error::io("list", &dir_path, e))?
+            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+            .filter(|n| glob.is_match(n))
+            .map(|n| if dir == "." { n } else { format!("{dir}/{n}") })
+            .filter(|rel| !self.ignore.is_ignored(rel))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// `rel`'s host path, which must stay inside the context once its symlinks resolve.
+    fn inside(&self, rel: &str, source: &str) -> Result<PathBuf> {
+        if rel == "." {
+            return Ok(self.root.clone());
+        }
+        let path = self.root.join(rel);
+        // The parent resolved: the last part itself may be a symlink, copied as one.
+        let parent = path.parent().unwrap_or(&self.root);
+        let real = parent.canonicalize().map_err(|e| Error::io("resolve", parent, e))?;
+        if !real.starts_with(&self.root) {
+            return Err(Error::config(format!("COPY {source}: a symlink leads outside the build context")));
+        }
+        Ok(real.join(path.file_name().unwrap_or_default()))
+    }
+
+    /// Records everything below the directory `dir` (context path `rel`), sorted by name,
+    /// skipping what the ignore rules leave out.
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        dest: &str,
+        chmod: Option<u32>,
+        entries: &mut Vec<Entry>,
+        hasher: &mut Sha256,
+    ) -> Result<()> {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io("list", dir, e))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io("list", dir, e))?;
+        names.sort();
+        for name in names {
+            let Some(name) = name.to_str().map(str::to_string) else {
+                return Err(Error::config(format!("{}: a file name that is not UTF-8", dir.join(&name).display())));
+            };
+            let child_rel = if rel == "." { name.clone() } else { format!("{rel}/{name}") };
+            if self.ignore.is_ignored(&child_rel) {
+                continue;
+            }
+            let child_dest = if dest.is_empty() { name.clone() } else { format!("{dest}/{name}") };
+            let path = dir.join(&name);
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+            record(&path, &child_dest, &meta, chmod, hasher)?;
+            entries.push(Entry { path: path.clone(), rel: child_dest.clone() });
+            if meta.is_dir() {
+                self.walk(&path, &child_rel, &child_dest, chmod, entries, hasher)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry's record in the digest: path, type, permission bits, size, content hash,
+/// symlink target, `security.capability`; fields and records delimited.
+fn record(path: &Path, rel: &str, meta: &std::fs::Metadata, chmod: Option<u32>, hasher: &mut Sha256) -> Result<()> {
+    let kind = meta.file_type();
+    let kind_byte = if kind.is_file() {
+        b'f'
+    } else if kind.is_dir() {
+        b'd'
+    } else if kind.is_symlink() {
+        b'l'
+    } else if kind.is_fifo() {
+        b'p'
+    } else {
+        return Err(Error::config(format!("{}: a device or socket cannot be copied into an image", path.display())));
+    };
+    let mode = match (chmod, kind.is_symlink()) {
+        (_, true) => 0o777,
+        (Some(m), false) => m,
+        (None, false) => meta.mode() & 0o7777,
+    };
+    hasher.update(rel.as_bytes());
+    hasher.update([0, kind_byte]);
+    hasher.update(mode.to_le_bytes());
+    hasher.update(meta.size().to_le_bytes());
+    if kind.is_file() {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut content = Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+        hasher.update(content.finalize());
+    }
+    if kind.is_symlink() {
+        let target = std::fs::read_link(path).map_err(|e| Error::io("readlink", path, e))?;
+        hasher.update(target.as_os_str().as_encoded_bytes());
+    }
+    if !kind.is_symlink() {
+        // A file capability changes what the program may do: part of the content.
+        if let Ok(Some(cap)) = xattr::get(path, "security.capability") {
+            hasher.update(&cap);
+        }
+    }
+    hasher.update([0xfe]);
+    Ok(())
+}
+
+fn has_pattern(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn file_name(rel: &str) -> String {
+    rel.rsplit('/').next().unwrap_or(rel).to_string()
+}
+
+/// `source` cleaned as a path relative to the context root (a leading `/` is the root),
+/// or `None` when `..` would leave it.
+fn clean_inside(source: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in source.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => parts.push(part),
+        }
+    }
+    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("app/sub")).unwrap();
+        std::fs::write(p.join("app/main.py"), "print(1)\n").unwrap();
+        std::fs::write(p.join("app/sub/util.py"), "x = 2\n").unwrap();
+        std::fs::write(p.join("app/notes.md"), "notes\n").unwrap();
+        std::fs::write(p.join("a.txt"), "a\n").unwrap();
+        std::fs::write(p.join("b.txt"), "b\n").unwrap();
+        std::os::unix::fs::symlink("main.py", p.join("app/link")).unwrap();
+        std::fs::write(p.join(".dockerignore"), "**/*.md\n").unwrap();
+        dir
+    }
+
+    fn digest(ctx: &Context, sources: &[&str], chmod: Option<u32>) -> String {
+        let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        ctx.select(&sources, chmod).unwrap().digest
+    }
+
+    #[test]
+    fn selection_follows_docker() {
+        let dir = tree();
+        let ctx = Context::open(dir.path(), None).unwrap();
+        let sel = ctx.select(&["app".into()], None).unwrap();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, ["link", "main.py", "sub", "sub/util.py"], "the directory's contents, less the ignored");
+        let sel = ctx.select(&["*.txt".into()], None).unwrap();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, ["a.txt", "b.txt"]);
+        let sel = ctx.select(&["/a.txt".into()], None).unwrap();
+        assert_eq!(sel.entries[0].rel, "", "one file to a file destination");
+    }
+
+    #[test]
+    fn the_whole_context() {
+        let dir = tree();
+        let ctx = Context::open(dir.path(), None).unwrap();
+        let sel = ctx.select(&[".".into()], None).unwrap();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(
+            rels,
+            [".dockerignore", "a.txt", "app", "app/link", "app/main.py", "app/sub", "app/sub/util.py", "b.txt"]
+        );
+    }
+
+    #[test]
+    fn the_digest_follows_content_and_mode_not_times() {
+        let dir = tree();
+        let ctx = Context::open(dir.path(), None).unwrap();
+        let main = dir.path().join("app/main.py");
+        let first = digest(&ctx, &["app"], None);
+        assert_eq!(first, digest(&ctx, &["app"], None), "stable");
+        // touch: the cache holds.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&main).unwrap().set_modified(later).unwrap();
+        assert_eq!(first, digest(&ctx, &["app"], None), "a touch keeps the cache");
+        // chmod: a miss.
+        std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let chmodded = digest(&ctx, &["app"], None);
+        assert_ne!(first, chmodded, "a chmod misses");
+        // Same size, same restored mtime, other content: a miss.
+        let mtime = std::fs::metadata(&main).unwrap().modified().unwrap();
+        std::fs::write(&main, "print(2)\n").unwrap();
+        std::fs::File::options().write(true).open(&main).unwrap().set_modified(mtime).unwrap();
+        assert_ne!(chmodded, digest(&ctx, &["app"], None), "new content under the old mtime misses");
+        // An ignored file changes nothing.
+        let before = digest(&ctx, &["app"], None);
+        std::fs::write(dir.path().join("app/notes.md"), "other notes\n").unwrap();
+        assert_eq!(before, digest(&ctx, &["app"], None));
+    }
+
+    #[test]
+    fn with_chmod_the_umask_does_not_matter() {
+        let (a, b) = (tree(), tree());
+        for (dir, mode) in [(&a, 0o664), (&b, 0o644)] {
+            for f in ["app/main.py", "app/sub/util.py"] {
+                std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+        let (ca, cb) = (Context::open(a.path(), None).unwrap(), Context::open(b.path(), None).unwrap());
+        assert_ne!(digest(&ca, &["app"], None), digest(&cb, &["app"], None));
+        assert_eq!(digest(&ca, &["app"], Some(0o644)), digest(&cb, &["app"], Some(0o644)), "--chmod hits");
+    }
+
+    #[test]
+    fn sources_outside_the_context_are_refused() {
+        let dir = tree();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("out")).unwrap();
+        let ctx = Context::open(dir.path(), None).unwrap();
+        for (source, says) in [
+            ("../x", "outside the build context"),
+            ("app/../../x", "outside the build context"),
+            ("out/secret", "symlink leads outside"),
+            ("nope.txt", "no such file"),
+            ("app/notes.md", "no such file"),
+            ("*.none", "no such file"),
+        ] {
+            let e = ctx.select(&[source.to_string()], None).unwrap_err().to_string();
+            assert!(e.contains(says), "{source}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_ignore_file_beside_the_dockerfile_wins() {
+        let dir = tree();
+        std::fs::write(dir.path().join("build.Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("build.Dockerfile.dockerignore"), "a.txt\n").unwrap();
+        let ctx = Context::open(dir.path(), Some(&dir.path().join("build.Dockerfile"))).unwrap();
+        assert!(ctx.select(&["a.txt".into()], None).is_err());
+        assert!(ctx.select(&["app/notes.md".into()], None).is_ok(), "the root's .dockerignore is not read");
+    }
+}

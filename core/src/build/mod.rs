@@ -1,0 +1,15 @@
+//! `isolette build`, images from a Dockerfile. What is here reads the recipe and its
+//! context, and is pure: [`Recipe`] (a Dockerfile's stages and steps, checked, each with
+//! its line), Docker's word rules ([`words`]: splitting, quotes, escapes, `$VAR`
+//! expansion), [`IgnoreRules`] (`.dockerignore`), and [`Context`] (what a `COPY` selects,
+//! and the digest that keys its cache entry). The steps run in sandboxes and their layers
+//! go to the store (the build engine, to come).
+
+mod context;
+mod ignore;
+mod recipe;
+pub mod words;
+
+pub use context::{Context, Entry, Selection};
+pub use ignore::IgnoreRules;
+pub use recipe::{ArgDecl, Command, HereDoc, Instruction, Recipe, RunNetwork, Source, Stage, Step, Transfer};
