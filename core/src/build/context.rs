@@ -8,22 +8,53 @@
 //! inode or owner: a `touch` keeps the cache, a `chmod` or any change of content misses,
 //! whatever the file's mtime says, and the same tree checked out under another umask
 //! hits with `--chmod`.
+//!
+//! Content hashes are kept between builds by inode ([`Context::load_hashes`]): a file whose
+//! device, inode, size, mtime and ctime are those it had when hashed is not read again.
+//! The ctime is the kernel's and moves on every write and `chmod`, whatever the mtime is
+//! set back to; a file changed in the last moments before it was hashed is never kept, so
+//! a change in the same clock tick cannot hide.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
 use super::ignore::IgnoreRules;
 use crate::error::{Error, Result};
 
-/// A build's context directory and its ignore rules.
-#[derive(Debug, Clone)]
+/// A build's context directory, its ignore rules, and the content hashes known so far.
+#[derive(Debug)]
 pub struct Context {
     root: PathBuf,
     ignore: IgnoreRules,
+    hashes: Mutex<Hashes>,
 }
+
+/// Content hashes by (device, inode), with what the file looked like when hashed.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Hashes {
+    files: HashMap<String, Stamp>,
+    /// Files read this time (not answered from `files`).
+    #[serde(skip)]
+    read: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    /// The content's sha256, hex.
+    hash: String,
+}
+
+/// How recent a change may be for its hash to be kept: more than the coarsest clock tick
+/// the kernel stamps files with.
+const SETTLED_NS: i128 = 50_000_000;
 
 /// What a `COPY` or `ADD` source selects: the files, each with where it goes relative to
 /// the destination, and their digest.
@@ -33,6 +64,8 @@ pub struct Selection {
     pub entries: Vec<Entry>,
     /// `sha256:` and 64 hex digits.
     pub digest: String,
+    /// Files whose content was read to hash it (the others' hashes were known).
+    pub read: u64,
 }
 
 /// One selected file or directory.
@@ -65,7 +98,30 @@ impl Context {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
             Err(e) => return Err(Error::io("read", &file, e)),
         };
-        Ok(Context { root, ignore })
+        Ok(Context { root, ignore, hashes: Mutex::new(Hashes::default()) })
+    }
+
+    /// Takes the content hashes `file` kept from an earlier build of this context (none
+    /// when it does not exist or cannot be read: they are only a shortcut).
+    pub fn load_hashes(&self, file: &Path) {
+        if let Ok(bytes) = std::fs::read(file)
+            && let Ok(loaded) = serde_json::from_slice::<Hashes>(&bytes)
+        {
+            self.lock().files = loaded.files;
+        }
+    }
+
+    /// Keeps the content hashes in `file` for the next build (written whole or not at all).
+    pub fn save_hashes(&self, file: &Path) -> Result<()> {
+        let bytes =
+            serde_json::to_vec(&*self.lock()).map_err(|e| Error::io("encode", file, std::io::Error::other(e)))?;
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, file).map_err(|e| Error::io("rename", file, e))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Hashes> {
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The context's directory.
@@ -80,6 +136,7 @@ impl Context {
     pub fn select(&self, sources: &[String], chmod: Option<u32>) -> Result<Selection> {
         let mut entries = Vec::new();
         let mut hasher = Sha256::new();
+        let read_before = self.lock().read;
         for source in sources {
             let matched = self.expand(source)?;
             if matched.is_empty() {
@@ -95,13 +152,14 @@ impl Context {
                     self.walk(&path, &rel, "", chmod, &mut entries, &mut hasher)?;
                 } else {
                     let name = if sources.len() == 1 && !has_pattern(source) { String::new() } else { file_name(&rel) };
-                    record(&path, &name, &meta, chmod, &mut hasher)?;
+                    self.record(&path, &name, &meta, chmod, &mut hasher)?;
                     entries.push(Entry { path, rel: name });
                 }
             }
             hasher.update([0xff]); // between sources
         }
-        Ok(Selection { entries, digest: format!("sha256:{}", hex::encode(hasher.finalize())) })
+        let read = self.lock().read - read_before;
+        Ok(Selection { entries, digest: format!("sha256:{}", hex::encode(hasher.finalize())), read })
     }
 
     /// The context paths (relative, cleaned) a source names: itself, or what its pattern
@@ -150,6 +208,97 @@ impl Context {
         Ok(real.join(path.file_name().unwrap_or_default()))
     }
 
+    /// One entry's record in the digest: path, type, permission bits, size, content hash,
+    /// symlink target, `security.capability`; fields and records delimited.
+    fn record(
+        &self,
+        path: &Path,
+        rel: &str,
+        meta: &std::fs::Metadata,
+        chmod: Option<u32>,
+        hasher: &mut Sha256,
+    ) -> Result<()> {
+        let kind = meta.file_type();
+        let kind_byte = if kind.is_file() {
+            b'f'
+        } else if kind.is_dir() {
+            b'd'
+        } else if kind.is_symlink() {
+            b'l'
+        } else if kind.is_fifo() {
+            b'p'
+        } else {
+            return Err(Error::config(format!(
+                "{}: a device or socket cannot be copied into an image",
+                path.display()
+            )));
+        };
+        let mode = match (chmod, kind.is_symlink()) {
+            (_, true) => 0o777,
+            (Some(m), false) => m,
+            (None, false) => meta.mode() & 0o7777,
+        };
+        hasher.update(rel.as_bytes());
+        hasher.update([0, kind_byte]);
+        hasher.update(mode.to_le_bytes());
+        hasher.update(meta.size().to_le_bytes());
+        if kind.is_file() {
+            hasher.update(self.content_hash(path, meta)?.as_bytes());
+        }
+        if kind.is_symlink() {
+            let target = std::fs::read_link(path).map_err(|e| Error::io("readlink", path, e))?;
+            hasher.update(target.as_os_str().as_encoded_bytes());
+        }
+        if !kind.is_symlink() {
+            // A file capability changes what the program may do: part of the content.
+            if let Ok(Some(cap)) = xattr::get(path, "security.capability") {
+                hasher.update(&cap);
+            }
+        }
+        hasher.update([0xfe]);
+        Ok(())
+    }
+
+    /// The sha256 (hex) of a regular file's content: known from an earlier look when the
+    /// file is as it was then, else read (and kept, once its last change has settled).
+    fn content_hash(&self, path: &Path, meta: &std::fs::Metadata) -> Result<String> {
+        let key = format!("{}:{}", meta.dev(), meta.ino());
+        let ns = |secs: i64, nanos: i64| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+        let stamp = |hash: String| Stamp {
+            size: meta.size(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            hash,
+        };
+        if let Some(known) = self.lock().files.get(&key)
+            && *known == stamp(known.hash.clone())
+        {
+            return Ok(known.hash.clone());
+        }
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut content = Sha256::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+        let hash = hex::encode(content.finalize());
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+        let fresh = stamp(hash.clone());
+        let mut hashes = self.lock();
+        hashes.read += 1;
+        if fresh.ctime_ns + SETTLED_NS < now && fresh.mtime_ns + SETTLED_NS < now {
+            hashes.files.insert(key, fresh);
+        } else {
+            hashes.files.remove(&key);
+        }
+        Ok(hash)
+    }
+
     /// Records everything below the directory `dir` (context path `rel`), sorted by name,
     /// skipping what the ignore rules leave out.
     fn walk(
@@ -178,7 +327,7 @@ impl Context {
             let child_dest = if dest.is_empty() { name.clone() } else { format!("{dest}/{name}") };
             let path = dir.join(&name);
             let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-            record(&path, &child_dest, &meta, chmod, hasher)?;
+            self.record(&path, &child_dest, &meta, chmod, hasher)?;
             entries.push(Entry { path: path.clone(), rel: child_dest.clone() });
             if meta.is_dir() {
                 self.walk(&path, &child_rel, &child_dest, chmod, entries, hasher)?;
@@ -186,57 +335,6 @@ impl Context {
         }
         Ok(())
     }
-}
-
-/// One entry's record in the digest: path, type, permission bits, size, content hash,
-/// symlink target, `security.capability`; fields and records delimited.
-fn record(path: &Path, rel: &str, meta: &std::fs::Metadata, chmod: Option<u32>, hasher: &mut Sha256) -> Result<()> {
-    let kind = meta.file_type();
-    let kind_byte = if kind.is_file() {
-        b'f'
-    } else if kind.is_dir() {
-        b'd'
-    } else if kind.is_symlink() {
-        b'l'
-    } else if kind.is_fifo() {
-        b'p'
-    } else {
-        return Err(Error::config(format!("{}: a device or socket cannot be copied into an image", path.display())));
-    };
-    let mode = match (chmod, kind.is_symlink()) {
-        (_, true) => 0o777,
-        (Some(m), false) => m,
-        (None, false) => meta.mode() & 0o7777,
-    };
-    hasher.update(rel.as_bytes());
-    hasher.update([0, kind_byte]);
-    hasher.update(mode.to_le_bytes());
-    hasher.update(meta.size().to_le_bytes());
-    if kind.is_file() {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let mut content = Sha256::new();
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
-            if n == 0 {
-                break;
-            }
-            content.update(&buf[..n]);
-        }
-        hasher.update(content.finalize());
-    }
-    if kind.is_symlink() {
-        let target = std::fs::read_link(path).map_err(|e| Error::io("readlink", path, e))?;
-        hasher.update(target.as_os_str().as_encoded_bytes());
-    }
-    if !kind.is_symlink() {
-        // A file capability changes what the program may do: part of the content.
-        if let Ok(Some(cap)) = xattr::get(path, "security.capability") {
-            hasher.update(&cap);
-        }
-    }
-    hasher.update([0xfe]);
-    Ok(())
 }
 
 fn has_pattern(s: &str) -> bool {
@@ -338,6 +436,35 @@ mod tests {
         let before = digest(&ctx, &["app"], None);
         std::fs::write(dir.path().join("app/notes.md"), "other notes\n").unwrap();
         assert_eq!(before, digest(&ctx, &["app"], None));
+    }
+
+    #[test]
+    fn known_hashes_spare_the_reads_and_never_hide_a_change() {
+        let dir = tree();
+        // Let the files' last changes settle, as they have in a real context.
+        std::thread::sleep(std::time::Duration::from_millis(2 * (SETTLED_NS / 1_000_000) as u64));
+        let saved = dir.path().join("hashes.json");
+        let first = Context::open(dir.path(), None).unwrap();
+        let sel = first.select(&["app".into()], None).unwrap();
+        assert_eq!(sel.read, 2, "main.py and sub/util.py read once");
+        first.save_hashes(&saved).unwrap();
+        let next = Context::open(dir.path(), None).unwrap();
+        next.load_hashes(&saved);
+        let again = next.select(&["app".into()], None).unwrap();
+        assert_eq!((again.read, &again.digest), (0, &sel.digest), "nothing read, the same digest");
+        // New content of the same size under the old mtime: the ctime moved, so it is read.
+        let main = dir.path().join("app/main.py");
+        let mtime = std::fs::metadata(&main).unwrap().modified().unwrap();
+        std::fs::write(&main, "print(2)\n").unwrap();
+        std::fs::File::options().write(true).open(&main).unwrap().set_modified(mtime).unwrap();
+        let changed = next.select(&["app".into()], None).unwrap();
+        assert_eq!(changed.read, 1);
+        assert_ne!(changed.digest, sel.digest);
+        // A broken hashes file is no hashes.
+        std::fs::write(&saved, "not json").unwrap();
+        let third = Context::open(dir.path(), None).unwrap();
+        third.load_hashes(&saved);
+        assert_eq!(third.select(&["app".into()], None).unwrap().read, 2);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! context, and is pure: [`Recipe`] (a Dockerfile's stages and steps, checked, each with
 //! its line), Docker's word rules ([`words`]: splitting, quotes, escapes, `$VAR`
 //! expansion), [`IgnoreRules`] (`.dockerignore`), and [`Context`] (what a `COPY` selects,
-//! and the digest that keys its cache entry). The steps run in sandboxes and their layers
-//! go to the store (the build engine, to come).
+//! and the digest that keys its cache entry), and [`write_layer`] (a step's writable layer
+//! as an OCI layer tar, the same bytes for the same tree). The steps run in sandboxes and
+//! their layers go to the store (the build engine, to come).
 
 mod context;
 mod ignore;
+mod layer;
 mod recipe;
 pub mod words;
 
 pub use context::{Context, Entry, Selection};
 pub use ignore::IgnoreRules;
+pub use layer::{LayerSummary, write_layer};
 pub use recipe::{ArgDecl, Command, HereDoc, Instruction, Recipe, RunNetwork, Source, Stage, Step, Transfer};
