@@ -104,5 +104,5 @@ pub use stdio::{Output, SharedFd, Stdin};
 #[doc(hidden)]
 pub use store::fuzzing;
 #[cfg(feature = "store")]
-pub use store::{ImageRecord, Progress, Store, Volume, VolumeRecord};
+pub use store::{ImageRecord, NewLayer, Progress, Store, Volume, VolumeRecord};
 pub use units::{format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size};

@@ -18,6 +18,7 @@
 //! exclusively, so an image removed while a caller still runs it keeps its layers until
 //! the caller lets go (and the next prune takes them).
 
+mod commit;
 mod import;
 #[cfg(feature = "registry")]
 mod pull;
@@ -26,6 +27,7 @@ mod push;
 mod unpack;
 mod volume;
 
+pub use commit::NewLayer;
 pub use volume::{Volume, VolumeRecord};
 
 use std::fs::File;
