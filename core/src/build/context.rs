@@ -16,7 +16,6 @@
 //! a change in the same clock tick cannot hide.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -277,14 +276,7 @@ impl Context {
         }
         let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
         let mut content = Sha256::new();
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
-            if n == 0 {
-                break;
-            }
-            content.update(&buf[..n]);
-        }
+        std::io::copy(&mut file, &mut content).map_err(|e| Error::io("read", path, e))?;
         let hash = hex::encode(content.finalize());
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);

@@ -7,10 +7,8 @@
 //! blob, and with the same `created` time the same image id and manifest digest.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 use super::{ImageRecord, Store, TempDir, import, normalize_name};
 use crate::error::{Error, Result};
@@ -146,20 +144,14 @@ fn scratch_config() -> serde_json::Value {
 /// The tar at `tar`, hashed (its diff id, hex) and gzip-compressed into `work` with a
 /// header that names no time or file; returns the diff id and the compressed file.
 fn compress(tar: &Path, work: &TempDir) -> Result<(String, PathBuf)> {
-    let mut input = BufReader::new(File::open(tar).map_err(|e| Error::io("open", tar, e))?);
+    let input = BufReader::new(File::open(tar).map_err(|e| Error::io("open", tar, e))?);
     let out_path = work.path().join(format!("layer-{}.gz", std::process::id()));
     let out = File::create(&out_path).map_err(|e| Error::io("create", &out_path, e))?;
     let mut gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::default());
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let n = input.read(&mut buf).map_err(|e| Error::io("read", tar, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        gz.write_all(&buf[..n]).map_err(|e| Error::io("write", &out_path, e))?;
-    }
+    let mut none = |_: u64| {};
+    let mut hashing = import::Hashing::new(input, &mut none);
+    std::io::copy(&mut hashing, &mut gz).map_err(|e| Error::io("compress", tar, e))?;
     gz.finish().and_then(|mut f| f.flush()).map_err(|e| Error::io("write", &out_path, e))?;
-    Ok((hex::encode(hasher.finalize()), out_path))
+    let diff_hex = hashing.finish().map_err(|e| Error::io("read", tar, e))?;
+    Ok((diff_hex, out_path))
 }
