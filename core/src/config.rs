@@ -83,6 +83,8 @@ pub(crate) struct Config {
     pub sys: bool,
     pub output_limit: u64,
     pub tmpfs_size: u64,
+    /// A host directory that holds the writable layer instead of a tmpfs (`upper/`, `work/`).
+    pub writable_layer: Option<PathBuf>,
     pub env: Vec<(OsString, OsString)>,
     pub workdir: Option<PathBuf>,
     pub mounts: Vec<MountSpec>,
@@ -135,6 +137,7 @@ impl Default for Config {
             sys: false,
             output_limit: DEFAULT_OUTPUT_LIMIT,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
+            writable_layer: None,
             env: Vec::new(),
             workdir: None,
             mounts: Vec::new(),

@@ -21,6 +21,29 @@ use crate::rootfs::{self, MountOp, cstring, sandbox_path};
 use crate::seccomp::{self, SeccompAction, SeccompPolicy};
 use crate::sys::CStrArray;
 
+/// A writable layer's host directory, checked: absolute, an existing directory, not on an
+/// overlay (whose upper layer it could not be); returned with its symlinks resolved.
+fn writable_layer(dir: &Path) -> Result<PathBuf> {
+    if !dir.is_absolute() {
+        return Err(Error::config(format!("writable_layer `{}` must be an absolute path", dir.display())));
+    }
+    let real = dir
+        .canonicalize()
+        .map_err(|e| Error::config(format!("writable_layer `{}`: {e}; make the directory first", dir.display())))?;
+    if !real.is_dir() {
+        return Err(Error::config(format!("writable_layer `{}` is not a directory", dir.display())));
+    }
+    let fs = nix::sys::statfs::statfs(&real).map_err(|e| Error::io("statfs", &real, e.into()))?;
+    if fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC {
+        return Err(Error::config(format!(
+            "writable_layer `{}` is on an overlay, which cannot hold another overlay's upper layer; choose a \
+             directory on a plain filesystem",
+            dir.display()
+        )));
+    }
+    Ok(real)
+}
+
 /// `PATH` when the caller sets none.
 pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -136,7 +159,13 @@ impl Plan {
             image.layers(),
             &binds,
             &etc,
-            rootfs::Options { tmpfs_size: config.tmpfs_size, userns, sys: config.sys, tty: config.tty.is_some() },
+            rootfs::Options {
+                tmpfs_size: config.tmpfs_size,
+                userns,
+                sys: config.sys,
+                tty: config.tty.is_some(),
+                writable_layer: config.writable_layer.as_deref().map(writable_layer).transpose()?,
+            },
         )?;
         let workdir = sandbox_path("workdir", &run.workdir)?;
 

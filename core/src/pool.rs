@@ -227,6 +227,8 @@ fn fits(base: &Config, config: &Config, plan: &Plan) -> bool {
     shape(base) == shape(config)
         && base.user_namespace == config.user_namespace
         && base.tmpfs_size == config.tmpfs_size
+        && base.writable_layer.is_none()
+        && config.writable_layer.is_none()
         && base.sys == config.sys
         && plan.network.is_none()
         && plan.split > 0

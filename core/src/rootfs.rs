@@ -202,7 +202,7 @@ fn read_only_attrs() -> u64 {
 }
 
 /// The settings of a rootfs besides its layers, binds and files.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
     /// Size of the writable layer's tmpfs.
     pub tmpfs_size: u64,
@@ -212,6 +212,9 @@ pub(crate) struct Options {
     pub sys: bool,
     /// Whether the program gets a terminal (a devpts of its own).
     pub tty: bool,
+    /// A host directory holding the writable layer (`upper/`, `work/`) instead of the
+    /// staging tmpfs.
+    pub writable_layer: Option<PathBuf>,
 }
 
 /// Builds the whole filesystem sequence.
@@ -225,7 +228,16 @@ pub(crate) fn plan(
     etc: &[(&str, Vec<u8>)],
     options: Options,
 ) -> Result<RootfsPlan> {
-    let Options { tmpfs_size, userns, sys: with_sys, tty } = options;
+    let Options { tmpfs_size, userns, sys: with_sys, tty, writable_layer } = options;
+    // Where the overlay's upper and work directories are after the first pivot: on the
+    // staging tmpfs, or in the caller's directory (the host is under OLD_ROOT then).
+    let (upper, work) = match &writable_layer {
+        None => ("/upper".to_string(), "/work".to_string()),
+        Some(dir) => {
+            let dir = dir.to_string_lossy();
+            (format!("{OLD_ROOT}{dir}/upper"), format!("{OLD_ROOT}{dir}/work"))
+        }
+    };
     let mut p = RootfsPlan::default();
     let stage = STAGING_MOUNT_POINT;
     p.push("/", MountOp::MakePrivate { target: cstring("/")? });
@@ -244,10 +256,16 @@ pub(crate) fn plan(
     }
     p.push(stage, MountOp::Chdir { path: cstring(stage)? });
     p.push(stage, MountOp::PivotRoot { new_root: cstring(".")?, put_old: cstring(&OLD_ROOT[1..])? });
+    if let Some(dir) = &writable_layer {
+        for path in [&upper, &work] {
+            p.push(dir, MountOp::Mkdir { path: cstring(path)?, mode: 0o755, must_create: false });
+        }
+    }
     if !etc.is_empty() {
-        p.push("/etc", MountOp::Mkdir { path: cstring("/upper/etc")?, mode: 0o755, must_create: true });
+        let etc_dir = format!("{upper}/etc");
+        p.push("/etc", MountOp::Mkdir { path: cstring(&etc_dir)?, mode: 0o755, must_create: writable_layer.is_none() });
         for (name, data) in etc {
-            let path = format!("/upper/etc/{name}");
+            let path = format!("{etc_dir}/{name}");
             p.push(format!("/etc/{name}"), MountOp::WriteFile { path: cstring(path)?, data: data.clone() });
         }
     }
@@ -263,7 +281,7 @@ pub(crate) fn plan(
     }
     let mut data = b"lowerdir=".to_vec();
     data.extend_from_slice(&lower);
-    data.extend_from_slice(b",upperdir=/upper,workdir=/work");
+    data.extend_from_slice(format!(",upperdir={upper},workdir={work}").as_bytes());
     if userns {
         // trusted.* xattrs are root-only: a user namespace mount keeps overlay metadata in user.*.
         data.extend_from_slice(b",userxattr");
@@ -381,10 +399,54 @@ mod tests {
     }
 
     #[test]
+    fn a_writable_layer_on_the_host() {
+        let layers = [PathBuf::from("/img")];
+        let options = Options {
+            tmpfs_size: 1 << 20,
+            userns: false,
+            sys: false,
+            tty: false,
+            writable_layer: Some("/srv/step".into()),
+        };
+        let p = plan(&layers, &[], &[("hosts", b"h".to_vec())], options).unwrap();
+        let overlay = p.ops.iter().find_map(|o| match o {
+            MountOp::Overlay { data, .. } => Some(data.to_str().unwrap().to_string()),
+            _ => None,
+        });
+        assert_eq!(
+            overlay.as_deref(),
+            Some("lowerdir=/.oldroot/img,upperdir=/.oldroot/srv/step/upper,workdir=/.oldroot/srv/step/work")
+        );
+        let written: Vec<&str> = p
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                MountOp::WriteFile { path, .. } | MountOp::Mkdir { path, .. } => path.to_str().ok(),
+                _ => None,
+            })
+            .filter(|p| p.starts_with("/.oldroot"))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                "/.oldroot/srv/step/upper",
+                "/.oldroot/srv/step/work",
+                "/.oldroot/srv/step/upper/etc",
+                "/.oldroot/srv/step/upper/etc/hosts"
+            ]
+        );
+    }
+
+    #[test]
     fn overlay_lists_layers_top_first_and_userxattr_only_in_userns() {
         let layers = [PathBuf::from("/img/base"), PathBuf::from("/img/top")];
-        let p =
-            plan(&layers, &[], &[], Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false }).unwrap();
+        let p = plan(
+            &layers,
+            &[],
+            &[],
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None },
+        )
+        .unwrap();
         let overlay = p
             .ops
             .iter()
@@ -394,7 +456,13 @@ mod tests {
             })
             .unwrap();
         assert_eq!(overlay, "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work");
-        let p = plan(&layers, &[], &[], Options { tmpfs_size: 1 << 20, userns: true, sys: false, tty: false }).unwrap();
+        let p = plan(
+            &layers,
+            &[],
+            &[],
+            Options { tmpfs_size: 1 << 20, userns: true, sys: false, tty: false, writable_layer: None },
+        )
+        .unwrap();
         assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
     }
 
@@ -404,7 +472,7 @@ mod tests {
             &[PathBuf::from("/img")],
             &[],
             &[],
-            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false },
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None },
         )
         .unwrap();
         assert!(matches!(p.ops.first(), Some(MountOp::MakePrivate { .. })));
@@ -423,7 +491,7 @@ mod tests {
                     &[PathBuf::from("/img")],
                     &[],
                     &[],
-                    Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false }
+                    Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None }
                 )
                 .unwrap()
             ),
@@ -433,7 +501,7 @@ mod tests {
             &[PathBuf::from("/img")],
             &[],
             &[],
-            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: true },
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: true, writable_layer: None },
         )
         .unwrap();
         assert!(devpts(&p).is_some_and(|at| at >= p.split), "a request's own: warm sandboxes have none");
@@ -449,7 +517,7 @@ mod tests {
             &[PathBuf::from("/img")],
             &binds,
             &[],
-            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false },
+            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None },
         )
         .unwrap();
         let names = op_names(&p);

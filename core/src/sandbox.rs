@@ -208,6 +208,22 @@ impl SandboxBuilder {
         self
     }
 
+    /// Keeps the writable layer in the host directory `dir` instead of a tmpfs: overlayfs's
+    /// upper directory is `dir/upper` and its work directory `dir/work` (made when
+    /// missing). What the program changed stays there after the run, a deletion as
+    /// overlayfs marks it (a character device 0/0), which is what
+    /// [`build::write_layer`](crate::build::write_layer) makes an image layer of: a build
+    /// step's layer. `dir` must be an absolute path to a directory on a filesystem
+    /// overlayfs can write to (not an overlay itself); [`tmpfs_size`](Self::tmpfs_size)
+    /// then limits only `/tmp` and `/dev/shm`. With a user namespace, the namespace's root
+    /// must be able to write in `dir`. The files the sandbox gets in `/etc` (`hosts`,
+    /// `resolv.conf` with a network) are written there too. A run with one never takes a
+    /// warm sandbox from a pool.
+    pub fn writable_layer(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.writable_layer = Some(dir.into());
+        self
+    }
+
     /// Adds an environment variable. The program sees only these, plus a default `PATH`
     /// when none is given. Names and values are bytes (`&str`, `OsStr`, `String`, ...),
     /// passed as they are; a name may not be empty or hold `=`, and neither may hold NUL.

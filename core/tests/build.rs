@@ -89,6 +89,43 @@ fn a_committed_layer_applies_on_its_base_and_the_same_tree_is_the_same_image() {
     assert!(store.image("built:2").is_ok());
 }
 
+/// A step run in a sandbox whose writable layer is kept on the host, written as a layer:
+/// what the program made and deleted, and nothing of the sandbox's own.
+#[test]
+fn a_runs_writable_layer_becomes_its_layer() {
+    require_root!();
+    let busybox = busybox!();
+    let dir = tempfile::tempdir().unwrap();
+    // A layer over busybox with a directory the sandbox user may write in, and a file in it.
+    let extra = dir.path().join("extra");
+    std::fs::create_dir_all(extra.join("w")).unwrap();
+    std::fs::write(extra.join("w/old"), "old\n").unwrap();
+    std::fs::set_permissions(extra.join("w"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let image = isolette::Image::from_layers(&[busybox.layers()[0].clone(), extra]).unwrap();
+    let step = dir.path().join("step");
+    std::fs::create_dir(&step).unwrap();
+    let out = Sandbox::builder(&image)
+        .writable_layer(&step)
+        .run(["/bin/sh", "-c", "echo made > /w/new && rm /w/old && echo ok"])
+        .unwrap();
+    assert_eq!((out.status, stdout(&out)), (Status::Ok, "ok\n".into()), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut tar = Vec::new();
+    let summary = write_layer(&step.join("upper"), &mut tar, Some(0)).unwrap();
+    let mut names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["w/", "w/.wh.old", "w/new"], "the program's changes, and only those");
+    assert_eq!(summary.whiteouts, 1);
+    // Bad directories are config errors, before anything runs.
+    for bad in [PathBuf::from("relative"), dir.path().join("missing")] {
+        let e = Sandbox::builder(&image).writable_layer(&bad).check(["/bin/true"]).unwrap_err();
+        assert!(matches!(e, isolette::Error::Config(_)), "{bad:?}: {e}");
+    }
+}
+
 #[test]
 fn an_image_from_scratch_and_bad_layers() {
     require_root!();
