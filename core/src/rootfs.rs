@@ -231,11 +231,12 @@ pub(crate) fn plan(
     let Options { tmpfs_size, userns, sys: with_sys, tty, writable_layer } = options;
     // Where the overlay's upper and work directories are after the first pivot: on the
     // staging tmpfs, or in the caller's directory (the host is under OLD_ROOT then).
-    let (upper, work) = match &writable_layer {
-        None => ("/upper".to_string(), "/work".to_string()),
+    // Paths are bytes: a host directory's name need not be UTF-8.
+    let (upper, work): (Vec<u8>, Vec<u8>) = match &writable_layer {
+        None => (b"/upper".to_vec(), b"/work".to_vec()),
         Some(dir) => {
-            let dir = dir.to_string_lossy();
-            (format!("{OLD_ROOT}{dir}/upper"), format!("{OLD_ROOT}{dir}/work"))
+            let dir = [OLD_ROOT.as_bytes(), dir.as_os_str().as_bytes()].concat();
+            ([&dir[..], b"/upper"].concat(), [&dir[..], b"/work"].concat())
         }
     };
     let mut p = RootfsPlan::default();
@@ -262,10 +263,10 @@ pub(crate) fn plan(
         }
     }
     if !etc.is_empty() {
-        let etc_dir = format!("{upper}/etc");
+        let etc_dir = [&upper[..], b"/etc"].concat();
         p.push("/etc", MountOp::Mkdir { path: cstring(&etc_dir)?, mode: 0o755, must_create: writable_layer.is_none() });
         for (name, data) in etc {
-            let path = format!("{etc_dir}/{name}");
+            let path = [&etc_dir[..], b"/", name.as_bytes()].concat();
             p.push(format!("/etc/{name}"), MountOp::WriteFile { path: cstring(path)?, data: data.clone() });
         }
     }
@@ -281,7 +282,10 @@ pub(crate) fn plan(
     }
     let mut data = b"lowerdir=".to_vec();
     data.extend_from_slice(&lower);
-    data.extend_from_slice(format!(",upperdir={upper},workdir={work}").as_bytes());
+    data.extend_from_slice(b",upperdir=");
+    data.extend_from_slice(&upper);
+    data.extend_from_slice(b",workdir=");
+    data.extend_from_slice(&work);
     if userns {
         // trusted.* xattrs are root-only: a user namespace mount keeps overlay metadata in user.*.
         data.extend_from_slice(b",userxattr");
@@ -398,6 +402,10 @@ mod tests {
         p.ops.iter().map(|o| format!("{o:?}")).collect()
     }
 
+    fn options_with_none() -> Options {
+        Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None }
+    }
+
     #[test]
     fn a_writable_layer_on_the_host() {
         let layers = [PathBuf::from("/img")];
@@ -435,6 +443,15 @@ mod tests {
                 "/.oldroot/srv/step/upper/etc/hosts"
             ]
         );
+        // A directory's name is bytes, not text.
+        let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"/srv/\xff"));
+        let options = Options { writable_layer: Some(odd), ..options_with_none() };
+        let p = plan(&layers, &[], &[], options).unwrap();
+        let data = p.ops.iter().find_map(|o| match o {
+            MountOp::Overlay { data, .. } => Some(data.as_bytes().to_vec()),
+            _ => None,
+        });
+        assert!(data.unwrap().ends_with(b"upperdir=/.oldroot/srv/\xff/upper,workdir=/.oldroot/srv/\xff/work"));
     }
 
     #[test]
