@@ -73,16 +73,18 @@ mod running;
 mod supervise;
 
 // The API.
+mod gc;
 mod host;
 mod sandbox;
 
 pub use cancel::Canceller;
-pub use cgroup::{GcReport, gc};
+pub use cgroup::GcReport;
 pub use config::{
     DEFAULT_MEMORY, DEFAULT_NOFILE, DEFAULT_OUTPUT_LIMIT, DEFAULT_PIDS, DEFAULT_SANDBOX_ID, DEFAULT_TMPFS_SIZE,
     DEFAULT_WALL_TIME, MountSpec,
 };
 pub use error::{Errno, Error, HostFeature, Result, Step};
+pub use gc::gc;
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
 pub use network::{EgressRule, NamedNetwork, Network, NetworkRecord, Networks, Protocol, Publish};

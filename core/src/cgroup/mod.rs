@@ -225,23 +225,11 @@ fn limited(group: Box<dyn Cgroup>, limits: &Limits) -> Result<Guard> {
     Ok(guard)
 }
 
-/// `<pid>-<starttime>-<seq>`: unique per run, and tells whose it is.
+/// `<pid>-<starttime>-<seq>` (the process's `runtime::owner_tag`, then a number): unique
+/// per run, and tells whose it is.
 fn run_name() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    // Per process: a child of fork has a pid and a start time of its own, and `gc` must
-    // see its cgroups as the child's, alive while it is.
-    static OWNER: crate::runtime::ProcessLocal<(u32, u64)> = crate::runtime::ProcessLocal::new(|| {
-        let pid = std::process::id();
-        (pid, start_time(pid).unwrap_or(0))
-    });
-    let (pid, start) = *OWNER.get();
-    format!("{pid}-{start}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+    format!("{}-{}", crate::runtime::owner_tag(), SEQ.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `<pid>-<starttime>-<seq>`, as [`run_name`] makes them.
@@ -252,16 +240,10 @@ fn looks_like_run_name(name: &str) -> bool {
 
 /// Whether the process that named a run's cgroup `name` is still alive.
 fn owner_alive(name: &str) -> bool {
-    let mut parts = name.splitn(3, '-');
-    let (Some(pid), Some(start)) =
-        (parts.next().and_then(|p| p.parse().ok()), parts.next().and_then(|s| s.parse().ok()))
-    else {
-        return true; // Not one of ours by name: leave it.
-    };
-    start_time(pid) == Some(start)
+    name.rsplit_once('-').is_none_or(|(tag, _)| crate::runtime::tag_alive(tag))
 }
 
-/// What [`gc`] removed.
+/// What [`gc`](crate::gc) removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
     /// Cgroup directories removed.
@@ -272,8 +254,8 @@ pub struct GcReport {
 
 /// Removes the cgroups that callers which are no longer running left below `isolette/`
 /// (killing any process still in them). Runs automatically at a process's first sandbox;
-/// `isolette gc` runs it by hand.
-pub fn gc() -> Result<GcReport> {
+/// `isolette gc` runs it, with the rest of [`crate::gc`], by hand.
+pub(crate) fn gc() -> Result<GcReport> {
     let mut report = GcReport::default();
     let parents: Vec<PathBuf> = match Layout::host() {
         Layout::V2 { root } => vec![root.join(PARENT)],
@@ -369,8 +351,6 @@ mod tests {
         assert!(owner_alive(&name));
         assert_ne!(run_name(), name, "unique per run");
         assert!(!owner_alive("999999999-1-0"), "no such process");
-        let start = start_time(std::process::id()).unwrap();
-        assert!(!owner_alive(&format!("{}-{}-0", std::process::id(), start + 1)), "pid reused by another process");
         assert!(owner_alive("not-ours"), "names we did not make are left alone");
         assert!(looks_like_run_name(&name) && looks_like_run_name("1-2-3"));
         for other in ["cgroup.procs", "memory.limit_in_bytes", "1-2", "1-2-3-4", "a-2-3", "1--3", "tasks"] {

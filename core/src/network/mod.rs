@@ -198,6 +198,12 @@ pub(crate) enum NetworkPlan {
     Named { network: NamedNetwork, hostname: String },
 }
 
+/// Removes what callers that no longer run left of their networks: slirp4netns API
+/// directories in `$TMPDIR`; returns them.
+pub(crate) fn remove_leftovers() -> Vec<PathBuf> {
+    slirp::remove_leftovers()
+}
+
 /// Where `program` is on `PATH` (the usual places when `PATH` is unset).
 pub(crate) fn find_program(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")

@@ -188,14 +188,18 @@ impl Drop for Slirp {
     }
 }
 
-/// A private directory for the API socket (`$TMPDIR/isolette-slirp.XXXXXX`), removed when
-/// dropped: once the ports are published, slirp4netns keeps its listening socket and the
-/// name is not needed any more.
+/// What the API directories' names start with.
+const API_DIR_PREFIX: &str = "isolette-slirp.";
+
+/// A private directory for the API socket (`$TMPDIR/isolette-slirp.<owner tag>.XXXXXX`),
+/// removed when dropped: once the ports are published, slirp4netns keeps its listening
+/// socket and the name is not needed any more. One that a killed caller left is
+/// [`remove_leftovers`]'s.
 struct ApiDir(PathBuf);
 
 impl ApiDir {
     fn new() -> Result<ApiDir> {
-        let template = std::env::temp_dir().join("isolette-slirp.XXXXXX");
+        let template = std::env::temp_dir().join(format!("{API_DIR_PREFIX}{}.XXXXXX", crate::runtime::owner_tag()));
         nix::unistd::mkdtemp(&template).map(ApiDir).map_err(|e| Error::io("mkdtemp", template, e.into()))
     }
 
@@ -207,5 +211,46 @@ impl ApiDir {
 impl Drop for ApiDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the API directories in `$TMPDIR` whose owners no longer run (killed between
+/// making one and publishing their ports); returns them.
+pub(crate) fn remove_leftovers() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return Vec::new() };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(tag) = name.to_str().and_then(|n| n.strip_prefix(API_DIR_PREFIX)).and_then(|n| n.rsplit_once('.'))
+        else {
+            continue;
+        };
+        if !crate::runtime::tag_alive(tag.0) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_dead_owners_are_removed_and_others_kept() {
+        let tmp = std::env::temp_dir();
+        let dead = tmp.join(format!("{API_DIR_PREFIX}999999999-1.{}", std::process::id()));
+        let alive = tmp.join(format!("{API_DIR_PREFIX}{}.{}x", crate::runtime::owner_tag(), std::process::id()));
+        let other = tmp.join(format!("{API_DIR_PREFIX}not-a-tag-{}", std::process::id()));
+        for d in [&dead, &alive, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(dead.join("api.sock"), "").unwrap();
+        let removed = remove_leftovers();
+        assert!(removed.contains(&dead) && !dead.exists(), "{removed:?}");
+        assert!(alive.exists() && other.exists(), "a live owner's, and what is not ours, stay");
+        for d in [&alive, &other] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
     }
 }

@@ -63,6 +63,32 @@ impl Owner {
     }
 }
 
+/// `<pid>-<starttime>`: names this process among every process the machine has had since
+/// it booted (a pid alone is reused). What a process leaves on the host (a run's cgroup, a
+/// temporary directory) carries it, so `gc` can tell whether its owner still runs. Per
+/// process: a child of `fork` has a tag of its own.
+pub(crate) fn owner_tag() -> &'static str {
+    static TAG: ProcessLocal<String> = ProcessLocal::new(|| {
+        let pid = std::process::id();
+        format!("{pid}-{}", start_time(pid).unwrap_or(0))
+    });
+    TAG.get()
+}
+
+/// Whether the process an [`owner_tag`] names still runs; `true` for text that is no tag
+/// (what we did not name is left alone).
+pub(crate) fn tag_alive(tag: &str) -> bool {
+    let Some((pid, start)) = tag.split_once('-') else { return true };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else { return true };
+    start_time(pid) == Some(start)
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
 /// A value made on first use in each process (see the module docs).
 pub(crate) struct ProcessLocal<T: 'static> {
     slot: LeakedSlot<(u64, T)>,
@@ -100,6 +126,22 @@ impl<T: Send + Sync + 'static> ProcessLocal<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_name_a_live_owner() {
+        let tag = owner_tag();
+        assert!(tag.starts_with(&format!("{}-", std::process::id())));
+        assert!(tag_alive(tag));
+        assert!(!tag_alive("999999999-1"), "no such process");
+        let (pid, start) = tag.split_once('-').unwrap();
+        let later: u64 = start.parse::<u64>().unwrap() + 1;
+        assert!(!tag_alive(&format!("{pid}-{later}")), "the pid reused by another process");
+        for other in ["not-ours", "12", "a-1", ""] {
+            assert!(tag_alive(other), "{other:?} is no tag: left alone");
+        }
+        let child_tag = crate::sys::in_forked_child(|| owner_tag() != tag);
+        assert!(child_tag, "a child of fork has a tag of its own");
+    }
 
     #[test]
     fn a_child_of_fork_gets_its_own_value() {

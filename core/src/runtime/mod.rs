@@ -21,6 +21,6 @@ mod spares;
 
 pub use background::cleanup;
 pub(crate) use background::{release_later, remove_dirs, running, try_remove};
-pub(crate) use forked::{Owner, ProcessLocal};
+pub(crate) use forked::{Owner, ProcessLocal, owner_tag, tag_alive};
 pub(crate) use held::{Held, opening};
 pub(crate) use spares::Spares;
