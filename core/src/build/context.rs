@@ -340,17 +340,8 @@ fn file_name(rel: &str) -> String {
 /// `source` cleaned as a path relative to the context root (a leading `/` is the root),
 /// or `None` when `..` would leave it.
 fn clean_inside(source: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in source.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            _ => parts.push(part),
-        }
-    }
-    Some(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+    let (path, left) = super::ignore::clean_parts(source);
+    (!left).then_some(path)
 }
 
 #[cfg(test)]

@@ -76,17 +76,22 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
 /// repeated `/` and `.` parts dropped, `..` taken against the part before (never above
 /// the root), no trailing `/`; the root itself is `.`.
 fn clean(path: &str) -> String {
+    clean_parts(path).0
+}
+
+/// [`clean`]'s path, and whether a `..` would have left the root: an ignore pattern stays
+/// at the root, where a `COPY` source that leaves it is refused (`context.rs`).
+pub(super) fn clean_parts(path: &str) -> (String, bool) {
     let mut parts: Vec<&str> = Vec::new();
+    let mut left = false;
     for part in path.split('/') {
         match part {
             "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
+            ".." => left |= parts.pop().is_none(),
             _ => parts.push(part),
         }
     }
-    if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+    (if parts.is_empty() { ".".to_string() } else { parts.join("/") }, left)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
@@ -41,7 +41,7 @@ pub fn write_layer(upper: &Path, out: impl Write, epoch: Option<u64>) -> Result<
         summary: LayerSummary { diff_id: String::new(), entries: 0, whiteouts: 0, bytes: 0 },
     };
     writer.tar.mode(tar::HeaderMode::Complete);
-    writer.dir(upper, "")?;
+    writer.dir(upper, Path::new(""))?;
     let err = |e: std::io::Error| Error::io("write layer", upper, e);
     let mut hashing = writer.tar.into_inner().map_err(err)?;
     hashing.inner.flush().map_err(err)?;
@@ -55,43 +55,42 @@ struct Writer<W: Write> {
     tar: tar::Builder<Hashing<W>>,
     epoch: Option<u64>,
     /// Hard-linked files met so far, by (device, inode): the path of the first name.
-    links: HashMap<(u64, u64), String>,
+    links: HashMap<(u64, u64), PathBuf>,
     summary: LayerSummary,
 }
 
 impl<W: Write> Writer<W> {
     /// Writes what is below the directory `dir`, whose path in the layer is `rel`.
-    fn dir(&mut self, dir: &Path, rel: &str) -> Result<()> {
+    fn dir(&mut self, dir: &Path, rel: &Path) -> Result<()> {
         let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
             .and_then(|entries| entries.map(|e| e.map(|e| e.file_name())).collect())
             .map_err(|e| Error::io("list", dir, e))?;
         names.sort();
         for name in names {
             let path = dir.join(&name);
-            let Some(name) = name.to_str() else {
-                return Err(Error::config(format!("{}: a file name that is not UTF-8", path.display())));
-            };
-            let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+            // Names are bytes: a program's file need not have a UTF-8 name.
+            let child = rel.join(&name);
             self.entry(&path, &child)?;
         }
         Ok(())
     }
 
-    fn entry(&mut self, path: &Path, rel: &str) -> Result<()> {
+    fn entry(&mut self, path: &Path, rel: &Path) -> Result<()> {
         let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
         let kind = meta.file_type();
         let io = |e: std::io::Error| Error::io("write layer entry", path, e);
         if kind.is_char_device() && meta.rdev() == 0 {
             // overlayfs's mark of a deletion.
-            let (parent, name) = rel.rsplit_once('/').map_or(("", rel), |(p, n)| (p, n));
-            let marker = if parent.is_empty() { format!(".wh.{name}") } else { format!("{parent}/.wh.{name}") };
-            self.marker(&marker, &meta).map_err(io)?;
+            let mut name = std::ffi::OsString::from(".wh.");
+            name.push(rel.file_name().unwrap_or_default());
+            self.marker(&rel.with_file_name(name), &meta).map_err(io)?;
             self.summary.whiteouts += 1;
             return Ok(());
         }
         if kind.is_block_device() || kind.is_char_device() || kind.is_socket() {
             return Err(Error::config(format!(
-                "{rel}: a device node or socket cannot go into an image layer (make it at run time)"
+                "{}: a device node or socket cannot go into an image layer (make it at run time)",
+                rel.display()
             )));
         }
         let mut header = tar::Header::new_gnu();
@@ -108,14 +107,16 @@ impl<W: Write> Writer<W> {
                 header.set_entry_type(tar::EntryType::Link);
                 return self.tar.append_link(&mut header, rel, first).map_err(io);
             }
-            self.links.insert((meta.dev(), meta.ino()), rel.to_string());
+            self.links.insert((meta.dev(), meta.ino()), rel.to_path_buf());
         }
         self.xattrs(path, kind.is_symlink()).map_err(io)?;
         if kind.is_dir() {
             header.set_entry_type(tar::EntryType::Directory);
-            self.tar.append_data(&mut header, format!("{rel}/"), std::io::empty()).map_err(io)?;
+            let mut with_slash = rel.as_os_str().to_owned();
+            with_slash.push("/");
+            self.tar.append_data(&mut header, with_slash, std::io::empty()).map_err(io)?;
             if is_opaque(path) {
-                self.marker(&format!("{rel}/.wh..wh..opq"), &meta).map_err(io)?;
+                self.marker(&rel.join(".wh..wh..opq"), &meta).map_err(io)?;
                 self.summary.whiteouts += 1;
             }
             return self.dir(path, rel);
@@ -138,7 +139,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// An empty regular file that marks a whiteout or an opaque directory.
-    fn marker(&mut self, path: &str, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    fn marker(&mut self, path: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o644);
@@ -315,6 +316,20 @@ mod tests {
         let mut tar_bytes = Vec::new();
         write_layer(dir.path(), &mut tar_bytes, Some(1_000)).unwrap();
         assert!(entries(&tar_bytes).iter().all(|e| e.3 <= 1_000));
+    }
+
+    #[test]
+    fn names_are_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        std::fs::create_dir(dir.path().join(odd)).unwrap();
+        std::fs::write(dir.path().join(odd).join(odd), "x").unwrap();
+        let mut tar_bytes = Vec::new();
+        write_layer(dir.path(), &mut tar_bytes, Some(0)).unwrap();
+        let mut archive = tar::Archive::new(&tar_bytes[..]);
+        let names: Vec<Vec<u8>> = archive.entries().unwrap().map(|e| e.unwrap().path_bytes().into_owned()).collect();
+        assert_eq!(names, [b"caf\xe9/".to_vec(), b"caf\xe9/caf\xe9".to_vec()]);
     }
 
     #[test]

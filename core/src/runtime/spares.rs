@@ -23,11 +23,13 @@ struct State<K, T> {
     ready: Vec<(K, T)>,
     /// Bumped by every flush, under the lock.
     generation: u64,
+    /// Whether a flush of this process clears these spares yet.
+    registered: bool,
 }
 
 impl<K, T> Default for State<K, T> {
     fn default() -> Self {
-        State { ready: Vec::new(), generation: 0 }
+        State { ready: Vec::new(), generation: 0, registered: false }
     }
 }
 
@@ -51,8 +53,13 @@ impl<K: PartialEq + Send + 'static, T: Send + 'static> Spares<K, T> {
     /// Has a spare for `key` made by `make` on the background thread (started if need
     /// be), unless [`MAX`] are ready; `None` from `make` means it could not be made.
     pub(crate) fn prepare(&'static self, key: K, make: impl FnOnce(&K) -> Option<T> + Send + 'static) {
-        background::on_flush(self);
-        let generation = self.lock().generation;
+        let generation = {
+            let mut state = self.lock();
+            if !std::mem::replace(&mut state.registered, true) {
+                background::on_flush(self);
+            }
+            state.generation
+        };
         background::run_later(move || {
             if self.lock().ready.len() >= MAX {
                 return;
