@@ -1,7 +1,7 @@
 //! [`Canceller`]: a cancel that reaches a run from any thread: one byte on a pipe that
 //! the run's supervisor polls.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -34,6 +34,12 @@ impl Canceller {
     pub fn cancel(&self) {
         // One byte is enough; a full pipe means a cancel is already on its way.
         let _ = nix::unistd::write(&*self.pipe, &[1]);
+    }
+
+    /// Whether [`cancel`](Canceller::cancel) was called (by any clone).
+    pub fn is_cancelled(&self) -> bool {
+        let mut fds = [nix::poll::PollFd::new(self.watch.as_fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0)
     }
 
     /// A supervisor's copy of the end it polls.

@@ -103,6 +103,9 @@ pub(crate) struct Config {
     pub canceller: Option<Canceller>,
     /// How the sandbox reaches the network.
     pub net: NetworkRequest,
+    /// A build step's run (`isolette build`): a user namespace whose ids are the host's,
+    /// where uid 0 is allowed and keeps Docker's default capabilities (of the namespace).
+    pub build_root: bool,
 }
 
 /// Default wall-time limit.
@@ -147,6 +150,7 @@ impl Default for Config {
             hostname: "isolette".into(),
             user_namespace: None,
             user: None,
+            build_root: false,
             entrypoint: None,
             tty: None,
             leases: Vec::new(),

@@ -63,6 +63,22 @@ pub enum Error {
         /// What went wrong and what to do about it; never a secret.
         reason: String,
     },
+    /// A build step failed (`isolette build`): a `RUN` that exited with an error or was
+    /// stopped by a limit, or a file step that could not be done. Nothing of the build was
+    /// stored under its names.
+    #[error("{file} line {line}: {instruction}: {reason}")]
+    Build {
+        /// The Dockerfile.
+        file: String,
+        /// The step's line, from 1.
+        line: usize,
+        /// The step as written (shortened).
+        instruction: String,
+        /// What went wrong: the exit code or verdict, and the end of the step's output.
+        reason: String,
+        /// The `RUN`'s exit code, when it exited.
+        exit_code: Option<i32>,
+    },
     /// An I/O operation of the supervisor failed.
     #[error("{op} `{}`: {source}", path.display())]
     Io {
@@ -77,7 +93,7 @@ pub enum Error {
 
 impl Error {
     /// The variant's name in snake_case (`config`, `image`, `command_not_found`, `host`,
-    /// `setup`, `io`, `registry`): what the CLI's JSON and the bindings call this kind of error.
+    /// `setup`, `io`, `registry`, `build`): what the CLI's JSON and the bindings call this kind of error.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
@@ -87,6 +103,7 @@ impl Error {
             Error::Setup { .. } => "setup",
             Error::Io { .. } => "io",
             Error::Registry { .. } => "registry",
+            Error::Build { .. } => "build",
         }
     }
 
@@ -117,16 +134,22 @@ impl Error {
     }
 
     /// The error as every surface shows it: `{"kind", "message", "step", "errno", "path"}`
-    /// (absent ones `null`): the CLI prints it under `"error"` with `--json`, detached runs
-    /// record it, and Node's errors carry it.
+    /// (absent ones `null`), and for a build error its `line` and `exit_code`: the CLI
+    /// prints it under `"error"` with `--json`, detached runs record it, and Node's errors
+    /// carry it.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "kind": self.kind(),
             "message": self.to_string().trim_end(),
             "step": self.step().map(Step::name),
             "errno": self.errno(),
             "path": self.path().map(|p| p.to_string_lossy()),
-        })
+        });
+        if let Error::Build { line, exit_code, .. } = self {
+            json["line"] = (*line).into();
+            json["exit_code"] = (*exit_code).into();
+        }
+        json
     }
 
     /// What a refused `clone3` means: the host does not let this caller make namespaces.

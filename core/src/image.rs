@@ -140,6 +140,8 @@ impl Image {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
+        // `root` is 0 with or without an /etc/passwd, as in Docker.
+        let (user, group) = (if user == "root" { "0" } else { user }, group.map(|g| if g == "root" { "0" } else { g }));
         let bad = |what: &str| Error::Image {
             path: self.layers.last().cloned().unwrap_or_default(),
             reason: format!("image user `{spec}`: {what}"),

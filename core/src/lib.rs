@@ -73,6 +73,8 @@ mod running;
 mod supervise;
 
 // The API.
+#[cfg(feature = "store")]
+mod builder;
 mod gc;
 mod host;
 mod sandbox;
@@ -106,5 +108,5 @@ pub use stdio::{Output, SharedFd, Stdin};
 #[doc(hidden)]
 pub use store::fuzzing;
 #[cfg(feature = "store")]
-pub use store::{ImageRecord, NewLayer, Progress, Store, Volume, VolumeRecord};
+pub use store::{ImageRecord, NewLayer, Progress, Store, StoredLayer, Volume, VolumeRecord};
 pub use units::{format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size};

@@ -39,6 +39,14 @@ impl IdMaps {
         IdMaps { uid_map: line.clone(), gid_map: line, setgroups: "allow" }
     }
 
+    /// A root caller's build step: ids 0..65536 inside are the same ids outside, so the
+    /// image's files keep their owners and the namespace's root may change them (with
+    /// capabilities over the namespace only).
+    pub(crate) fn identity() -> IdMaps {
+        let line = format!("0 0 {HOST_ID_COUNT}\n");
+        IdMaps { uid_map: line.clone(), gid_map: line, setgroups: "allow" }
+    }
+
     /// Unprivileged caller: only its own uid and gid, seen inside as the sandbox's ids.
     pub(crate) fn for_caller(inside_uid: u32, inside_gid: u32, host_uid: u32, host_gid: u32) -> IdMaps {
         IdMaps {

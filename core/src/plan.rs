@@ -117,6 +117,7 @@ impl Plan {
         let (uid, gid) = (run.uid, run.gid);
         let caller_is_root = nix::unistd::geteuid().is_root();
         let userns = match config.user_namespace {
+            _ if config.build_root => true,
             Some(false) if !caller_is_root => {
                 return Err(Error::config(
                     "a caller that is not root needs a user namespace; drop `user_namespace(false)`",
@@ -125,7 +126,7 @@ impl Plan {
             Some(on) => on,
             None => !caller_is_root,
         };
-        if uid == 0 || gid == 0 {
+        if (uid == 0 || gid == 0) && !config.build_root {
             return Err(Error::config("the sandbox user must not be root (uid and gid 0 are refused)"));
         }
         if userns && caller_is_root && (uid >= namespaces::HOST_ID_COUNT || gid >= namespaces::HOST_ID_COUNT) {
@@ -135,7 +136,9 @@ impl Plan {
             )));
         }
         let id_maps = userns.then(|| {
-            if caller_is_root {
+            if caller_is_root && config.build_root {
+                IdMaps::identity()
+            } else if caller_is_root {
                 IdMaps::for_root()
             } else {
                 IdMaps::for_caller(uid, gid, nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
@@ -337,12 +340,14 @@ impl Program {
 
         let workdir = cstring(workdir.as_os_str().as_bytes())?;
         let filter = seccomp::program(&config.seccomp)?;
+        let caps = if config.build_root && run.uid == 0 { BUILD_ROOT_CAPS } else { 0 };
         let numbers = format!(
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             run.uid,
             run.gid,
             u8::from(setgroups),
             cap_last_cap(),
+            caps,
             u8::from(config.tty.is_some()),
             candidates.len()
         );
@@ -460,6 +465,20 @@ fn check_mount(spec: &MountSpec) -> Result<rootfs::Bind> {
         .map_err(|e| Error::config(format!("mount source `{}`: {e}", spec.source.display())))?;
     Ok(rootfs::Bind { is_dir: source.is_dir(), source, target, writable: spec.writable })
 }
+
+/// The capabilities a build step run as root keeps, Docker's default set: `CHOWN`,
+/// `DAC_OVERRIDE`, `FOWNER`, `FSETID`, `KILL`, `SETGID`, `SETUID`, `SETPCAP`,
+/// `NET_BIND_SERVICE`, `NET_RAW`, `SYS_CHROOT`, `MKNOD`, `AUDIT_WRITE`, `SETFCAP`. They
+/// are the user namespace's: over its own processes and the files whose owners it maps.
+const BUILD_ROOT_CAPS: u64 = {
+    let caps = [0u32, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
+    let (mut mask, mut i) = (0u64, 0);
+    while i < caps.len() {
+        mask |= 1 << caps[i];
+        i += 1;
+    }
+    mask
+};
 
 /// `/proc/sys/kernel/cap_last_cap`, read once; 63 when unreadable, so every cap is dropped.
 fn cap_last_cap() -> u32 {
@@ -594,7 +613,8 @@ mod tests {
         assert_eq!(arg(0), proto::ARGV0);
         let numbers: Vec<&str> = arg(1).split(' ').collect();
         assert_eq!(numbers.len(), proto::NUMBERS);
-        assert_eq!(numbers[5], "2", "two candidates");
+        assert_eq!(numbers[4], "0", "no capabilities kept");
+        assert_eq!(numbers[6], "2", "two candidates");
         assert_eq!((arg(4), arg(5), arg(6), arg(7)), ("/a/prog", "/b/prog", "prog", "arg"));
         assert_eq!(arg(3).len() % 16, 0, "the filter: 8 bytes per instruction, as hex");
 

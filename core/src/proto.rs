@@ -59,9 +59,10 @@ pub mod step {
 }
 
 /// The init's argv, after `argv[0]`:
-/// 1. the numbers `uid gid setgroups cap_last_cap tty candidates`, in decimal, space
-///    separated (`setgroups` and `tty` are 0 or 1, `candidates` how many exec paths
-///    follow; with `tty`, fds 0 to 2 are a terminal the program makes its controlling one);
+/// 1. the numbers `uid gid setgroups cap_last_cap caps tty candidates`, in decimal, space
+///    separated (`setgroups` and `tty` are 0 or 1, `caps` the capabilities the program
+///    keeps as a bit mask, 0 but for a build step run as root, `candidates` how many
+///    exec paths follow; with `tty`, fds 0 to 2 are a terminal the program makes its controlling one);
 /// 2. the working directory;
 /// 3. the seccomp filter as hex of its `sock_filter` bytes (empty for none);
 /// 4. the `candidates` paths to try with `execve`, in order;
@@ -72,7 +73,7 @@ pub mod step {
 pub const ARGV0: &str = "isolette-init";
 
 /// Fields in argv[1].
-pub const NUMBERS: usize = 6;
+pub const NUMBERS: usize = 7;
 
 /// A parked init: a warm sandbox's, exec'd before its request came (`pool.rs`). Its argv
 /// is [`ARGV0`] alone; fd 0 is the pool's control socket, fds 1 and 2 stand in for the

@@ -262,8 +262,23 @@ pub(crate) fn plan(
             p.push(dir, MountOp::Mkdir { path: cstring(path)?, mode: 0o755, must_create: false });
         }
     }
+    // With a writable layer of the caller's, the sandbox's own files and mount points go in
+    // a layer of their own below it (`init/`, as Docker's init layer), so that the caller's
+    // layer holds only what the program changed.
+    let init = writable_layer.as_ref().map(|dir| [OLD_ROOT.as_bytes(), dir.as_os_str().as_bytes(), b"/init"].concat());
+    if let Some(init) = &init {
+        p.push("/", MountOp::Mkdir { path: cstring(init)?, mode: 0o755, must_create: false });
+        let mut points = vec![("proc", 0o555), ("dev", 0o755), ("tmp", 0o1777)];
+        if with_sys {
+            points.push(("sys", 0o555));
+        }
+        for (dir, mode) in points {
+            let path = [&init[..], b"/", dir.as_bytes()].concat();
+            p.push(format!("/{dir}"), MountOp::Mkdir { path: cstring(path)?, mode, must_create: false });
+        }
+    }
     if !etc.is_empty() {
-        let etc_dir = [&upper[..], b"/etc"].concat();
+        let etc_dir = [init.as_deref().unwrap_or(&upper), b"/etc"].concat();
         p.push("/etc", MountOp::Mkdir { path: cstring(&etc_dir)?, mode: 0o755, must_create: writable_layer.is_none() });
         for (name, data) in etc {
             let path = [&etc_dir[..], b"/", name.as_bytes()].concat();
@@ -272,13 +287,16 @@ pub(crate) fn plan(
     }
 
     // Overlayfs lists lower layers top first.
-    let mut lower = Vec::new();
+    let mut lower = init.map(|dir| [&dir[..], b":"].concat()).unwrap_or_default();
     for layer in layers.iter().rev() {
-        if !lower.is_empty() {
+        if !lower.is_empty() && !lower.ends_with(b":") {
             lower.push(b':');
         }
         lower.extend_from_slice(OLD_ROOT.as_bytes());
         lower.extend_from_slice(layer.as_os_str().as_bytes());
+    }
+    if lower.ends_with(b":") {
+        lower.pop();
     }
     let mut data = b"lowerdir=".to_vec();
     data.extend_from_slice(&lower);
@@ -423,7 +441,11 @@ mod tests {
         });
         assert_eq!(
             overlay.as_deref(),
-            Some("lowerdir=/.oldroot/img,upperdir=/.oldroot/srv/step/upper,workdir=/.oldroot/srv/step/work")
+            Some(
+                "lowerdir=/.oldroot/srv/step/init:/.oldroot/img,upperdir=/.oldroot/srv/step/upper,\
+                 workdir=/.oldroot/srv/step/work"
+            ),
+            "the sandbox's /etc files in a layer of their own, under the writable one"
         );
         let written: Vec<&str> = p
             .ops
@@ -439,8 +461,12 @@ mod tests {
             [
                 "/.oldroot/srv/step/upper",
                 "/.oldroot/srv/step/work",
-                "/.oldroot/srv/step/upper/etc",
-                "/.oldroot/srv/step/upper/etc/hosts"
+                "/.oldroot/srv/step/init",
+                "/.oldroot/srv/step/init/proc",
+                "/.oldroot/srv/step/init/dev",
+                "/.oldroot/srv/step/init/tmp",
+                "/.oldroot/srv/step/init/etc",
+                "/.oldroot/srv/step/init/etc/hosts"
             ]
         );
         // A directory's name is bytes, not text.

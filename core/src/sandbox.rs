@@ -217,7 +217,8 @@ impl SandboxBuilder {
     /// overlayfs can write to (not an overlay itself); [`tmpfs_size`](Self::tmpfs_size)
     /// then limits only `/tmp` and `/dev/shm`. With a user namespace, the namespace's root
     /// must be able to write in `dir`. The files the sandbox gets in `/etc` (`hosts`,
-    /// `resolv.conf` with a network) are written there too. A run with one never takes a
+    /// `resolv.conf` with a network) go in `dir/init/etc`, a layer below the writable one,
+    /// as Docker's init layer: the writable layer holds only what the program changed. A run with one never takes a
     /// warm sandbox from a pool.
     pub fn writable_layer(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.writable_layer = Some(dir.into());
@@ -415,6 +416,13 @@ impl SandboxBuilder {
     /// Hostname inside the sandbox (default `isolette`).
     pub fn hostname(mut self, name: impl Into<String>) -> Self {
         self.config.hostname = name.into();
+        self
+    }
+
+    /// A build step's run: a user namespace whose ids are the host's, in which
+    /// [`user`](Self::user) may be 0 and root keeps Docker's default capabilities.
+    pub(crate) fn build_root(mut self) -> Self {
+        self.config.build_root = true;
         self
     }
 

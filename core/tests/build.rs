@@ -1,13 +1,15 @@
 //! Images made the way `isolette build` makes them: a tree as an overlay leaves it
 //! (files, a deletion, an opaque directory) written as a layer (`build::write_layer`),
-//! committed on a base image in the store (`Store::commit`), and run in a sandbox.
+//! committed on a base image in the store (`Store::commit`), and run in a sandbox; and
+//! `Store::build`: Dockerfiles built step by step, each cache rule, reproducible digests,
+//! stages, and the errors of bad recipes and failing steps.
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{busybox, require_root, stdout};
-use isolette::build::write_layer;
+use common::{busybox, cli, require_root, stdout};
+use isolette::build::{BuildEvent, BuildNetwork, BuildOptions, StepReport, write_layer};
 use isolette::{NewLayer, Sandbox, Status, Store};
 
 fn fixtures() -> Option<PathBuf> {
@@ -49,7 +51,9 @@ fn a_committed_layer_applies_on_its_base_and_the_same_tree_is_the_same_image() {
     let tar = dir.path().join("step.tar");
     let summary = write_layer(tree.path(), std::fs::File::create(&tar).unwrap(), Some(0)).unwrap();
     assert_eq!(summary.whiteouts, 2);
-    let layer = NewLayer { tar: tar.clone(), created_by: "RUN a step".into() };
+    let stored = store.add_layer(&tar).unwrap();
+    assert!(store.has_layer(&stored));
+    let layer = NewLayer { layer: Some(stored), created_by: "RUN a step".into() };
     let edit = |config: &mut serde_json::Map<String, serde_json::Value>| {
         config.insert("Env".into(), serde_json::json!(["PATH=/bin", "GREETING=built"]));
         config.insert("Labels".into(), serde_json::json!({ "made": "by a test" }));
@@ -81,6 +85,7 @@ fn a_committed_layer_applies_on_its_base_and_the_same_tree_is_the_same_image() {
         std::fs::read_dir(store.dir().join("layers/sha256")).unwrap().flatten().filter(|e| e.path().is_dir()).count()
     };
     let before = layer_dirs();
+    assert_eq!(store.add_layer(&tar).unwrap(), layer.layer.clone().unwrap(), "the same tar, the same layer");
     let again = store.commit("built:2", Some("two-layer"), &[layer], created, &edit).unwrap();
     assert_eq!((again.id.as_str(), again.manifest.as_deref()), (record.id.as_str(), record.manifest.as_deref()));
     assert_eq!(layer_dirs(), before);
@@ -135,7 +140,7 @@ fn an_image_from_scratch_and_bad_layers() {
     std::fs::write(tree.path().join("only"), "x").unwrap();
     let tar = dir.path().join("only.tar");
     write_layer(tree.path(), std::fs::File::create(&tar).unwrap(), Some(0)).unwrap();
-    let layer = NewLayer { tar, created_by: "COPY only /".into() };
+    let layer = NewLayer { layer: Some(store.add_layer(&tar).unwrap()), created_by: "COPY only /".into() };
     let record = store.commit("scratch-built", None, &[layer], "1970-01-01T00:00:00Z", &|_| {}).unwrap();
     assert_eq!((record.name.as_str(), record.layers.len()), ("scratch-built:latest", 1));
     assert!(store.image("scratch-built").unwrap().layers()[0].join("only").is_file());
@@ -143,7 +148,10 @@ fn an_image_from_scratch_and_bad_layers() {
     // A broken tar: an error, no record, nothing left in the store's tmp.
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, vec![7u8; 3000]).unwrap();
-    let bad = NewLayer { tar: junk, created_by: "RUN junk".into() };
+    assert!(store.add_layer(&junk).is_err());
+    let pruned =
+        isolette::StoredLayer { diff_id: format!("sha256:{}", "0".repeat(64)), blob: "sha256:00".into(), size: 1 };
+    let bad = NewLayer { layer: Some(pruned), created_by: "RUN junk".into() };
     assert!(store.commit("junk:1", None, &[bad], "1970-01-01T00:00:00Z", &|_| {}).is_err());
     assert!(store.record("junk:1").is_err());
     let left = std::fs::read_dir(store.dir().join("tmp")).map(|d| d.count()).unwrap_or(0);
@@ -151,4 +159,360 @@ fn an_image_from_scratch_and_bad_layers() {
     // A missing base is an error naming it.
     let e = store.commit("x:1", Some("nope:1"), &[], "1970-01-01T00:00:00Z", &|_| {}).unwrap_err().to_string();
     assert!(e.contains("nope"), "{e}");
+}
+
+/// A store with the two-layer test image as `base` (busybox, user 1000, `sh -c` as its
+/// entrypoint), or `None` (the test skips) when the fixtures are missing.
+fn store_with_base() -> Option<(tempfile::TempDir, Store)> {
+    let Some(fx) = fixtures() else {
+        common::skip(module_path!(), "the OCI fixtures are missing; run scripts/build-oci-fixtures.sh");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    store.import(&fx.join("two-layer"), Some("base"), &mut |_| {}).unwrap();
+    Some((dir, store))
+}
+
+/// A build context with `files` (path, content) and `Dockerfile`.
+fn context(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+    }
+    dir
+}
+
+/// Builds and returns the result and each step's report.
+fn build(
+    store: &Store,
+    ctx: &std::path::Path,
+    options: &BuildOptions,
+) -> (isolette::Result<isolette::build::BuildResult>, Vec<StepReport>) {
+    let mut steps = Vec::new();
+    let result = store.build(ctx, options, &mut |e| {
+        if let BuildEvent::Step(s) = e {
+            steps.push(s.clone());
+        }
+    });
+    (result, steps)
+}
+
+fn options(tags: &[&str]) -> BuildOptions {
+    let mut o = BuildOptions::default();
+    o.tags = tags.iter().map(|t| t.to_string()).collect();
+    o.network = BuildNetwork::None;
+    o
+}
+
+/// What each step at these lines said: `CACHED`, or why it ran.
+fn said(steps: &[StepReport], lines: &[usize]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let s = steps.iter().find(|s| s.line == *l).unwrap_or_else(|| panic!("no step at line {l}: {steps:#?}"));
+            if s.cached { "CACHED".to_string() } else { s.reason.clone().unwrap_or_else(|| "done".into()) }
+        })
+        .collect()
+}
+
+fn run_in(store: &Store, name: &str, script: &str) -> String {
+    let image = store.image(name).unwrap();
+    let out = Sandbox::builder(&image).entrypoint(Vec::<String>::new()).run(["/bin/sh", "-c", script]).unwrap();
+    assert_eq!(out.status, Status::Ok, "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    stdout(&out)
+}
+
+fn set_mtime(path: &std::path::Path, secs: i64) {
+    let t = nix::sys::time::TimeSpec::new(secs, 0);
+    nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, path, &t, &t, nix::sys::stat::UtimensatFlags::FollowSymlink)
+        .unwrap();
+}
+
+const CACHE_RULES: &str = "\
+FROM base
+USER root
+COPY app/ /app/
+RUN cat /app/main.py > /copy
+COPY --chmod=644 perm/ /perm/
+LABEL v=1
+ARG V=1
+RUN echo $V > /v
+ENV E=1
+RUN echo $E > /e
+";
+
+/// Each cache rule of the build issue, one rebuild at a time: what keeps a step cached,
+/// what makes it run, and the reason it gives.
+#[test]
+fn the_step_cache_keeps_and_misses_by_content_and_scope() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let ctx = context(CACHE_RULES, &[("app/main.py", "print(1)\n"), ("perm/f", "x\n")]);
+    let main = ctx.path().join("app/main.py");
+    let lines = [3, 4, 5, 8, 10];
+    let again = |o: &BuildOptions| {
+        let (r, steps) = build(&store, ctx.path(), o);
+        r.unwrap_or_else(|e| panic!("{e}"));
+        steps
+    };
+    let o = options(&["rules:1"]);
+    assert_eq!(said(&again(&o), &lines), ["not in the cache"; 5]);
+    assert_eq!(run_in(&store, "rules:1", "cat /copy /v /e"), "print(1)\n1\n1\n");
+    assert_eq!(said(&again(&o), &lines), ["CACHED"; 5], "a rebuild is all cache hits");
+
+    // `touch` keeps the cache: times are not content.
+    set_mtime(&main, 1_000_000);
+    assert_eq!(said(&again(&o), &lines), ["CACHED"; 5], "touch");
+
+    // `chmod` misses, and says which file.
+    std::fs::set_permissions(&main, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let steps = again(&o);
+    assert_eq!(said(&steps, &lines[..2]), ["changed: app/main.py", "a step before it changed"], "chmod");
+    std::fs::set_permissions(&main, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    assert_eq!(said(&again(&o), &lines), ["CACHED"; 5], "the old mode is the old entry");
+
+    // Rewritten with the same size and the old mtime put back (`touch -r`): still a miss.
+    let before = std::fs::metadata(&main).unwrap();
+    std::fs::write(&main, "print(2)\n").unwrap();
+    set_mtime(&main, std::os::unix::fs::MetadataExt::mtime(&before));
+    assert_eq!(std::fs::metadata(&main).unwrap().len(), before.len());
+    assert_eq!(said(&again(&o), &lines[..1]), ["changed: app/main.py"], "same size, same mtime, new content");
+    assert_eq!(run_in(&store, "rules:1", "cat /copy"), "print(2)\n");
+
+    // The same tree under another umask: with --chmod, a hit.
+    std::fs::set_permissions(ctx.path().join("perm/f"), std::os::unix::fs::PermissionsExt::from_mode(0o664)).unwrap();
+    assert_eq!(said(&again(&o), &lines[2..3]), ["CACHED"], "umask 0002 vs 0022 under --chmod=644");
+
+    // A LABEL changes no key.
+    std::fs::write(ctx.path().join("Dockerfile"), CACHE_RULES.replace("v=1", "v=2")).unwrap();
+    assert_eq!(said(&again(&o), &lines), ["CACHED"; 5], "LABEL");
+
+    // A build-arg misses from the first RUN that has it in scope, and says so.
+    let mut with_arg = o.clone();
+    with_arg.build_args = vec![("V".into(), "2".into())];
+    let steps = again(&with_arg);
+    assert_eq!(said(&steps, &lines), ["CACHED", "CACHED", "CACHED", "build-arg V", "build-arg V"]);
+
+    assert_eq!(said(&again(&o), &lines), ["CACHED"; 5], "back to the default: the old entries");
+
+    // ENV the same way.
+    std::fs::write(ctx.path().join("Dockerfile"), CACHE_RULES.replace("E=1", "E=2")).unwrap();
+    assert_eq!(said(&again(&o), &lines), ["CACHED", "CACHED", "CACHED", "CACHED", "env E"]);
+    assert_eq!(run_in(&store, "rules:1", "cat /v /e"), "1\n2\n");
+
+    // --no-cache runs everything, and says why.
+    let mut none = o.clone();
+    none.no_cache = true;
+    assert_eq!(said(&again(&none), &lines), ["--no-cache"; 5]);
+}
+
+/// Two builds without the cache of the same context, with a source date epoch: the same
+/// image, to the digest.
+#[test]
+fn a_build_with_a_source_date_epoch_is_reproducible() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let ctx = context(
+        "FROM base\nUSER root\nCOPY . /src/\nRUN mkdir -p /out && date +%N > /dev/null && echo made > /out/f\nENV X=1\n",
+        &[("a.txt", "a\n"), ("sub/b.txt", "b\n")],
+    );
+    let mut o = options(&["repro:1"]);
+    o.no_cache = true;
+    o.source_date_epoch = Some(1_700_000_000);
+    let first = build(&store, ctx.path(), &o).0.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    o.tags = vec!["repro:2".into()];
+    let second = build(&store, ctx.path(), &o).0.unwrap();
+    assert_eq!(first.image.id, second.image.id, "the same config");
+    assert_eq!(first.image.manifest, second.image.manifest, "the same manifest");
+    assert_eq!(first.image.layers, second.image.layers);
+    assert_eq!(first.image.created.as_deref(), Some("2023-11-14T22:13:20Z"));
+}
+
+/// Stages the target does not need never run; `--target`; `COPY --from`; a RUN that
+/// changes nothing adds no layer; `ADD` of a tar; `--chown`; a deletion.
+#[test]
+fn stages_copies_and_layers() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(4);
+    header.set_mode(0o604);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1);
+    header.set_cksum();
+    tar.append_data(&mut header, "inner/file", &b"tar\n"[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let dockerfile = "\
+FROM base AS broken
+RUN exit 3
+FROM base AS builder
+USER root
+RUN mkdir /out && echo built > /out/artifact && rm /etc/top.txt
+RUN true
+FROM base AS final
+COPY --from=builder /out/artifact /artifact
+COPY --chown=1000:1001 own.txt /owned
+ADD files.tar /unpacked/
+WORKDIR /made/here
+";
+    let ctx = context(dockerfile, &[("own.txt", "mine\n")]);
+    std::fs::write(ctx.path().join("files.tar"), tar).unwrap();
+    let (result, steps) = build(&store, ctx.path(), &options(&["stages:1"]));
+    let result = result.unwrap_or_else(|e| panic!("{e}"));
+    assert!(steps.iter().all(|s| s.stage != "broken"), "the unused stage never ran: {steps:#?}");
+    let noop = steps.iter().find(|s| s.line == 6).unwrap();
+    assert_eq!(noop.layer, None, "a RUN that changes nothing adds no layer");
+    assert_eq!(result.image.layers.len(), 2 + 4, "the base's two, then COPY, COPY, ADD, WORKDIR");
+    let got = run_in(
+        &store,
+        "stages:1",
+        "cat /artifact /unpacked/inner/file; stat -c '%u:%g %a' /owned /unpacked/inner/file; cd /made/here && pwd; cat /etc/top.txt",
+    );
+    assert_eq!(got, "built\ntar\n1000:1001 644\n0:0 604\n/made/here\ntop\n");
+    // --target builds the stage named, with its deletion.
+    let mut o = options(&["stages:builder"]);
+    o.target = Some("builder".into());
+    build(&store, ctx.path(), &o).0.unwrap();
+    assert_eq!(run_in(&store, "stages:builder", "cat /out/artifact; ls /etc"), "built\nbase.txt\n");
+}
+
+/// Bad input and failing steps: errors that name the line, nothing stored.
+#[test]
+fn bad_recipes_and_failing_steps() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let cases: &[(&str, &str)] = &[
+        ("FROM base\nFOO bar\n", "line 2"),
+        ("FROM base\nRUN [\"unterminated\n", "line 2"),
+        ("FROM localhost:1/nope:1\n", "line 1"),
+        ("FROM base\nCOPY ../x /x\n", "outside the build context"),
+        ("FROM base\nCOPY link /x\n", "outside the build context"),
+        ("FROM base\nCOPY missing /x\n", "no such file"),
+        ("FROM scratch\nRUN true\n", "line 2"),
+    ];
+    for (dockerfile, want) in cases {
+        let ctx = context(dockerfile, &[]);
+        let _ = std::os::unix::fs::symlink("/etc", ctx.path().join("link"));
+        let e = build(&store, ctx.path(), &options(&["bad:1"])).0.unwrap_err();
+        assert!(e.to_string().contains(want), "{dockerfile:?}: {e}");
+        assert!(store.record("bad:1").is_err(), "{dockerfile:?}: nothing stored");
+    }
+    let ctx = context("FROM base\nUSER root\nRUN echo partial > /p\nRUN echo to stderr >&2; exit 7\n", &[]);
+    let e = build(&store, ctx.path(), &options(&["bad:1"])).0.unwrap_err();
+    match &e {
+        isolette::Error::Build { line, exit_code, reason, .. } => {
+            assert_eq!((*line, *exit_code), (4, Some(7)), "{e}");
+            assert!(reason.contains("to stderr"), "the step's last output: {reason}");
+        }
+        other => panic!("not a build error: {other}"),
+    }
+    assert_eq!(e.to_json()["line"], 4);
+    assert!(store.record("bad:1").is_err());
+    let left: Vec<_> = std::fs::read_dir(store.dir().join("builds")).unwrap().collect();
+    assert!(left.is_empty(), "the build's work is gone: {left:?}");
+}
+
+/// `isolette build` killed in the middle of a `RUN` (SIGKILL) or stopped by Ctrl-C
+/// (SIGINT): the step's processes end with it, nothing stays mounted, Ctrl-C's build
+/// removes its work itself and `isolette gc` a killed one's; the image was never stored. Then the CLI's JSON: one object per step, and a
+/// failing step's line and exit code with exit 125.
+#[test]
+fn a_killed_build_leaves_nothing_and_the_cli_reports_steps() {
+    require_root!();
+    let cli = cli!();
+    let Some((dir, store)) = store_with_base() else { return };
+    let store_dir = store.dir().to_path_buf();
+    let ctx = context("FROM base\nUSER root\nARG ISOLETTE_TEST_MARK\nRUN echo begun > /begun; sleep 60\n", &[]);
+    for signal in [nix::sys::signal::Signal::SIGKILL, nix::sys::signal::Signal::SIGINT] {
+        let marker = common::marker();
+        let mut child = std::process::Command::new(cli)
+            .arg("--store")
+            .arg(&store_dir)
+            .args(["build", "--network", "none", "-t", "killed:1", "--build-arg"])
+            .arg(format!("{}={}", marker.0, marker.1))
+            .arg(ctx.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while common::marked_processes(&marker).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the RUN never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !common::marked_processes(&marker).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "{signal}: the step outlived the build");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let work: Vec<_> = std::fs::read_dir(store_dir.join("builds")).unwrap().flatten().collect();
+        if signal == nix::sys::signal::Signal::SIGKILL {
+            assert_eq!(work.len(), 1, "the killed build's work is there until gc");
+        } else {
+            assert_eq!(status.code(), Some(125), "Ctrl-C stops the build as a failure");
+            assert!(work.is_empty(), "Ctrl-C: the build removed its work itself: {work:?}");
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&*dir.path().to_string_lossy()), "{signal}: a mount of the build is left");
+        let gc = std::process::Command::new(cli).arg("--store").arg(&store_dir).arg("gc").output().unwrap();
+        assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+        assert!(common::cgroups_of(child.id()).is_empty(), "{signal}: cgroups left after gc");
+        let left: Vec<_> = std::fs::read_dir(store_dir.join("builds")).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{signal}: gc removes the build's work: {left:?}");
+        let partial = std::fs::read_dir(store_dir.join("build-cache/steps"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        assert_eq!(partial, 0, "{signal}: no half-written cache entry");
+        assert!(store.record("killed:1").is_err());
+    }
+
+    let ctx = context("FROM base\nUSER root\nRUN echo ok > /ok\nLABEL a=b\nRUN exit 9\n", &[]);
+    let out = std::process::Command::new(cli)
+        .arg("--store")
+        .arg(&store_dir)
+        .args(["build", "--json", "--network", "none", "-t", "json:1"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 5, "FROM, USER, RUN, LABEL, and the error: {lines:#?}");
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[2]["reason"], "not in the cache");
+    let error = &lines[4]["error"];
+    assert_eq!(
+        (error["kind"].as_str(), error["line"].as_u64(), error["exit_code"].as_i64()),
+        (Some("build"), Some(5), Some(9))
+    );
+}
+
+/// A `RUN` with the build's outbound network gets `/etc/hosts` and `/etc/resolv.conf`,
+/// and its layer holds only what the command made (no connection is made).
+#[test]
+fn a_step_with_a_network_keeps_the_sandbox_files_out_of_its_layer() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let ctx =
+        context("FROM base\nUSER root\nRUN test -s /etc/resolv.conf && test -s /etc/hosts && touch /marker\n", &[]);
+    let mut o = options(&["net:1"]);
+    o.network = BuildNetwork::Outbound;
+    let (result, steps) = build(&store, ctx.path(), &o);
+    result.unwrap_or_else(|e| panic!("{e}"));
+    let layer = steps.iter().find(|s| s.line == 3).and_then(|s| s.layer.clone()).expect("the RUN made a layer");
+    let names: Vec<String> = std::fs::read_dir(store.layer_path(&layer))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["marker"]);
 }

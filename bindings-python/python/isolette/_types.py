@@ -94,6 +94,17 @@ class SetupError(IsoletteError, OSError):
         return self.message
 
 
+class RegistryError(IsoletteError):
+    """A registry could not be reached, refused a request, or served something unusable."""
+
+
+class BuildError(IsoletteError):
+    """A build step failed: ``line`` is its Dockerfile line, ``exit_code`` a ``RUN``'s exit code."""
+
+    line: Optional[int] = None
+    exit_code: Optional[int] = None
+
+
 class Redirect(enum.Enum):
     """Where a stream goes, besides bytes (stdin) or a file path."""
 
@@ -120,4 +131,6 @@ BY_KIND = {
     "host": HostError,
     "setup": SetupError,
     "io": SetupError,
+    "registry": RegistryError,
+    "build": BuildError,
 }

@@ -75,6 +75,8 @@ pub struct Entry {
     /// Where it goes, relative to the destination (`/`-separated; empty for a source
     /// file copied to a file destination).
     pub rel: String,
+    /// The digest of its record (hex): what tells which file changed.
+    pub digest: String,
 }
 
 impl Context {
@@ -98,6 +100,12 @@ impl Context {
             Err(e) => return Err(Error::io("read", &file, e)),
         };
         Ok(Context { root, ignore, hashes: Mutex::new(Hashes::default()) })
+    }
+
+    /// A tree to copy from with no ignore rules: an earlier stage's files (`COPY --from`).
+    pub(crate) fn tree(root: &Path) -> Result<Context> {
+        let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
+        Ok(Context { root, ignore: IgnoreRules::default(), hashes: Mutex::new(Hashes::default()) })
     }
 
     /// Takes the content hashes `file` kept from an earlier build of this context (none
@@ -144,15 +152,23 @@ impl Context {
                 )));
             }
             for rel in matched {
-                let path = self.inside(&rel, source)?;
-                let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                let mut path = self.inside(&rel, source)?;
+                let mut meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                if meta.file_type().is_symlink() {
+                    // A source named itself is followed (inside the context only), as BuildKit
+                    // does; symlinks below a directory are copied as they are.
+                    path = path.canonicalize().ok().filter(|real| real.starts_with(&self.root)).ok_or_else(|| {
+                        Error::config(format!("COPY {source}: a symlink leads outside the build context"))
+                    })?;
+                    meta = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+                }
                 if meta.is_dir() {
                     // A directory's contents are copied, not the directory itself.
                     self.walk(&path, &rel, "", chmod, &mut entries, &mut hasher)?;
                 } else {
                     let name = if sources.len() == 1 && !has_pattern(source) { String::new() } else { file_name(&rel) };
-                    self.record(&path, &name, &meta, chmod, &mut hasher)?;
-                    entries.push(Entry { path, rel: name });
+                    let digest = self.record(&path, &name, &meta, chmod, &mut hasher)?;
+                    entries.push(Entry { path, rel: name, digest });
                 }
             }
             hasher.update([0xff]); // between sources
@@ -208,15 +224,17 @@ impl Context {
     }
 
     /// One entry's record in the digest: path, type, permission bits, size, content hash,
-    /// symlink target, `security.capability`; fields and records delimited.
+    /// symlink target, `security.capability`; fields delimited. Returns the record's own
+    /// digest (hex), which goes into `all`.
     fn record(
         &self,
         path: &Path,
         rel: &str,
         meta: &std::fs::Metadata,
         chmod: Option<u32>,
-        hasher: &mut Sha256,
-    ) -> Result<()> {
+        all: &mut Sha256,
+    ) -> Result<String> {
+        let mut hasher = Sha256::new();
         let kind = meta.file_type();
         let kind_byte = if kind.is_file() {
             b'f'
@@ -254,8 +272,9 @@ impl Context {
                 hasher.update(&cap);
             }
         }
-        hasher.update([0xfe]);
-        Ok(())
+        let digest = hasher.finalize();
+        all.update(digest);
+        Ok(hex::encode(&digest[..8]))
     }
 
     /// The sha256 (hex) of a regular file's content: known from an earlier look when the
@@ -319,8 +338,8 @@ impl Context {
             let child_dest = if dest.is_empty() { name.clone() } else { format!("{dest}/{name}") };
             let path = dir.join(&name);
             let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
-            self.record(&path, &child_dest, &meta, chmod, hasher)?;
-            entries.push(Entry { path: path.clone(), rel: child_dest.clone() });
+            let digest = self.record(&path, &child_dest, &meta, chmod, hasher)?;
+            entries.push(Entry { path: path.clone(), rel: child_dest.clone(), digest });
             if meta.is_dir() {
                 self.walk(&path, &child_rel, &child_dest, chmod, entries, hasher)?;
             }

@@ -1,10 +1,11 @@
-//! `Store::commit`: a new image from a base image in the store (or none) and new layer
-//! tars, as a build makes them (`build::write_layer`), with the base's config edited.
+//! `Store::add_layer` and `Store::commit`: a layer tar as a build makes it
+//! (`build::write_layer`) kept in the store, and a new image from a base image in the
+//! store (or none) and such layers, with the base's config edited.
 //!
-//! Each new layer is kept as the store keeps pulled ones: unpacked under its diff id
-//! (shared with any image that has the same tree) and as a gzip blob for `push`. The
-//! blob's gzip header carries no time or name, so the same tar always gives the same
-//! blob, and with the same `created` time the same image id and manifest digest.
+//! A new layer is kept as the store keeps pulled ones: unpacked under its diff id (shared
+//! with any image that has the same tree) and as a gzip blob for `push`. The blob's gzip
+//! header carries no time or name, so the same tar always gives the same blob, and with
+//! the same `created` time the same image id and manifest digest.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -15,12 +16,24 @@ use crate::error::{Error, Result};
 use crate::image::ImageConfig;
 use crate::registry::manifest::{self, Manifest};
 
-/// A new layer for [`Store::commit`]: an uncompressed layer tar and what made it.
+/// A layer the store holds ([`Store::add_layer`]): its diff id and its gzip blob.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredLayer {
+    /// `sha256:` digest of the uncompressed tar.
+    pub diff_id: String,
+    /// `sha256:` digest of the gzip blob.
+    pub blob: String,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
+
+/// One step of a new image's history for [`Store::commit`]: the layer it added, if any,
+/// and what made it.
 #[derive(Debug, Clone)]
 pub struct NewLayer {
-    /// The layer tar (as `build::write_layer` writes it).
-    pub tar: PathBuf,
-    /// The image history's `created_by` for it (the Dockerfile step).
+    /// The layer (`None` for a step that changed only the config, such as `ENV`).
+    pub layer: Option<StoredLayer>,
+    /// The image history's `created_by` (the Dockerfile step).
     pub created_by: String,
 }
 
@@ -30,12 +43,40 @@ const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 impl Store {
+    /// Keeps the layer tar at `tar` (as `build::write_layer` writes it) in the store:
+    /// unpacked under its diff id, and compressed as a blob. A tar the store holds already
+    /// costs its compression only.
+    pub fn add_layer(&self, tar: &Path) -> Result<StoredLayer> {
+        let _lock = self.lock()?;
+        let work = TempDir::new(&self.root.join("tmp"), "layer")?;
+        let (diff_hex, gz) = compress(tar, &work)?;
+        let mut blob = File::open(&gz).map_err(|e| Error::io("open", &gz, e))?;
+        let (blob, size) = if self.layer_dir(&diff_hex).exists() {
+            self.keep_blob(&mut blob, None, tar, &work)?
+        } else {
+            self.land_layer(&mut blob, None, &diff_hex, tar, &work, &mut |_| {})?
+        };
+        Ok(StoredLayer { diff_id: format!("sha256:{diff_hex}"), blob, size })
+    }
+
+    /// Whether the store holds `layer` whole (unpacked and as a blob).
+    pub fn has_layer(&self, layer: &StoredLayer) -> bool {
+        layer.diff_id.strip_prefix("sha256:").is_some_and(|hex| self.layer_dir(hex).is_dir())
+            && self.blob_path(&layer.blob).is_file()
+    }
+
+    /// Where the store keeps layer `diff_id` unpacked.
+    pub fn layer_path(&self, diff_id: &str) -> PathBuf {
+        self.layer_dir(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+    }
+
     /// Stores image `name` (`NAME[:TAG]`): the layers of `base` (an image in the store;
     /// `None` for `scratch`) and then `layers`, lowest first, with `base`'s OCI config
     /// changed by `edit` (its `config` object: `Env`, `Cmd`, `Entrypoint`, `WorkingDir`,
     /// `User`, `ExposedPorts`, `Labels`, `StopSignal`, `Volumes`, `Healthcheck`, ...), its
-    /// `rootfs` and `history` extended, and `created` (RFC 3339) as its time. A bad layer
-    /// tar, or a base stored without its blobs, is an error that leaves nothing behind.
+    /// `rootfs` and `history` extended, and `created` (RFC 3339) as its time. A layer the
+    /// store does not hold, or a base stored without its blobs, is an error that leaves
+    /// nothing behind.
     pub fn commit(
         &self,
         name: &str,
@@ -51,19 +92,20 @@ impl Store {
             Some(record) => self.config_and_layers(record)?,
             None => (scratch_config(), Vec::new()),
         };
-        self.clean_tmp();
         let work = TempDir::new(&self.root.join("tmp"), "commit")?;
         let mut diff_ids: Vec<String> = base.as_ref().map(|b| b.layers.clone()).unwrap_or_default();
-        for layer in layers {
-            let (diff_hex, gz) = compress(&layer.tar, &work)?;
-            let mut blob = File::open(&gz).map_err(|e| Error::io("open", &gz, e))?;
-            let (digest, size) = if self.layer_dir(&diff_hex).exists() {
-                self.keep_blob(&mut blob, None, &layer.tar, &work)?
-            } else {
-                self.land_layer(&mut blob, None, &diff_hex, &layer.tar, &work, &mut |_| {})?
-            };
-            descriptors.push(serde_json::json!({ "mediaType": LAYER_GZIP, "digest": digest, "size": size }));
-            diff_ids.push(format!("sha256:{diff_hex}"));
+        for layer in layers.iter().filter_map(|l| l.layer.as_ref()) {
+            if !self.has_layer(layer) {
+                return Err(Error::Image {
+                    path: self.layer_path(&layer.diff_id),
+                    reason: format!(
+                        "layer {} is not in the store (pruned while building?); build again",
+                        layer.diff_id
+                    ),
+                });
+            }
+            descriptors.push(serde_json::json!({ "mediaType": LAYER_GZIP, "digest": layer.blob, "size": layer.size }));
+            diff_ids.push(layer.diff_id.clone());
         }
         let object = config.as_object_mut().ok_or_else(|| bad_config(&name))?;
         let inner = object.entry("config").or_insert_with(|| serde_json::json!({}));
@@ -73,7 +115,11 @@ impl Store {
         let history = object.entry("history").or_insert_with(|| serde_json::json!([]));
         if let Some(history) = history.as_array_mut() {
             for layer in layers {
-                history.push(serde_json::json!({ "created": created, "created_by": layer.created_by }));
+                let mut entry = serde_json::json!({ "created": created, "created_by": layer.created_by });
+                if layer.layer.is_none() {
+                    entry["empty_layer"] = true.into();
+                }
+                history.push(entry);
             }
         }
         let config_bytes =
@@ -103,7 +149,10 @@ impl Store {
     }
 
     /// A stored image's OCI config (as JSON) and its manifest's layer descriptors.
-    fn config_and_layers(&self, record: &ImageRecord) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
+    pub(crate) fn config_and_layers(
+        &self,
+        record: &ImageRecord,
+    ) -> Result<(serde_json::Value, Vec<serde_json::Value>)> {
         let not_kept = || Error::Image {
             path: self.root.clone(),
             reason: format!("`{}` was stored without its blobs; pull or import it again to build on it", record.name),

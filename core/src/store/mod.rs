@@ -27,7 +27,7 @@ mod push;
 mod unpack;
 mod volume;
 
-pub use commit::NewLayer;
+pub use commit::{NewLayer, StoredLayer};
 pub use volume::{Volume, VolumeRecord};
 
 use std::fs::File;
@@ -468,6 +468,7 @@ impl Store {
     /// Removes the layers no image uses and what interrupted imports left in `tmp/`;
     /// returns the removed layers' diff ids.
     pub fn prune(&self) -> Result<Vec<String>> {
+        self.prune_cache_entries()?;
         let _lock = self.lock()?;
         self.clean_tmp();
         let used: std::collections::HashSet<String> = self.list()?.into_iter().flat_map(|r| r.layers).collect();
@@ -514,6 +515,30 @@ impl Store {
                 std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
             }
         }
+        Ok(())
+    }
+
+    /// The `config` object of a stored image's OCI config (`Env`, `Cmd`, ...), for a build
+    /// that starts from it.
+    pub(crate) fn image_config(&self, record: &ImageRecord) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let (config, _) = self.config_and_layers(record)?;
+        Ok(config.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default())
+    }
+
+    /// A shared lock on layer `diff_id`, which keeps a prune from removing it while held.
+    pub(crate) fn lease(&self, diff_id: &str) -> Result<Flock<File>> {
+        lease_layer(&self.layer_path(diff_id), diff_id)
+    }
+
+    /// Bytes of layer `diff_id` unpacked.
+    pub(crate) fn layer_bytes(&self, diff_id: &str) -> u64 {
+        self.layer_size(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+    }
+
+    /// Removes what interrupted imports, commits and builds left in `tmp/`, under the lock.
+    pub(crate) fn clean_tmp_locked(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        self.clean_tmp();
         Ok(())
     }
 

@@ -145,7 +145,7 @@ pub(crate) struct RunArgs {
 }
 
 /// A duration as core parses it (`3s`, `500ms`, a bare number of seconds).
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     isolette::parse_duration(s).map_err(|e| e.to_string())
 }
 

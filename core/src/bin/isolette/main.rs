@@ -8,6 +8,7 @@
 //! environment entries and paths are bytes and pass through unchanged.
 
 mod attach;
+mod build;
 mod detached;
 mod flags;
 mod image;
@@ -43,6 +44,11 @@ struct Cli {
 enum Command {
     /// Run a command in a new sandbox made from an image.
     Run(Box<RunArgs>),
+    /// Build an image from a Dockerfile, each step a cached layer.
+    Build(Box<build::BuildArgs>),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Show what this host supports and what degrades.
     Check,
     /// List detached sandboxes (running ones; all with -a).
@@ -94,7 +100,8 @@ enum Command {
         #[arg(required = true)]
         sandboxes: Vec<String>,
     },
-    /// Remove what killed callers left behind: cgroups, and dead detached sandboxes.
+    /// Remove what killed callers left behind: cgroups, dead detached sandboxes, and the
+    /// work of killed builds; count the build cache.
     Gc,
     /// Manage the image store.
     #[command(subcommand)]
@@ -161,10 +168,19 @@ fn main() -> ExitCode {
                 for id in detached::gc() {
                     println!("removed dead sandbox {id}");
                 }
+                build::gc(store);
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e, false),
         },
+        Command::Build(args) => {
+            let json = args.json;
+            match build::build(store, *args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e, json),
+            }
+        }
+        Command::Builder(cmd) => exit(build::builder(store, cmd).map(|()| 0)),
         Command::Image(cmd) => exit(image::image(store, cmd).map(|()| 0)),
         Command::Volume(cmd) => exit(volume::volume(store, cmd).map(|()| 0)),
         Command::Network(cmd) => exit(network::network(cmd).map(|()| 0)),

@@ -114,6 +114,8 @@ struct Spec {
     gid: usize,
     setgroups: bool,
     cap_last_cap: usize,
+    /// Capabilities the program keeps (a bit mask; 0 but for a build step run as root).
+    caps: usize,
     /// Fds 0 to 2 are a terminal: the program makes it its controlling terminal.
     tty: bool,
     workdir: *const u8,
@@ -382,7 +384,7 @@ unsafe fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> 
     for n in numbers.iter_mut() {
         *n = decimal(fields.next()?)?;
     }
-    let [uid, gid, setgroups, cap_last_cap, tty, candidates] = numbers;
+    let [uid, gid, setgroups, cap_last_cap, caps, tty, candidates] = numbers;
     let first_candidate = 4;
     let first_arg = first_candidate + candidates;
     if candidates == 0 || first_arg >= argc {
@@ -394,6 +396,7 @@ unsafe fn parse(argc: usize, argv: *const *const u8, envp: *const *const u8) -> 
         gid,
         setgroups: setgroups != 0,
         cap_last_cap,
+        caps,
         tty: tty != 0,
         // SAFETY: entry 2 exists (argc >= 5).
         workdir: unsafe { *argv.add(2) },
@@ -495,7 +498,7 @@ fn program(spec: &Spec, err_w: i32) -> ! {
         // What is no longer in it needs no dropping (an init that is not root has no
         // capabilities, and the first process emptied the set before the exec).
         for cap in 0..=spec.cap_last_cap {
-            if prctl(PR_CAPBSET_READ, cap) != Ok(1) {
+            if (cap < 64 && spec.caps & (1 << cap) != 0) || prctl(PR_CAPBSET_READ, cap) != Ok(1) {
                 continue;
             }
             if let Err(e) = prctl(PR_CAPBSET_DROP, cap) {
@@ -509,8 +512,11 @@ fn program(spec: &Spec, err_w: i32) -> ! {
         if let Err(e) = ids {
             fail(proto::step::SET_IDS, 0, e);
         }
+        // What the program keeps (a build step's root only), as its effective and permitted
+        // sets: an exec as root then gets the bounding set, which is no more than that.
         let header = [0x2008_0522u32, 0];
-        let data = [0u32; 6];
+        let (low, high) = (spec.caps as u32, (spec.caps as u64 >> 32) as u32);
+        let data = [low, low, 0, high, high, 0];
         let caps = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
             .and_then(|_| check(syscall(nr::CAPSET, &[header.as_ptr() as usize, data.as_ptr() as usize])));
         if let Err(e) = caps {
