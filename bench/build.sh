@@ -17,6 +17,8 @@ source "$ROOT/scripts/lib.sh"
 runs="${1:-5}"
 ensure_packages busybox-static docker.io buildah runc bc
 cli="$(build_static_cli)"
+# Debian's client, whatever else is on PATH (a newer one wants buildx for BuildKit).
+docker=/usr/bin/docker
 work="$(mktemp -d /var/tmp/isolette-build-bench.XXXXXX)"
 dockerd_pid=""
 forward="$(cat /proc/sys/net/ipv4/ip_forward)"
@@ -54,42 +56,35 @@ sock="unix://$work/docker.sock"
 dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" --host "$sock" --pidfile "$work/docker.pid" \
 	--iptables=false --ip-forward=false --bridge=none >"$work/dockerd.log" 2>&1 &
 dockerd_pid=$!
-for _ in $(seq 100); do docker -H "$sock" info >/dev/null 2>&1 && break; sleep 0.1; done
-docker -H "$sock" info >/dev/null
+for _ in $(seq 100); do "$docker" -H "$sock" info >/dev/null 2>&1 && break; sleep 0.1; done
+"$docker" -H "$sock" info >/dev/null
 
 median() { sort -n | awk '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] }'; }
 ms_of() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; "$@" >&2 || true; exit 1; }; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 
 iso() { "$cli" --store "$work/isolette" build --network none -t bench:1 "$@" "$ctx"; }
-classic() { DOCKER_BUILDKIT=0 docker -H "$sock" build --network none -q -t bench:classic "$@" "$ctx"; }
-buildkit() { DOCKER_BUILDKIT=1 docker -H "$sock" build --network none -q -t bench:kit "$@" "$ctx"; }
+classic() { DOCKER_BUILDKIT=0 "$docker" -H "$sock" build --network none -q -t bench:classic "$@" "$ctx"; }
+buildkit() { DOCKER_BUILDKIT=1 "$docker" -H "$sock" build --network none -q -t bench:kit "$@" "$ctx"; }
 bah() {
 	buildah --root "$work/buildah" --runroot "$work/buildah-run" --storage-driver overlay bud --runtime runc \
 		--layers --network none -q -t bench:bah "$@" "$ctx"
 }
 
-declare -A results
-measure() { # name case command...
-	local name="$1" case="$2" t=()
-	shift 2
-	for i in $(seq "$runs"); do
-		case "$case" in
-		cold) ;;
-		noop) "$@" >/dev/null 2>&1 ;;
-		file) echo "change $i $RANDOM" >>"$ctx/files/f07.txt" ;;
-		esac
-		t+=("$(ms_of "$@")")
-	done
-	results["$name/$case"]="$(printf '%s\n' "${t[@]}" | median)"
-}
-
-for tool in iso classic buildkit bah; do
-	"$tool" >/dev/null 2>&1 # warm: the base and the cache exist
-	measure "$tool" cold "$tool" --no-cache
-	"$tool" >/dev/null 2>&1
-	measure "$tool" noop "$tool"
-	measure "$tool" file "$tool"
+declare -A samples
+tools=(iso classic buildkit bah)
+quiet() { "$@" >"$work/out.log" 2>&1 || { echo "failed: $*" >&2; cat "$work/out.log" >&2; exit 1; }; }
+for tool in "${tools[@]}"; do quiet "$tool"; done # each has its cache
+sleep 2
+# The tools take turns within each round, so that what else the machine does meets them alike.
+for i in $(seq "$runs"); do
+	for tool in "${tools[@]}"; do samples["$tool/cold"]+=" $(ms_of "$tool" --no-cache)"; done
+	for tool in "${tools[@]}"; do quiet "$tool"; done
+	for tool in "${tools[@]}"; do samples["$tool/noop"]+=" $(ms_of "$tool")"; done
+	echo "change $i $RANDOM" >>"$ctx/files/f07.txt"
+	for tool in "${tools[@]}"; do samples["$tool/file"]+=" $(ms_of "$tool")"; done
 done
+declare -A results
+for key in "${!samples[@]}"; do results["$key"]="$(tr ' ' '\n' <<<"${samples[$key]}" | grep . | median)"; done
 
 # isolette's no-op rebuild of a 10,000-file, 100 MB context.
 big="$work/big"
@@ -108,7 +103,7 @@ big_noop="$(printf '%s\n' "${t[@]}" | median)"
 out="$ROOT/bench/results/build.txt"
 {
 	echo "bench/build.sh on $(uname -n): $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r), $(date -u +%F)"
-	echo "median ms of $runs runs; the network off; docker $(docker -H "$sock" version -f '{{.Server.Version}}'), $(buildah --version)"
+	echo "median ms of $runs runs; the network off; docker $("$docker" -H "$sock" version -f '{{.Server.Version}}'), $(buildah --version)"
 	printf '%-22s %10s %10s %10s %10s\n' case isolette classic BuildKit buildah
 	for case in cold noop file; do
 		label="$case"

@@ -57,10 +57,14 @@ export type Arg = string | Buffer
 
 export declare class IsoletteError extends Error {
   code: 'ERR_ISOLETTE_CONFIG' | 'ERR_ISOLETTE_IMAGE' | 'ERR_ISOLETTE_COMMAND_NOT_FOUND' | 'ERR_ISOLETTE_HOST'
-    | 'ERR_ISOLETTE_SETUP' | 'ERR_ISOLETTE_IO'
+    | 'ERR_ISOLETTE_SETUP' | 'ERR_ISOLETTE_IO' | 'ERR_ISOLETTE_REGISTRY' | 'ERR_ISOLETTE_BUILD'
   step: string | null
   errno: number | null
   path: string | null
+  /** A failed build step's Dockerfile line (`ERR_ISOLETTE_BUILD`). */
+  line?: number
+  /** A failed RUN's exit code (`ERR_ISOLETTE_BUILD`). */
+  exitCode?: number | null
 }
 
 export declare class Image {
@@ -86,9 +90,54 @@ export declare class Store {
     name?: string
     onProgress?: (progress: { layer: number; layers: number; bytes: number; totalBytes: number }) => void
   }): Promise<ImageRecord>
+  build (context: string, options?: BuildOptions): Promise<BuildSummary>
+  pull (reference: string, options?: { insecure?: string[] }): Promise<ImageRecord>
+  push (name: string, reference?: string, options?: { insecure?: string[] }): Promise<string>
   list (): ImageRecord[]
   remove (name: string): string[]
   prune (): string[]
+}
+
+export interface BuildOptions {
+  tags?: string[]
+  dockerfile?: string
+  buildArgs?: Record<string, string>
+  target?: string
+  noCache?: boolean
+  network?: 'outbound' | 'none'
+  sourceDateEpoch?: number
+  /** Bytes, or a string such as '2G'. */
+  memory?: number | string
+  /** Milliseconds, or a string such as '30s'. */
+  cpuTime?: number | string
+  wallTime?: number | string
+  signal?: AbortSignal
+  onProgress?: (event: BuildEvent) => void
+}
+
+export type BuildEvent =
+  | {
+      event: 'step'
+      step: number
+      total: number
+      stage: string
+      line: number
+      instruction: string
+      cached: boolean
+      reason: string | null
+      layer: string | null
+      seconds: number
+    }
+  | { event: 'output'; step: number; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { event: 'note'; message: string }
+
+export interface BuildSummary {
+  id: string
+  names: string[]
+  layers: number
+  size: number
+  steps: number
+  cached: number
 }
 
 export declare class Outcome {

@@ -35,15 +35,20 @@ const STATUSES = [
 ]
 
 /** An error of isolette: `code` is `ERR_ISOLETTE_CONFIG`, `_IMAGE`, `_COMMAND_NOT_FOUND`,
- * `_HOST`, `_SETUP` or `_IO`; `step`, `errno` and `path` where core has them. */
+ * `_HOST`, `_SETUP`, `_IO`, `_REGISTRY` or `_BUILD`; `step`, `errno` and `path` where core
+ * has them, and a failed build step's `line` and `exitCode`. */
 class IsoletteError extends Error {
-  constructor (message, { code, step = null, errno = null, path = null } = {}) {
+  constructor (message, { code, step = null, errno = null, path = null, line = null, exit_code: exitCode = null } = {}) {
     super(message)
     this.name = 'IsoletteError'
     this.code = code
     this.step = step
     this.errno = errno
     this.path = path
+    if (code === 'ERR_ISOLETTE_BUILD') {
+      this.line = line
+      this.exitCode = exitCode
+    }
   }
 }
 
@@ -124,6 +129,76 @@ class Store {
       throw rebuild(e)
     } finally {
       if (timer) clearInterval(timer)
+    }
+  }
+
+  /** Builds the Dockerfile in `context` (`isolette build`) and stores the image under
+   * `tags`; resolves to the summary (`id`, `names`, `layers`, `size`, `steps`, `cached`).
+   * `onProgress(event)` hears each step as it ends (`{ event: 'step', ... }` with the
+   * fields `isolette build --json` prints), a RUN's output (`{ event: 'output', step,
+   * stream, data }`, data a Buffer) and notes (`{ event: 'note', message }`). `signal`
+   * (an `AbortSignal`) stops the build. A failed step rejects with `ERR_ISOLETTE_BUILD`
+   * (`line`, `exitCode`). */
+  async build (context, options = {}) {
+    const { onProgress, signal, tags, dockerfile, buildArgs, target, noCache, network, sourceDateEpoch, memory, cpuTime, wallTime, ...rest } = options
+    const unknown = Object.keys(rest)
+    if (unknown.length) throw new TypeError(`unknown build option \`${unknown[0]}\``)
+    const ms = (v) => typeof v === 'number' ? `${v}ms` : v
+    const job = call(() => this._native.buildStart(String(context), {
+      tags: tags == null ? undefined : Array.from(tags, String),
+      dockerfile: dockerfile == null ? undefined : String(dockerfile),
+      buildArgs: buildArgs == null ? undefined : Object.fromEntries(Object.entries(buildArgs).map(([k, v]) => [k, String(v)])),
+      target,
+      noCache,
+      network,
+      sourceDateEpoch,
+      memory: memory == null ? undefined : String(memory),
+      cpuTime: cpuTime == null ? undefined : ms(cpuTime),
+      wallTime: wallTime == null ? undefined : ms(wallTime),
+    }))
+    const drain = () => {
+      for (const e of job.events()) {
+        if (!onProgress) continue
+        if (e.event === 'step') onProgress({ event: 'step', ...JSON.parse(e.json) })
+        else if (e.event === 'output') onProgress({ event: 'output', step: e.step, stream: e.stream, data: e.data })
+        else onProgress({ event: e.event, message: e.message })
+      }
+    }
+    const abort = () => job.cancel()
+    if (signal) {
+      if (signal.aborted) job.cancel()
+      else signal.addEventListener('abort', abort, { once: true })
+    }
+    const timer = setInterval(drain, 50)
+    try {
+      const summary = JSON.parse(await job.result())
+      drain()
+      return summary
+    } catch (e) {
+      drain()
+      throw rebuild(e)
+    } finally {
+      clearInterval(timer)
+      if (signal) signal.removeEventListener('abort', abort)
+    }
+  }
+
+  /** Pulls `reference` ('python:3.12', 'localhost:5000/app:1') into the store; its record.
+   * `insecure` lists registries that may be spoken to over plain HTTP. */
+  async pull (reference, { insecure } = {}) {
+    try {
+      return await this._native.pull(String(reference), insecure)
+    } catch (e) {
+      throw rebuild(e)
+    }
+  }
+
+  /** Pushes image `name` to `reference` (`name` itself by default); the manifest's digest. */
+  async push (name, reference, { insecure } = {}) {
+    try {
+      return await this._native.push(String(name), reference == null ? undefined : String(reference), insecure)
+    } catch (e) {
+      throw rebuild(e)
     }
   }
 

@@ -138,6 +138,147 @@ impl Store {
     pub fn prune(&self) -> Result<Vec<String>> {
         self.inner.prune().map_err(to_js)
     }
+
+    /// Starts building the Dockerfile in `context` (`isolette build`) on a thread of
+    /// Tokio's blocking pool; its events queue up for `Build.events`.
+    #[napi]
+    pub fn build_start(&self, context: String, options: BuildOptions) -> Result<Build> {
+        let mut o = isolette::build::BuildOptions::default();
+        o.dockerfile = options.dockerfile.map(Into::into);
+        o.tags = options.tags.unwrap_or_default();
+        o.build_args = options.build_args.unwrap_or_default().into_iter().collect();
+        o.target = options.target;
+        o.no_cache = options.no_cache.unwrap_or(false);
+        if let Some(network) = options.network {
+            o.network = network.parse().map_err(to_js)?;
+        }
+        o.source_date_epoch = options.source_date_epoch.map(|s| s as u64);
+        o.memory = options.memory.map(|m| isolette::parse_size(&m)).transpose().map_err(to_js)?;
+        o.cpu_time = options.cpu_time.map(|d| isolette::parse_duration(&d)).transpose().map_err(to_js)?;
+        o.wall_time = options.wall_time.map(|d| isolette::parse_duration(&d)).transpose().map_err(to_js)?;
+        let canceller = isolette::Canceller::new().map_err(to_js)?;
+        o.canceller = Some(canceller.clone());
+        let store = self.inner.clone();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let queue = Arc::clone(&events);
+        let (tell, result) = tokio::sync::oneshot::channel();
+        napi::bindgen_prelude::spawn_blocking(move || {
+            let mut report = |e: &isolette::build::BuildEvent| {
+                queue.lock().unwrap_or_else(|e| e.into_inner()).push(BuildEventJs::from(e));
+            };
+            let _ = tell.send(store.build(context.as_ref(), &o, &mut report).map(|r| r.to_json().to_string()));
+        });
+        Ok(Build { events, result: Mutex::new(Some(result)), canceller })
+    }
+
+    /// Pulls `reference` into the store, on a thread of Tokio's blocking pool; its record.
+    #[napi]
+    pub async fn pull(&self, reference: String, insecure: Option<Vec<String>>) -> Result<ImageRecord> {
+        let store = self.inner.clone();
+        let options = registry_options(insecure);
+        let pulled = napi::bindgen_prelude::spawn_blocking(move || store.pull(&reference, &options, &|_| {}))
+            .await
+            .map_err(|e| Error::from_reason(e.to_string()))?;
+        pulled.map(Into::into).map_err(to_js)
+    }
+
+    /// Pushes image `name` to `reference` (`name` when absent); the manifest's digest.
+    #[napi]
+    pub async fn push(&self, name: String, reference: Option<String>, insecure: Option<Vec<String>>) -> Result<String> {
+        let store = self.inner.clone();
+        let options = registry_options(insecure);
+        let pushed =
+            napi::bindgen_prelude::spawn_blocking(move || store.push(&name, reference.as_deref(), &options, &|_| {}))
+                .await
+                .map_err(|e| Error::from_reason(e.to_string()))?;
+        pushed.map_err(to_js)
+    }
+}
+
+fn registry_options(insecure: Option<Vec<String>>) -> isolette::RegistryOptions {
+    insecure.unwrap_or_default().into_iter().fold(isolette::RegistryOptions::new(), |o, h| o.insecure_registry(h))
+}
+
+/// `store.build`'s options as `index.js` normalizes them (sizes and durations as strings
+/// core parses).
+#[napi(object)]
+pub struct BuildOptions {
+    pub tags: Option<Vec<String>>,
+    pub dockerfile: Option<String>,
+    pub build_args: Option<HashMap<String, String>>,
+    pub target: Option<String>,
+    pub no_cache: Option<bool>,
+    pub network: Option<String>,
+    pub source_date_epoch: Option<f64>,
+    pub memory: Option<String>,
+    pub cpu_time: Option<String>,
+    pub wall_time: Option<String>,
+}
+
+/// One build event: `event` is `step` (with core's JSON of it), `output` or `note`.
+#[napi(object)]
+pub struct BuildEventJs {
+    pub event: String,
+    pub json: Option<String>,
+    pub step: Option<u32>,
+    pub stream: Option<String>,
+    pub data: Option<Buffer>,
+    pub message: Option<String>,
+}
+
+impl From<&isolette::build::BuildEvent> for BuildEventJs {
+    fn from(e: &isolette::build::BuildEvent) -> BuildEventJs {
+        use isolette::build::{BuildEvent, Stream};
+        let none =
+            BuildEventJs { event: String::new(), json: None, step: None, stream: None, data: None, message: None };
+        match e {
+            BuildEvent::Step(s) => BuildEventJs { event: "step".into(), json: Some(s.to_json().to_string()), ..none },
+            BuildEvent::Output { index, stream, data } => BuildEventJs {
+                event: "output".into(),
+                step: Some(*index as u32),
+                stream: Some(if *stream == Stream::Stdout { "stdout" } else { "stderr" }.into()),
+                data: Some(data.clone().into()),
+                ..none
+            },
+            BuildEvent::Note(m) => BuildEventJs { event: "note".into(), message: Some(m.clone()), ..none },
+            _ => BuildEventJs { event: "other".into(), ..none },
+        }
+    }
+}
+
+/// A build under way: its events so far, its result to await, and its cancel.
+#[napi]
+pub struct Build {
+    events: Arc<Mutex<Vec<BuildEventJs>>>,
+    result: Mutex<Option<tokio::sync::oneshot::Receiver<isolette::Result<String>>>>,
+    canceller: isolette::Canceller,
+}
+
+#[napi]
+impl Build {
+    /// The events since the last call.
+    #[napi]
+    pub fn events(&self) -> Vec<BuildEventJs> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Stops the build: its running step is killed, and the result is an error.
+    #[napi]
+    pub fn cancel(&self) {
+        self.canceller.cancel();
+    }
+
+    /// The summary (core's JSON of the result), once.
+    #[napi]
+    pub async fn result(&self) -> Result<String> {
+        let Some(result) = self.result.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Err(config("this build's result was already taken"));
+        };
+        match result.await {
+            Ok(result) => result.map_err(to_js),
+            Err(_) => Err(Error::from_reason("the build's thread ended without a result")),
+        }
+    }
 }
 
 /// An import under way: where it is, and its record to await.

@@ -25,4 +25,23 @@ async function judge (dir: string, tests: Array<[string, string]>): Promise<stri
   return verdicts
 }
 
+async function buildImage (context: string): Promise<string> {
+  const store = new isolette.Store()
+  const steps: string[] = []
+  try {
+    const built = await store.build(context, {
+      tags: ['judge/cpp:1'],
+      buildArgs: { GCC: '12' },
+      network: 'none',
+      wallTime: '10m',
+      onProgress: (e) => { if (e.event === 'step') steps.push(`${e.line} ${e.cached ? 'CACHED' : e.reason ?? ''}`) },
+    })
+    return await store.push(built.names[0], `localhost:5000/${built.names[0]}`, { insecure: ['localhost:5000'] })
+  } catch (e) {
+    if (e instanceof isolette.IsoletteError && e.code === 'ERR_ISOLETTE_BUILD') return `line ${e.line}: ${e.exitCode}`
+    throw e
+  }
+}
+
 void judge
+void buildImage

@@ -19,6 +19,10 @@ fn make(py: Python<'_>, e: &isolette::Error) -> Result<PyErr, PyErr> {
     kwargs.set_item("errno", e.errno())?;
     kwargs.set_item("path", e.path().map(|p| p.to_string_lossy().into_owned()))?;
     let value = class.call((e.to_string(),), Some(&kwargs))?;
+    if let isolette::Error::Build { line, exit_code, .. } = e {
+        value.setattr("line", line)?;
+        value.setattr("exit_code", exit_code)?;
+    }
     Ok(PyErr::from_value(value))
 }
 

@@ -166,7 +166,7 @@ fn wrong(name: &str, expected: &str) -> PyErr {
 }
 
 /// Bytes: an int, or a string core parses (`"256M"`).
-fn size(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+pub(crate) fn size(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
     if let Ok(text) = v.cast::<PyString>() {
         return isolette::parse_size(&text.to_cow()?).map_err(to_py);
     }
@@ -192,7 +192,7 @@ fn count(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
 }
 
 /// Seconds: a number, a `datetime.timedelta`, or a string core parses (`"1.5s"`).
-fn duration(v: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
+pub(crate) fn duration(v: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
     if let Ok(text) = v.cast::<PyString>() {
         return isolette::parse_duration(&text.to_cow()?).map_err(to_py);
     }

@@ -89,6 +89,47 @@ fn volume_record<'py>(py: Python<'py>, r: &VolumeRecord) -> PyResult<Bound<'py, 
     Ok(d)
 }
 
+fn registry_options(platform: Option<String>, insecure: Vec<String>) -> isolette::RegistryOptions {
+    let mut options = isolette::RegistryOptions::new();
+    if let Some(p) = platform {
+        options = options.platform(p);
+    }
+    for host in insecure {
+        options = options.insecure_registry(host);
+    }
+    options
+}
+
+/// A JSON value of core's (the one shape every surface prints) as Python objects.
+fn json_value(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    Ok(py.import("json")?.call_method1("loads", (value.to_string(),))?.unbind())
+}
+
+/// A build event as the dict `Store.build`'s `progress` gets.
+fn event_dict(py: Python<'_>, event: &isolette::build::BuildEvent) -> PyResult<Py<PyAny>> {
+    use isolette::build::{BuildEvent, Stream};
+    let d = PyDict::new(py);
+    match event {
+        BuildEvent::Step(step) => {
+            let fields = json_value(py, &step.to_json())?;
+            d.update(fields.bind(py).cast::<pyo3::types::PyMapping>()?)?;
+            d.set_item("event", "step")?;
+        }
+        BuildEvent::Output { index, stream, data } => {
+            d.set_item("event", "output")?;
+            d.set_item("step", index)?;
+            d.set_item("stream", if *stream == Stream::Stdout { "stdout" } else { "stderr" })?;
+            d.set_item("data", pyo3::types::PyBytes::new(py, data))?;
+        }
+        BuildEvent::Note(message) => {
+            d.set_item("event", "note")?;
+            d.set_item("message", message)?;
+        }
+        _ => d.set_item("event", "other")?,
+    }
+    Ok(d.into_any().unbind())
+}
+
 #[pymethods]
 impl PyStore {
     /// The store in `path`, else the default one (`$ISOLETTE_STORE`, `/var/lib/isolette`
@@ -138,6 +179,104 @@ impl PyStore {
         }
         let r = result.map_err(to_py)?;
         Ok(record(py, &r)?.unbind())
+    }
+
+    /// Builds the image a Dockerfile in `context` describes (`isolette build`) and stores
+    /// it under `tags`; returns the summary (`id`, `names`, `layers`, `size`, `steps`,
+    /// `cached`). `progress(event)` hears each step as it ends (a dict with `event` =
+    /// `"step"` and the fields `isolette build --json` prints), a `RUN`'s output
+    /// (`"output"`: `step`, `stream`, `data` as bytes) and notes (`"note"`: `message`).
+    /// Ctrl-C stops the build and raises `KeyboardInterrupt`; a failed step raises
+    /// `BuildError` (with `line` and `exit_code`).
+    #[pyo3(signature = (context, *, tags=Vec::new(), dockerfile=None, build_args=None, target=None, no_cache=false,
+        network="outbound", source_date_epoch=None, memory=None, cpu_time=None, wall_time=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &self,
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        tags: Vec<String>,
+        dockerfile: Option<&Bound<'_, PyAny>>,
+        build_args: Option<std::collections::BTreeMap<String, String>>,
+        target: Option<String>,
+        no_cache: bool,
+        network: &str,
+        source_date_epoch: Option<u64>,
+        memory: Option<&Bound<'_, PyAny>>,
+        cpu_time: Option<&Bound<'_, PyAny>>,
+        wall_time: Option<&Bound<'_, PyAny>>,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let context = to_path(context)?;
+        let mut options = isolette::build::BuildOptions::default();
+        options.dockerfile = dockerfile.map(to_path).transpose()?;
+        options.tags = tags;
+        options.build_args = build_args.unwrap_or_default().into_iter().collect();
+        options.target = target;
+        options.no_cache = no_cache;
+        options.network = network.parse().map_err(to_py)?;
+        options.source_date_epoch = source_date_epoch;
+        options.memory = memory.map(|m| crate::options::size(m, "memory")).transpose()?;
+        options.cpu_time = cpu_time.map(|d| crate::options::duration(d, "cpu_time")).transpose()?;
+        options.wall_time = wall_time.map(|d| crate::options::duration(d, "wall_time")).transpose()?;
+        let canceller = isolette::Canceller::new().map_err(to_py)?;
+        options.canceller = Some(canceller.clone());
+        let mut failed: Option<PyErr> = None;
+        let interrupt =
+            crate::interrupt::install(std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&canceller)));
+        let result = py.detach(|| {
+            let mut report = |event: &isolette::build::BuildEvent| {
+                let (Some(callback), None) = (&progress, &failed) else { return };
+                Python::attach(|py| {
+                    if let Err(e) = event_dict(py, event).and_then(|d| callback.call1(py, (d,))) {
+                        // The caller's callback failed: stop the build, raise its error.
+                        canceller.cancel();
+                        failed = Some(e);
+                    }
+                });
+            };
+            self.0.build(&context, &options, &mut report)
+        });
+        drop(interrupt);
+        py.check_signals()?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let built = result.map_err(to_py)?;
+        json_value(py, &built.to_json())
+    }
+
+    /// Pulls `reference` (`python:3.12`, `localhost:5000/app:1`) into the store; its
+    /// record. `insecure` lists registries (`HOST[:PORT]`) that may be spoken to over
+    /// plain HTTP; `platform` picks `os/arch` from a multi-platform image.
+    #[pyo3(signature = (reference, *, platform=None, insecure=Vec::new()))]
+    fn pull(
+        &self,
+        py: Python<'_>,
+        reference: &str,
+        platform: Option<String>,
+        insecure: Vec<String>,
+    ) -> PyResult<Py<PyDict>> {
+        let options = registry_options(platform, insecure);
+        let r = py.detach(|| self.0.pull(reference, &options, &|_| {})).map_err(to_py)?;
+        Ok(record(py, &r)?.unbind())
+    }
+
+    /// Pushes image `name` to `reference` (`name` itself when `None`); the manifest's digest.
+    #[pyo3(signature = (name, reference=None, *, insecure=Vec::new()))]
+    fn push(&self, py: Python<'_>, name: &str, reference: Option<&str>, insecure: Vec<String>) -> PyResult<String> {
+        let options = registry_options(None, insecure);
+        py.detach(|| self.0.push(name, reference, &options, &|_| {})).map_err(to_py)
+    }
+
+    /// The build cache: `(entries, bytes)` of layers only it keeps.
+    fn build_cache(&self, py: Python<'_>) -> PyResult<(usize, u64)> {
+        py.detach(|| self.0.build_cache()).map_err(to_py)
+    }
+
+    /// Removes the build cache entries no image uses (`isolette builder prune`); how many.
+    fn prune_build_cache(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.0.prune_build_cache()).map_err(to_py)
     }
 
     /// Every image's record, by name.

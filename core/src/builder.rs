@@ -666,11 +666,12 @@ impl<'a> Build<'a> {
         std::fs::create_dir_all(&upper).map_err(|e| Error::io("mkdir", &upper, e))?;
         let tar_path = step.join("layer.tar");
         let tar = File::create(&tar_path).map_err(|e| Error::io("create", &tar_path, e))?;
-        let summary = write_layer(&upper, std::io::BufWriter::new(tar), self.options.source_date_epoch)?;
+        let epoch = self.options.source_date_epoch;
+        let summary = write_layer(&upper, std::io::BufWriter::new(tar), epoch)?;
         if summary.entries == 0 {
             return Ok(None);
         }
-        self.store.add_layer(&tar_path).map(Some)
+        self.store.add_layer_tree(&tar_path, Some(&upper), epoch).map(Some)
     }
 
     /// Why a step missed the cache, from the last build's log.

@@ -357,6 +357,42 @@ fn push_gives_back_the_same_image() {
     assert_eq!(again.into_inner().unwrap(), [TransferState::Exists; 3]);
 }
 
+/// A built image (its layers kept uncompressed, as a build makes them) goes to a registry
+/// gzip-compressed, skopeo reads it whole, and a pull gives the same image (the same id and
+/// diff ids); a second push of it compresses nothing again.
+#[test]
+fn a_built_image_is_pushed_compressed_and_pulled_back_the_same() {
+    require_tools!();
+    let reg = Registry::start(false, Auth::None);
+    let (dir, store) = new_store();
+    store.import(&fixtures().join("two-layer.oci.tar"), Some("base"), &mut |_| {}).unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM base\nUSER root\nCOPY note /note\nRUN echo built > /built\n").unwrap();
+    std::fs::write(ctx.join("note"), "a note\n").unwrap();
+    let mut options = isolette::build::BuildOptions::default();
+    options.tags = vec!["built:1".into()];
+    options.network = isolette::build::BuildNetwork::None;
+    let built = store.build(&ctx, &options, &mut |_| {}).unwrap().image;
+    let target = format!("{}/built:1", reg.host());
+    let digest = store.push("built:1", Some(&target), &RegistryOptions::new(), &quiet()).unwrap();
+    assert_ne!(Some(&digest), built.manifest.as_ref(), "the registry's manifest names gzip blobs");
+    let (inspected, diff_ids) = reg.inspect("built:1");
+    assert_eq!((inspected, diff_ids), (digest.clone(), built.layers.clone()));
+    let out = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{target}")])
+        .arg(format!("oci:{}", out.path().join("o").display())));
+    let (_d2, fresh) = new_store();
+    let pulled = fresh.pull(&target, &RegistryOptions::new(), &quiet()).unwrap();
+    assert_eq!((pulled.id, pulled.layers), (built.id, built.layers));
+    let image = fresh.image(&target).unwrap();
+    let out = Sandbox::builder(&image).entrypoint(Vec::<String>::new()).run(["/bin/cat", "/note", "/built"]).unwrap();
+    assert_eq!((out.status, out.stdout), (Status::Ok, b"a note\nbuilt\n".to_vec()));
+    let again = store.push("built:1", Some(&target), &RegistryOptions::new(), &quiet()).unwrap();
+    assert_eq!(again, digest, "the same gzip blobs, the same manifest");
+}
+
 #[test]
 fn https_with_the_callers_ca_and_a_clear_error_without_it() {
     require_tools!();

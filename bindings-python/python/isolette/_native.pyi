@@ -2,7 +2,8 @@
 ``mypy.stubtest``."""
 
 import os
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union, final
+from datetime import timedelta
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 from ._types import Status
 
@@ -30,6 +31,28 @@ class Store:
         name: Optional[str] = None,
         progress: Optional[Callable[[int, int, int, int], object]] = None,
     ) -> Dict[str, Any]: ...
+    def build(
+        self,
+        context: _Path,
+        *,
+        tags: Sequence[str] = ...,
+        dockerfile: Optional[_Path] = None,
+        build_args: Optional[Mapping[str, str]] = None,
+        target: Optional[str] = None,
+        no_cache: bool = False,
+        network: str = "outbound",
+        source_date_epoch: Optional[int] = None,
+        memory: Optional[Union[int, str]] = None,
+        cpu_time: Optional[Union[float, str, timedelta]] = None,
+        wall_time: Optional[Union[float, str, timedelta]] = None,
+        progress: Optional[Callable[[Dict[str, Any]], object]] = None,
+    ) -> Dict[str, Any]: ...
+    def pull(
+        self, reference: str, *, platform: Optional[str] = None, insecure: Sequence[str] = ...
+    ) -> Dict[str, Any]: ...
+    def push(self, name: str, reference: Optional[str] = None, *, insecure: Sequence[str] = ...) -> str: ...
+    def build_cache(self) -> Tuple[int, int]: ...
+    def prune_build_cache(self) -> int: ...
     def list(self) -> List[Dict[str, Any]]: ...
     def remove(self, name: str) -> List[str]: ...
     def prune(self) -> List[str]: ...

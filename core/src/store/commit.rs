@@ -40,23 +40,54 @@ pub struct NewLayer {
 /// OCI media types of what a commit writes.
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(crate) const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 impl Store {
     /// Keeps the layer tar at `tar` (as `build::write_layer` writes it) in the store:
-    /// unpacked under its diff id, and compressed as a blob. A tar the store holds already
-    /// costs its compression only.
+    /// unpacked under its diff id, and as a blob. The blob is the tar itself, uncompressed
+    /// (as Docker keeps a build's layers); [`push`](Store::push) compresses it on the way
+    /// out. `tar` is left where it is.
     pub fn add_layer(&self, tar: &Path) -> Result<StoredLayer> {
+        self.add_layer_tree(tar, None, None)
+    }
+
+    /// [`add_layer`](Store::add_layer) for a tar made from the directory `tree` (a build
+    /// step's writable layer, on the store's filesystem): the store takes `tree` itself as
+    /// the layer's unpacked form (moved, not unpacked again), with `epoch` clamping its
+    /// times as it clamped the tar's and overlayfs's own attributes left out but the
+    /// opaque mark. `tree` is moved into the store, or left as it was.
+    pub fn add_layer_tree(&self, tar: &Path, tree: Option<&Path>, epoch: Option<u64>) -> Result<StoredLayer> {
         let _lock = self.lock()?;
         let work = TempDir::new(&self.root.join("tmp"), "layer")?;
-        let (diff_hex, gz) = compress(tar, &work)?;
-        let mut blob = File::open(&gz).map_err(|e| Error::io("open", &gz, e))?;
-        let (blob, size) = if self.layer_dir(&diff_hex).exists() {
-            self.keep_blob(&mut blob, None, tar, &work)?
-        } else {
-            self.land_layer(&mut blob, None, &diff_hex, tar, &work, &mut |_| {})?
-        };
-        Ok(StoredLayer { diff_id: format!("sha256:{diff_hex}"), blob, size })
+        let (diff_hex, size) = hash_file(tar)?;
+        let final_dir = self.layer_dir(&diff_hex);
+        if !final_dir.exists() {
+            match tree {
+                Some(tree) => {
+                    settle(tree, epoch)?;
+                    std::fs::write(final_dir.with_extension("size"), super::dir_size(tree).to_string())
+                        .map_err(|e| Error::io("write", &final_dir, e))?;
+                    std::fs::rename(tree, &final_dir).map_err(|e| Error::io("rename into the store", &final_dir, e))?;
+                }
+                None => {
+                    let mut file = File::open(tar).map_err(|e| Error::io("open", tar, e))?;
+                    self.land_layer(&mut file, None, &diff_hex, tar, &work, &mut |_| {})?;
+                }
+            }
+        }
+        let blob = format!("sha256:{diff_hex}");
+        let blob_path = self.blob_path(&blob);
+        if !blob_path.is_file() {
+            // A link when the tar is on the store's filesystem (a build's is), else a copy:
+            // through `tmp/`, so that the blob appears whole or not at all.
+            let tmp = work.path().join("layer.tar");
+            std::fs::hard_link(tar, &tmp)
+                .or_else(|_| std::fs::copy(tar, &tmp).map(drop))
+                .and_then(|()| std::fs::rename(&tmp, &blob_path))
+                .map_err(|e| Error::io("keep the layer blob", &blob_path, e))?;
+        }
+        Ok(StoredLayer { diff_id: blob.clone(), blob, size })
     }
 
     /// Whether the store holds `layer` whole (unpacked and as a blob).
@@ -104,7 +135,7 @@ impl Store {
                     ),
                 });
             }
-            descriptors.push(serde_json::json!({ "mediaType": LAYER_GZIP, "digest": layer.blob, "size": layer.size }));
+            descriptors.push(serde_json::json!({ "mediaType": LAYER_TAR, "digest": layer.blob, "size": layer.size }));
             diff_ids.push(layer.diff_id.clone());
         }
         let object = config.as_object_mut().ok_or_else(|| bad_config(&name))?;
@@ -190,17 +221,90 @@ fn scratch_config() -> serde_json::Value {
     })
 }
 
-/// The tar at `tar`, hashed (its diff id, hex) and gzip-compressed into `work` with a
-/// header that names no time or file; returns the diff id and the compressed file.
-fn compress(tar: &Path, work: &TempDir) -> Result<(String, PathBuf)> {
-    let input = BufReader::new(File::open(tar).map_err(|e| Error::io("open", tar, e))?);
-    let out_path = work.path().join(format!("layer-{}.gz", std::process::id()));
-    let out = File::create(&out_path).map_err(|e| Error::io("create", &out_path, e))?;
-    let mut gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::default());
-    let mut none = |_: u64| {};
-    let mut hashing = import::Hashing::new(input, &mut none);
-    std::io::copy(&mut hashing, &mut gz).map_err(|e| Error::io("compress", tar, e))?;
-    gz.finish().and_then(|mut f| f.flush()).map_err(|e| Error::io("write", &out_path, e))?;
-    let diff_hex = hashing.finish().map_err(|e| Error::io("read", tar, e))?;
-    Ok((diff_hex, out_path))
+/// Makes a writable layer's tree what unpacking its tar would have made: overlayfs's own
+/// attributes gone but the opaque mark, which goes under both prefixes (mounts with and
+/// without a user namespace read different ones), and no time after `epoch`.
+fn settle(tree: &Path, epoch: Option<u64>) -> Result<()> {
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(|e| Error::io("list", &path, e))? {
+                stack.push(entry.map_err(|e| Error::io("list", &path, e))?.path());
+            }
+        }
+        if !meta.file_type().is_symlink() {
+            let mut opaque = false;
+            for name in xattr::list(&path).map_err(|e| Error::io("list xattrs", &path, e))? {
+                let name = name.to_string_lossy().into_owned();
+                if let Some(key) = name.strip_prefix("trusted.overlay.").or_else(|| name.strip_prefix("user.overlay."))
+                {
+                    opaque |= key == "opaque" && xattr::get(&path, &name).ok().flatten().as_deref() == Some(b"y");
+                    let _ = xattr::remove(&path, &name);
+                }
+            }
+            if opaque {
+                for key in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+                    xattr::set(&path, key, b"y").map_err(|e| Error::io("set opaque xattr", &path, e))?;
+                }
+            }
+        }
+        if let Some(epoch) = epoch
+            && std::os::unix::fs::MetadataExt::mtime(&meta) > epoch as i64
+        {
+            let t = nix::sys::time::TimeSpec::new(epoch as i64, 0);
+            nix::sys::stat::utimensat(
+                nix::fcntl::AT_FDCWD,
+                &path,
+                &t,
+                &t,
+                nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(|e| Error::io("set the time of", &path, e.into()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The sha256 (hex) and length of the file at `path`.
+fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let mut input = BufReader::new(File::open(path).map_err(|e| Error::io("open", path, e))?);
+    let mut size = 0;
+    let mut count = |n: u64| size += n;
+    let hex = import::Hashing::new(&mut input, &mut count).finish().map_err(|e| Error::io("read", path, e))?;
+    Ok((hex, size))
+}
+
+/// The uncompressed layer blob `digest` as a gzip blob for a registry: made once (the same
+/// bytes for the same tar: no time or name in the header) and kept beside it, with its
+/// digest and size noted in `blobs/gzip-of/<hex>`.
+impl Store {
+    pub(crate) fn gzip_blob(&self, digest: &str) -> Result<(String, u64)> {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let note = self.root.join("blobs/gzip-of").join(hex);
+        if let Ok(text) = std::fs::read_to_string(&note)
+            && let Some((gz, size)) = text.trim().split_once(' ')
+            && let Ok(size) = size.parse()
+            && self.blob_path(gz).is_file()
+        {
+            return Ok((gz.to_string(), size));
+        }
+        let _lock = self.lock()?;
+        let work = TempDir::new(&self.root.join("tmp"), "gzip")?;
+        let tar = self.blob_path(digest);
+        let input = BufReader::new(File::open(&tar).map_err(|e| Error::io("open", &tar, e))?);
+        let out_path = work.path().join("layer.gz");
+        let out = File::create(&out_path).map_err(|e| Error::io("create", &out_path, e))?;
+        let mut gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::default());
+        let mut input = input;
+        std::io::copy(&mut input, &mut gz).map_err(|e| Error::io("compress", &tar, e))?;
+        gz.finish().and_then(|mut f| f.flush()).map_err(|e| Error::io("write", &out_path, e))?;
+        let (gz_hex, size) = hash_file(&out_path)?;
+        let gz_digest = format!("sha256:{gz_hex}");
+        let path = self.blob_path(&gz_digest);
+        std::fs::rename(&out_path, &path).map_err(|e| Error::io("rename into the store", &path, e))?;
+        std::fs::create_dir_all(note.parent().unwrap_or(&self.root)).map_err(|e| Error::io("mkdir", &note, e))?;
+        std::fs::write(&note, format!("{gz_digest} {size}\n")).map_err(|e| Error::io("write", &note, e))?;
+        Ok((gz_digest, size))
+    }
 }

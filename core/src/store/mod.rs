@@ -583,7 +583,7 @@ pub(crate) fn normalize_name(name: &str) -> Result<String> {
     })
 }
 
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

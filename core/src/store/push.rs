@@ -1,7 +1,10 @@
 //! `Store::push`: an image from the store to a registry.
 //!
 //! The store keeps each image's manifest, config and layer blobs as they came, so a push
-//! sends back exactly that image: the same manifest digest, the same layer digests. Each
+//! sends back exactly that image: the same manifest digest, the same layer digests. A
+//! built image's layers are kept uncompressed (as Docker keeps them); a push sends them
+//! gzip-compressed, so its manifest is a new one (the image id, its config's digest,
+//! stays). Each
 //! blob the registry lacks (a `HEAD` first) is uploaded in one piece (`POST` for an
 //! upload session, then `PUT` with the digest); the manifest goes last, under the tag.
 
@@ -45,6 +48,7 @@ impl Store {
         let Ok(Manifest::Image { media_type, config, layers }) = manifest::parse(&manifest_bytes, None) else {
             return Err(Error::Image { path: self.blob_path(&manifest_digest), reason: "unreadable manifest".into() });
         };
+        let (manifest_bytes, manifest_digest, layers) = self.compressed(manifest_bytes, manifest_digest, layers)?;
         let client = Client::for_reference(&target, true, options)?;
         let repo = target.repository();
         let blobs: Vec<&Descriptor> = layers.iter().chain([&config]).collect();
@@ -86,6 +90,37 @@ impl Store {
             return Err(client.err(format!("stored the manifest as {got}, not {manifest_digest}")));
         }
         Ok(manifest_digest)
+    }
+
+    /// The manifest as a registry gets it: uncompressed layers (a build's) replaced by
+    /// their gzip blobs, in a manifest of its own; the manifest as it is when there are none.
+    fn compressed(
+        &self,
+        bytes: Vec<u8>,
+        digest: String,
+        layers: Vec<Descriptor>,
+    ) -> Result<(Vec<u8>, String, Vec<Descriptor>)> {
+        if !layers.iter().any(|l| l.media_type == super::commit::LAYER_TAR) {
+            return Ok((bytes, digest, layers));
+        }
+        let bad = || Error::Image { path: self.blob_path(&digest), reason: "unreadable manifest".into() };
+        let mut json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        let mut out = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.into_iter().enumerate() {
+            if layer.media_type != super::commit::LAYER_TAR {
+                out.push(layer);
+                continue;
+            }
+            let (gz, size) = self.gzip_blob(&layer.digest)?;
+            let entry = json["layers"].get_mut(i).ok_or_else(bad)?;
+            entry["mediaType"] = super::commit::LAYER_GZIP.into();
+            entry["digest"] = gz.clone().into();
+            entry["size"] = size.into();
+            out.push(Descriptor { media_type: super::commit::LAYER_GZIP.into(), digest: gz, size, ..layer });
+        }
+        let bytes = serde_json::to_vec(&json).map_err(|e| Error::io("encode", &self.root, std::io::Error::other(e)))?;
+        let digest = sha256_digest(&bytes);
+        Ok((bytes, digest, out))
     }
 
     /// Uploads one blob in one piece.
