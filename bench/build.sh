@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source "$ROOT/scripts/lib.sh"
 runs="${1:-5}"
-ensure_packages busybox-static docker.io buildah runc bc
+ensure_packages busybox-static docker.io buildah runc bc python3-venv
 cli="$(build_static_cli)"
 # Debian's client, whatever else is on PATH (a newer one wants buildx for BuildKit).
 docker=/usr/bin/docker
@@ -117,3 +117,16 @@ out="$ROOT/bench/results/build.txt"
 		"cold $(echo "scale=2; ${results[iso/cold]} / ${results[buildkit/cold]}" | bc)x BuildKit"
 	echo "isolette no-op rebuild of a 10,000-file, 100 MB context: $big_noop ms"
 } | tee "$out"
+{
+	printf '{"title": "isolette build vs Docker classic, BuildKit and buildah (%s, %s runs)", "median_ms": {' "$(date -u +%F)" "$runs"
+	first=1
+	for key in "${!results[@]}"; do
+		((first)) || printf ', '
+		first=0
+		printf '"%s": %s' "$key" "${results[$key]}"
+	done
+	printf '}, "big_context_noop_ms": %s}\n' "$big_noop"
+} >"$ROOT/bench/results/build.json"
+venv="$ROOT/.cache/venv-bench"
+[[ -x "$venv/bin/python" ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; }
+"$venv/bin/python" "$ROOT/bench/plot_build.py" "$ROOT/bench/results/build.json" "$ROOT/bench/results/build.png"

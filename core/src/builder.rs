@@ -204,6 +204,12 @@ struct Build<'a> {
 
 impl<'a> Build<'a> {
     fn new(store: &'a Store, context: &Path, options: &'a BuildOptions) -> Result<Build<'a>> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::config(
+                "isolette build needs root: its steps run as root of a user namespace that maps the image's own \
+                 ids, and its file steps mount the stage's layers; run it as root",
+            ));
+        }
         let dockerfile = options.dockerfile.clone().unwrap_or_else(|| context.join("Dockerfile"));
         let text = std::fs::read(&dockerfile).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::config(format!(
@@ -300,7 +306,11 @@ impl<'a> Build<'a> {
             }
         }
         let state = done.remove(&target).ok_or_else(|| Error::config("the target stage was not built"))?;
-        let _ = std::fs::write(&self.log_path, serde_json::to_vec(&self.log).unwrap_or_default());
+        // Whole or not at all: another build of this Dockerfile may read it meanwhile.
+        let tmp = self.log_path.with_extension(crate::runtime::owner_tag());
+        if std::fs::write(&tmp, serde_json::to_vec(&self.log).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.log_path);
+        }
         self.commit(state)
     }
 
@@ -790,8 +800,9 @@ impl<'a> Build<'a> {
                     b.file_step(state, step, Vec::new(), |root| {
                         let attrs = tree::Attrs { owner, chmod };
                         if add {
-                            let (tars, files): (Vec<_>, Vec<_>) =
-                                entries.into_iter().partition(|e| e.rel.is_empty() && tree::is_tar(&e.path));
+                            let (tars, files): (Vec<_>, Vec<_>) = entries
+                                .into_iter()
+                                .partition(|e| e.rel.as_os_str().is_empty() && tree::is_tar(&e.path));
                             for archive in tars {
                                 tree::extract(root, &archive.path, &dest, owner)?;
                             }

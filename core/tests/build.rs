@@ -364,12 +364,24 @@ WORKDIR /made/here
 ";
     let ctx = context(dockerfile, &[("own.txt", "mine\n")]);
     std::fs::write(ctx.path().join("files.tar"), tar).unwrap();
+    // A name that is not UTF-8 goes into the image as it is.
+    let odd = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"odd-\xff");
+    std::fs::create_dir(ctx.path().join("dir")).unwrap();
+    std::fs::write(ctx.path().join("dir").join(odd), "odd\n").unwrap();
+    let dockerfile = format!("{dockerfile}COPY dir/ /dir/\n");
+    std::fs::write(ctx.path().join("Dockerfile"), &dockerfile).unwrap();
     let (result, steps) = build(&store, ctx.path(), &options(&["stages:1"]));
     let result = result.unwrap_or_else(|e| panic!("{e}"));
     assert!(steps.iter().all(|s| s.stage != "broken"), "the unused stage never ran: {steps:#?}");
     let noop = steps.iter().find(|s| s.line == 6).unwrap();
     assert_eq!(noop.layer, None, "a RUN that changes nothing adds no layer");
-    assert_eq!(result.image.layers.len(), 2 + 4, "the base's two, then COPY, COPY, ADD, WORKDIR");
+    assert_eq!(result.image.layers.len(), 2 + 5, "the base's two, then COPY, COPY, ADD, WORKDIR, COPY");
+    let image = store.image("stages:1").unwrap();
+    let out = Sandbox::builder(&image)
+        .entrypoint(Vec::<String>::new())
+        .run(["/bin/sh", "-c", "for f in /dir/*; do printf '%s\\n' \"$f\"; done"])
+        .unwrap();
+    assert_eq!(out.stdout, b"/dir/odd-\xff\n");
     let got = run_in(
         &store,
         "stages:1",
@@ -515,4 +527,26 @@ fn a_step_with_a_network_keeps_the_sandbox_files_out_of_its_layer() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["marker"]);
+}
+
+/// A step's setuid file and file capability stay in its layer's tar (an export or a push
+/// has them), but not in the store's unpacked layer, where any host user could run them;
+/// inside a sandbox they would mean nothing (`no_new_privs`). The builds' work is the
+/// owner's only.
+#[test]
+fn a_steps_setuid_files_are_not_runnable_from_the_store() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let ctx = context("FROM base\nUSER root\nRUN cp /bin/busybox /suid && chmod 4755 /suid\n", &[]);
+    let (result, steps) = build(&store, ctx.path(), &options(&["suid:1"]));
+    result.unwrap_or_else(|e| panic!("{e}"));
+    let layer = steps.iter().find(|s| s.line == 3).and_then(|s| s.layer.clone()).unwrap();
+    let mode =
+        |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions());
+    assert_eq!(mode(&store.layer_path(&layer).join("suid")) & 0o7777, 0o755);
+    let blob = store.dir().join("blobs/sha256").join(layer.strip_prefix("sha256:").unwrap());
+    let mut tar = tar::Archive::new(std::fs::File::open(blob).unwrap());
+    let kept = tar.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().ends_with("suid")).unwrap();
+    assert_eq!(kept.header().mode().unwrap() & 0o7777, 0o4755, "the tar keeps the image's mode");
+    assert_eq!(mode(&store.dir().join("builds")) & 0o777, 0o700);
 }

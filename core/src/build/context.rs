@@ -16,6 +16,7 @@
 //! a change in the same clock tick cannot hide.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -72,9 +73,9 @@ pub struct Selection {
 pub struct Entry {
     /// Where it is on the host.
     pub path: PathBuf,
-    /// Where it goes, relative to the destination (`/`-separated; empty for a source
-    /// file copied to a file destination).
-    pub rel: String,
+    /// Where it goes, relative to the destination (empty for a source file copied to a
+    /// file destination); its names are bytes, as the directory has them.
+    pub rel: PathBuf,
     /// The digest of its record (hex): what tells which file changed.
     pub digest: String,
 }
@@ -164,9 +165,12 @@ impl Context {
                 }
                 if meta.is_dir() {
                     // A directory's contents are copied, not the directory itself.
-                    self.walk(&path, &rel, "", chmod, &mut entries, &mut hasher)?;
+                    self.walk(&path, &rel, Path::new(""), chmod, &mut entries, &mut hasher)?;
                 } else {
-                    let name = if sources.len() == 1 && !has_pattern(source) { String::new() } else { file_name(&rel) };
+                    let name = match rel.file_name() {
+                        Some(name) if sources.len() > 1 || has_pattern(source) => PathBuf::from(name),
+                        _ => PathBuf::new(),
+                    };
                     let digest = self.record(&path, &name, &meta, chmod, &mut hasher)?;
                     entries.push(Entry { path, rel: name, digest });
                 }
@@ -179,12 +183,13 @@ impl Context {
 
     /// The context paths (relative, cleaned) a source names: itself, or what its pattern
     /// matches in its directory; never an ignored one.
-    fn expand(&self, source: &str) -> Result<Vec<String>> {
+    fn expand(&self, source: &str) -> Result<Vec<PathBuf>> {
         let rel = clean_inside(source)
             .ok_or_else(|| Error::config(format!("COPY {source}: the source is outside the build context")))?;
         if !has_pattern(&rel) {
             let exists = std::fs::symlink_metadata(self.root.join(&rel)).is_ok();
-            return Ok(if exists && (rel == "." || !self.ignore.is_ignored(&rel)) { vec![rel] } else { vec![] });
+            let kept = exists && (rel == "." || !self.ignore.is_ignored(&rel));
+            return Ok(if kept { vec![PathBuf::from(rel)] } else { vec![] });
         }
         let (dir, pattern) = rel.rsplit_once('/').unwrap_or((".", &rel));
         if has_pattern(dir) {
@@ -196,21 +201,22 @@ impl Context {
             .build()
             .map_err(|e| Error::config(format!("COPY {source}: {}", e.kind())))?
             .compile_matcher();
-        let dir_path = self.inside(dir, source)?;
-        let mut names: Vec<String> = std::fs::read_dir(&dir_path)
-            .map_err(|e| Error::io("list", &dir_path, e))?
-            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
-            .filter(|n| glob.is_match(n))
-            .map(|n| if dir == "." { n } else { format!("{dir}/{n}") })
-            .filter(|rel| !self.ignore.is_ignored(rel))
-            .collect();
+        let dir_path = self.inside(Path::new(dir), source)?;
+        let mut names: Vec<PathBuf> = Vec::new();
+        for entry in std::fs::read_dir(&dir_path).map_err(|e| Error::io("list", &dir_path, e))? {
+            let name = entry.map_err(|e| Error::io("list", &dir_path, e))?.file_name();
+            let rel = if dir == "." { PathBuf::from(&name) } else { Path::new(dir).join(&name) };
+            if glob.is_match(Path::new(&name)) && !self.ignore.is_ignored_path(&rel) {
+                names.push(rel);
+            }
+        }
         names.sort();
         Ok(names)
     }
 
     /// `rel`'s host path, which must stay inside the context once its symlinks resolve.
-    fn inside(&self, rel: &str, source: &str) -> Result<PathBuf> {
-        if rel == "." {
+    fn inside(&self, rel: &Path, source: &str) -> Result<PathBuf> {
+        if rel == Path::new(".") {
             return Ok(self.root.clone());
         }
         let path = self.root.join(rel);
@@ -229,7 +235,7 @@ impl Context {
     fn record(
         &self,
         path: &Path,
-        rel: &str,
+        rel: &Path,
         meta: &std::fs::Metadata,
         chmod: Option<u32>,
         all: &mut Sha256,
@@ -255,7 +261,7 @@ impl Context {
             (Some(m), false) => m,
             (None, false) => meta.mode() & 0o7777,
         };
-        hasher.update(rel.as_bytes());
+        hasher.update(rel.as_os_str().as_bytes());
         hasher.update([0, kind_byte]);
         hasher.update(mode.to_le_bytes());
         hasher.update(meta.size().to_le_bytes());
@@ -311,12 +317,12 @@ impl Context {
     }
 
     /// Records everything below the directory `dir` (context path `rel`), sorted by name,
-    /// skipping what the ignore rules leave out.
+    /// skipping what the ignore rules leave out. Names are bytes, UTF-8 or not.
     fn walk(
         &self,
         dir: &Path,
-        rel: &str,
-        dest: &str,
+        rel: &Path,
+        dest: &Path,
         chmod: Option<u32>,
         entries: &mut Vec<Entry>,
         hasher: &mut Sha256,
@@ -328,14 +334,11 @@ impl Context {
             .map_err(|e| Error::io("list", dir, e))?;
         names.sort();
         for name in names {
-            let Some(name) = name.to_str().map(str::to_string) else {
-                return Err(Error::config(format!("{}: a file name that is not UTF-8", dir.join(&name).display())));
-            };
-            let child_rel = if rel == "." { name.clone() } else { format!("{rel}/{name}") };
-            if self.ignore.is_ignored(&child_rel) {
+            let child_rel = if rel == Path::new(".") { PathBuf::from(&name) } else { rel.join(&name) };
+            if self.ignore.is_ignored_path(&child_rel) {
                 continue;
             }
-            let child_dest = if dest.is_empty() { name.clone() } else { format!("{dest}/{name}") };
+            let child_dest = dest.join(&name);
             let path = dir.join(&name);
             let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
             let digest = self.record(&path, &child_dest, &meta, chmod, hasher)?;
@@ -350,10 +353,6 @@ impl Context {
 
 fn has_pattern(s: &str) -> bool {
     s.contains(['*', '?', '['])
-}
-
-fn file_name(rel: &str) -> String {
-    rel.rsplit('/').next().unwrap_or(rel).to_string()
 }
 
 /// `source` cleaned as a path relative to the context root (a leading `/` is the root),
@@ -393,13 +392,26 @@ mod tests {
         let dir = tree();
         let ctx = Context::open(dir.path(), None).unwrap();
         let sel = ctx.select(&["app".into()], None).unwrap();
-        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.to_str().unwrap()).collect();
         assert_eq!(rels, ["link", "main.py", "sub", "sub/util.py"], "the directory's contents, less the ignored");
         let sel = ctx.select(&["*.txt".into()], None).unwrap();
-        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.to_str().unwrap()).collect();
         assert_eq!(rels, ["a.txt", "b.txt"]);
         let sel = ctx.select(&["/a.txt".into()], None).unwrap();
-        assert_eq!(sel.entries[0].rel, "", "one file to a file destination");
+        assert_eq!(sel.entries[0].rel, Path::new(""), "one file to a file destination");
+    }
+
+    #[test]
+    fn names_are_bytes() {
+        let dir = tree();
+        let odd = std::ffi::OsStr::from_bytes(b"\xffodd.txt");
+        std::fs::write(dir.path().join("app").join(odd), "odd\n").unwrap();
+        let ctx = Context::open(dir.path(), None).unwrap();
+        let sel = ctx.select(&["app".into()], None).unwrap();
+        assert!(sel.entries.iter().any(|e| e.rel.as_os_str() == odd), "a name that is not UTF-8, as it is");
+        let sel = ctx.select(&["app/*.txt".into()], None).unwrap();
+        assert_eq!(sel.entries.len(), 1);
+        assert_eq!(sel.entries[0].rel.as_os_str(), odd, "and matched by a pattern");
     }
 
     #[test]
@@ -407,7 +419,7 @@ mod tests {
         let dir = tree();
         let ctx = Context::open(dir.path(), None).unwrap();
         let sel = ctx.select(&[".".into()], None).unwrap();
-        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.as_str()).collect();
+        let rels: Vec<&str> = sel.entries.iter().map(|e| e.rel.to_str().unwrap()).collect();
         assert_eq!(
             rels,
             [".dockerignore", "a.txt", "app", "app/link", "app/main.py", "app/sub", "app/sub/util.py", "b.txt"]

@@ -5,6 +5,8 @@
 //! a comment line; `!` makes an exception. A pattern that matches a directory matches
 //! everything below it, and the last pattern that matches a path decides.
 
+use std::path::Path;
+
 use globset::{GlobBuilder, GlobMatcher};
 
 use crate::error::{Error, Result};
@@ -51,10 +53,15 @@ impl IgnoreRules {
     /// Whether the file or directory `path` (relative to the context, `/`-separated) is
     /// left out of the context.
     pub fn is_ignored(&self, path: &str) -> bool {
-        let path = clean(path);
+        self.is_ignored_path(Path::new(&clean(path)))
+    }
+
+    /// [`is_ignored`](Self::is_ignored) for a path already clean (names joined by `/`, as
+    /// a directory walk makes it), whose names are bytes and need not be UTF-8.
+    pub fn is_ignored_path(&self, path: &Path) -> bool {
         let mut ignored = false;
         for rule in &self.rules {
-            if rule.glob.is_match(&path) || parents(&path).any(|p| rule.glob.is_match(p)) {
+            if path.ancestors().filter(|p| !p.as_os_str().is_empty()).any(|p| rule.glob.is_match(p)) {
                 ignored = !rule.keep;
             }
         }
@@ -65,11 +72,6 @@ impl IgnoreRules {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
-}
-
-/// `a/b/c` → `a`, `a/b`.
-fn parents(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').map(move |(at, _)| &path[..at])
 }
 
 /// A path cleaned lexically, as Go's `filepath.Clean` does, without a leading `/`:
@@ -124,6 +126,12 @@ mod tests {
         ] {
             assert_eq!(r.is_ignored(path), ignored, "{path}");
         }
+        // Names are bytes: one that is not UTF-8 matches as it is.
+        let odd = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"docs/\xff/draft"));
+        assert!(r.is_ignored_path(odd));
+        assert!(
+            r.is_ignored_path(Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xfe.md")))
+        );
     }
 
     #[test]

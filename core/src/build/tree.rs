@@ -176,11 +176,11 @@ pub(crate) fn make_dirs(root: &Path, dir: &Path, owner: (u32, u32)) -> Result<Pa
 /// is empty (one file) becomes `dest` itself, or `dest/NAME` with `into_dir`; the others
 /// go under `dest`. Missing directories on the way are made, owned as `attrs` says.
 pub(crate) fn copy_entries(root: &Path, entries: &[Entry], dest: &Path, into_dir: bool, attrs: Attrs) -> Result<()> {
-    if into_dir || entries.iter().any(|e| !e.rel.is_empty()) {
+    if into_dir || entries.iter().any(|e| !e.rel.as_os_str().is_empty()) {
         make_dirs(root, dest, attrs.owner)?;
     }
     for entry in entries {
-        let inside = match (entry.rel.is_empty(), into_dir) {
+        let inside = match (entry.rel.as_os_str().is_empty(), into_dir) {
             (true, false) => dest.to_path_buf(),
             (true, true) => dest.join(entry.path.file_name().unwrap_or_default()),
             (false, _) => dest.join(&entry.rel),

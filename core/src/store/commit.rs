@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{ImageRecord, Store, TempDir, import, normalize_name};
@@ -221,9 +222,10 @@ fn scratch_config() -> serde_json::Value {
     })
 }
 
-/// Makes a writable layer's tree what unpacking its tar would have made: overlayfs's own
-/// attributes gone but the opaque mark, which goes under both prefixes (mounts with and
-/// without a user namespace read different ones), and no time after `epoch`.
+/// Makes a writable layer's tree what unpacking its tar would have made (`unpack.rs`):
+/// overlayfs's own attributes gone but the opaque mark, which goes under both prefixes
+/// (mounts with and without a user namespace read different ones), no setuid or setgid
+/// bit and no file capability (the tar keeps them), and no time after `epoch`.
 fn settle(tree: &Path, epoch: Option<u64>) -> Result<()> {
     let mut stack = vec![tree.to_path_buf()];
     while let Some(path) = stack.pop() {
@@ -233,7 +235,13 @@ fn settle(tree: &Path, epoch: Option<u64>) -> Result<()> {
                 stack.push(entry.map_err(|e| Error::io("list", &path, e))?.path());
             }
         }
+        if meta.is_file() && meta.permissions().mode() & 0o6000 != 0 {
+            let mode = meta.permissions().mode() & 0o1777;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("chmod", &path, e))?;
+        }
         if !meta.file_type().is_symlink() {
+            let _ = xattr::remove(&path, "security.capability");
             let mut opaque = false;
             for name in xattr::list(&path).map_err(|e| Error::io("list xattrs", &path, e))? {
                 let name = name.to_string_lossy().into_owned();

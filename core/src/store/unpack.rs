@@ -5,7 +5,9 @@
 //! source against the destination); device nodes are skipped; extended attributes in the
 //! archive are ignored (they could carry overlayfs's own `trusted.overlay.*` keys); file
 //! owners are kept only below 65536, the range a sandbox's user namespace maps, and become
-//! 65534 otherwise. OCI whiteouts become overlayfs whiteouts: `.wh.NAME` a 0/0 character
+//! 65534 otherwise; setuid and setgid bits are dropped (a sandbox's programs run with
+//! `no_new_privs`, so inside they mean nothing, and outside no host user may run an image's
+//! setuid program from the store). OCI whiteouts become overlayfs whiteouts: `.wh.NAME` a 0/0 character
 //! device `NAME`, `.wh..wh..opq` the opaque attribute on its directory (under both the
 //! `trusted.` and the `user.` prefix, for mounts with and without a user namespace).
 
@@ -85,9 +87,15 @@ pub(crate) fn unpack(reader: impl Read, dest: &Path, layer: &Path, whiteouts: bo
             continue;
         }
         let (uid, gid) = (entry.header().uid().unwrap_or(0), entry.header().gid().unwrap_or(0));
+        let mode = entry.header().mode().unwrap_or(0);
         let unpacked = entry.unpack_in(dest).map_err(|e| bad(format!("entry `{}`: {}", path.display(), chain(&e))))?;
         if !unpacked {
             return Err(bad(format!("entry `{}` leaves the layer", path.display())));
+        }
+        if kind.is_file() && mode & 0o6000 != 0 {
+            let target = dest.join(&relative);
+            std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o1777))
+                .map_err(|e| Error::io("chmod", &target, e))?;
         }
         if uid > MAX_KEPT_ID || gid > MAX_KEPT_ID {
             let target = dest.join(&relative);
