@@ -433,7 +433,7 @@ impl<'a> Build<'a> {
         started: Instant,
     ) {
         self.index += 1;
-        if cached && reason.is_none() && layer.is_some() {
+        if cached && reason.is_none() {
             self.cached += 1;
         }
         progress(&BuildEvent::Step(StepReport {

@@ -239,6 +239,14 @@ fn make_tls(d: &Path) {
     ]);
 }
 
+/// `skopeo copy` of `target` out of the registry, which checks every blob's digest.
+fn copy_out(target: &str) {
+    let out = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{target}")])
+        .arg(format!("oci:{}", out.path().join("o").display())));
+}
+
 fn new_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
@@ -335,10 +343,7 @@ fn push_gives_back_the_same_image() {
         assert_eq!(imported.manifest.as_deref(), Some(digest.as_str()));
         assert!(events.into_inner().unwrap().contains(&TransferState::Done));
         // skopeo copies it out whole (every blob checked), and a pull gives the same image.
-        let out = tempfile::tempdir().unwrap();
-        run(Command::new("skopeo")
-            .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{target}")])
-            .arg(format!("oci:{}", out.path().join("o").display())));
+        copy_out(&target);
         let (_d2, fresh) = new_store();
         let pulled = fresh.pull(&target, &RegistryOptions::new(), &quiet()).unwrap();
         assert_eq!(
@@ -379,10 +384,7 @@ fn a_built_image_is_pushed_compressed_and_pulled_back_the_same() {
     assert_ne!(Some(&digest), built.manifest.as_ref(), "the registry's manifest names gzip blobs");
     let (inspected, diff_ids) = reg.inspect("built:1");
     assert_eq!((inspected, diff_ids), (digest.clone(), built.layers.clone()));
-    let out = tempfile::tempdir().unwrap();
-    run(Command::new("skopeo")
-        .args(["copy", "-q", "--src-tls-verify=false", &format!("docker://{target}")])
-        .arg(format!("oci:{}", out.path().join("o").display())));
+    copy_out(&target);
     let (_d2, fresh) = new_store();
     let pulled = fresh.pull(&target, &RegistryOptions::new(), &quiet()).unwrap();
     assert_eq!((pulled.id, pulled.layers), (built.id, built.layers));

@@ -8,7 +8,7 @@
 //! the same `created` time the same image id and manifest digest.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +42,7 @@ pub struct NewLayer {
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub(crate) const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+#[cfg(feature = "registry")]
 pub(crate) const LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 impl Store {
@@ -175,6 +176,7 @@ impl Store {
             created: Some(created.to_string()),
             config: ImageConfig::from_oci(&parsed),
             manifest: Some(manifest_digest),
+            built: true,
         };
         self.write_record(&record, &work)?;
         Ok(record)
@@ -283,11 +285,13 @@ fn hash_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex, size))
 }
 
-/// The uncompressed layer blob `digest` as a gzip blob for a registry: made once (the same
-/// bytes for the same tar: no time or name in the header) and kept beside it, with its
-/// digest and size noted in `blobs/gzip-of/<hex>`.
+#[cfg(feature = "registry")]
 impl Store {
+    /// The uncompressed layer blob `digest` as a gzip blob for a registry: made once (the
+    /// same bytes for the same tar: no time or name in the header) and kept beside it, with
+    /// its digest and size noted in `blobs/gzip-of/<hex>`.
     pub(crate) fn gzip_blob(&self, digest: &str) -> Result<(String, u64)> {
+        use std::io::Write;
         let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
         let note = self.root.join("blobs/gzip-of").join(hex);
         if let Ok(text) = std::fs::read_to_string(&note)

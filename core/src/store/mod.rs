@@ -113,6 +113,11 @@ pub struct ImageRecord {
     /// stored before blobs were kept: pull or import them again to push them).
     #[serde(default)]
     pub manifest: Option<String>,
+    /// Made by `isolette build`: its own layers are kept uncompressed, and a push sends
+    /// them gzip-compressed (in a manifest of its own; the image id stays). Pulled and
+    /// imported images are pushed exactly as they came.
+    #[serde(default)]
+    pub built: bool,
 }
 
 /// Where an import is, for a progress display.
@@ -254,6 +259,7 @@ impl Store {
             created: src.config.created().clone(),
             config: ImageConfig::from_oci(&src.config),
             manifest: Some(manifest_digest),
+            built: false,
         };
         self.write_record(&record, &work)?;
         Ok(record)

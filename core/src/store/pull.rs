@@ -148,6 +148,7 @@ impl Store {
             created: config.created().clone(),
             config: ImageConfig::from_oci(&config),
             manifest: Some(manifest_digest),
+            built: false,
         };
         if reference.digest().is_none() {
             let by_digest = ImageRecord { name: reference.with_digest(&top_digest).familiar(), ..record.clone() };

@@ -2,9 +2,9 @@
 //!
 //! The store keeps each image's manifest, config and layer blobs as they came, so a push
 //! sends back exactly that image: the same manifest digest, the same layer digests. A
-//! built image's layers are kept uncompressed (as Docker keeps them); a push sends them
-//! gzip-compressed, so its manifest is a new one (the image id, its config's digest,
-//! stays). Each
+//! built image's layers are kept uncompressed (as Docker keeps them); a push of a built
+//! image sends them gzip-compressed, so its manifest is a new one (the image id, its
+//! config's digest, stays). Each
 //! blob the registry lacks (a `HEAD` first) is uploaded in one piece (`POST` for an
 //! upload session, then `PUT` with the digest); the manifest goes last, under the tag.
 
@@ -48,7 +48,11 @@ impl Store {
         let Ok(Manifest::Image { media_type, config, layers }) = manifest::parse(&manifest_bytes, None) else {
             return Err(Error::Image { path: self.blob_path(&manifest_digest), reason: "unreadable manifest".into() });
         };
-        let (manifest_bytes, manifest_digest, layers) = self.compressed(manifest_bytes, manifest_digest, layers)?;
+        let (manifest_bytes, manifest_digest, layers) = if record.built {
+            self.compressed(manifest_bytes, manifest_digest, layers)?
+        } else {
+            (manifest_bytes, manifest_digest, layers)
+        };
         let client = Client::for_reference(&target, true, options)?;
         let repo = target.repository();
         let blobs: Vec<&Descriptor> = layers.iter().chain([&config]).collect();
