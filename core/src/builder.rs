@@ -373,6 +373,14 @@ impl<'a> Build<'a> {
             let (cached, reason, layer) = self
                 .step(&mut state, &step.instruction, step.line, done, progress)
                 .map_err(|e| self.in_step(step.line, &text, e))?;
+            // A config step is in the image's history too, as an empty layer (as Docker has it).
+            let layer_step = matches!(
+                step.instruction,
+                Instruction::Run { .. } | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+            );
+            if !layer_step && !matches!(step.instruction, Instruction::Arg(_)) {
+                state.history.push(NewLayer { layer: None, created_by: text.clone() });
+            }
             self.report(progress, &stage_name, step.line, &text, cached, reason, layer, started);
         }
         Ok(state)

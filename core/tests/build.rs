@@ -361,6 +361,14 @@ COPY --from=builder /out/artifact /artifact
 COPY --chown=1000:1001 own.txt /owned
 ADD files.tar /unpacked/
 WORKDIR /made/here
+ENV GREETING=built LANG=C.UTF-8
+EXPOSE 8080 53/udp
+LABEL org.example.team=judges
+STOPSIGNAL SIGTERM
+VOLUME /data
+HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost:8080/ || exit 1
+ENTRYPOINT [\"/bin/sh\", \"-c\"]
+CMD [\"echo hi\"]
 ";
     let ctx = context(dockerfile, &[("own.txt", "mine\n")]);
     std::fs::write(ctx.path().join("files.tar"), tar).unwrap();
@@ -376,6 +384,23 @@ WORKDIR /made/here
     let noop = steps.iter().find(|s| s.line == 6).unwrap();
     assert_eq!(noop.layer, None, "a RUN that changes nothing adds no layer");
     assert_eq!(result.image.layers.len(), 2 + 5, "the base's two, then COPY, COPY, ADD, WORKDIR, COPY");
+    // What the config steps recorded, in the image's OCI config.
+    let blob = store.dir().join("blobs/sha256").join(result.image.id.strip_prefix("sha256:").unwrap());
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+    let c = &config["config"];
+    assert_eq!(c["WorkingDir"], "/made/here");
+    assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=built"), "{c}");
+    assert_eq!(c["ExposedPorts"], serde_json::json!({ "8080/tcp": {}, "53/udp": {} }));
+    assert_eq!(c["Labels"]["org.example.team"], "judges");
+    assert_eq!((c["StopSignal"].as_str(), c["Volumes"]["/data"].is_object()), (Some("SIGTERM"), true));
+    assert_eq!(c["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "curl -f http://localhost:8080/ || exit 1"]));
+    assert_eq!(
+        (c["Healthcheck"]["Interval"].as_u64(), c["Healthcheck"]["Retries"].as_u64()),
+        (Some(5_000_000_000), Some(3))
+    );
+    assert_eq!((c["Entrypoint"][0].as_str(), c["Cmd"][0].as_str()), (Some("/bin/sh"), Some("echo hi")));
+    let history = config["history"].as_array().unwrap();
+    assert!(history.iter().any(|h| h["empty_layer"] == true), "config steps are empty layers in the history");
     let image = store.image("stages:1").unwrap();
     let out = Sandbox::builder(&image)
         .entrypoint(Vec::<String>::new())
