@@ -356,6 +356,9 @@ FROM base AS builder
 USER root
 RUN mkdir /out && echo built > /out/artifact && rm /etc/top.txt
 RUN true
+RUN <<EOF sh
+echo \"from a here-document\" > /out/doc
+EOF
 FROM base AS final
 COPY --from=builder /out/artifact /artifact
 COPY --chown=1000:1001 own.txt /owned
@@ -417,7 +420,10 @@ CMD [\"echo hi\"]
     let mut o = options(&["stages:builder"]);
     o.target = Some("builder".into());
     build(&store, ctx.path(), &o).0.unwrap();
-    assert_eq!(run_in(&store, "stages:builder", "cat /out/artifact; ls /etc"), "built\nbase.txt\n");
+    assert_eq!(
+        run_in(&store, "stages:builder", "cat /out/artifact /out/doc; ls /etc"),
+        "built\nfrom a here-document\nbase.txt\n"
+    );
 }
 
 /// Bad input and failing steps: errors that name the line, nothing stored.

@@ -155,7 +155,19 @@ impl Recipe {
     pub fn parse(text: &str, name: &str) -> Result<Recipe> {
         let at = |offset: usize| line_of(text, offset);
         let bad = |line: usize, why: String| Error::config(format!("{name} line {line}: {why}"));
-        let file = pd::parse(text).map_err(|e| Error::config(format!("{name} line {}: {e}", e.line().max(1))))?;
+        let file = pd::parse(text).map_err(|e| {
+            let line = e.line().max(1);
+            // The parser takes a here-document only right after the keyword (`RUN <<EOF`):
+            // `RUN python3 <<EOF` leaves the document's lines to be read as instructions.
+            let before = text.lines().take(line.saturating_sub(1)).any(|l| l.contains("<<"));
+            let hint = if before && e.to_string().contains("unknown instruction") {
+                "; a here-document must come right after the keyword (`RUN <<EOF`, `COPY <<EOF /path`), or be \
+                 written with `RUN <<EOF python3`"
+            } else {
+                ""
+            };
+            Error::config(format!("{name} line {line}: {e}{hint}"))
+        })?;
         let escape = file.parser_directives.escape.as_ref().map_or('\\', |d| d.value.value);
         let mut recipe = Recipe { escape, args: Vec::new(), stages: Vec::new() };
         for instruction in &file.instructions {
@@ -537,5 +549,13 @@ CMD ["/bin/app"]
         let r = Recipe::parse("# escape=`\nFROM a\nRUN echo `\n  two\n", "Dockerfile").unwrap();
         assert_eq!(r.escape, '`');
         assert_eq!(r.stages[0].steps.len(), 1);
+    }
+
+    #[test]
+    fn a_here_document_after_a_command_is_explained() {
+        let e = Recipe::parse("FROM a\nRUN python3 <<EOF\nprint(1)\nEOF\n", "Dockerfile").unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("right after the keyword"), "{e}");
+        let r = Recipe::parse("FROM a\nRUN <<EOF python3\nprint(1)\nEOF\n", "Dockerfile").unwrap();
+        assert!(matches!(&r.stages[0].steps[0].instruction, Instruction::Run { heredocs, .. } if heredocs.len() == 1));
     }
 }
