@@ -354,13 +354,14 @@ FROM base AS broken
 RUN exit 3
 FROM base AS builder
 USER root
-RUN mkdir /out && echo built > /out/artifact && rm /etc/top.txt
+RUN mkdir /out && echo built > /out/artifact && rm /etc/top.txt && ln -s /out/artifact /out/link && ln -s /out /abs
 RUN true
 RUN <<EOF sh
 echo \"from a here-document\" > /out/doc
 EOF
 FROM base AS final
 COPY --from=builder /out/artifact /artifact
+COPY --from=builder /abs/link /via-link
 COPY --chown=1000:1001 own.txt /owned
 ADD files.tar /unpacked/
 WORKDIR /made/here
@@ -386,7 +387,8 @@ CMD [\"echo hi\"]
     assert!(steps.iter().all(|s| s.stage != "broken"), "the unused stage never ran: {steps:#?}");
     let noop = steps.iter().find(|s| s.line == 6).unwrap();
     assert_eq!(noop.layer, None, "a RUN that changes nothing adds no layer");
-    assert_eq!(result.image.layers.len(), 2 + 5, "the base's two, then COPY, COPY, ADD, WORKDIR, COPY");
+    assert_eq!(result.image.layers.len(), 2 + 6, "the base's two, then COPY, COPY, COPY, ADD, WORKDIR, COPY");
+    assert_eq!(run_in(&store, "stages:1", "cat /via-link"), "built\n", "absolute symlinks resolve inside the stage");
     // What the config steps recorded, in the image's OCI config.
     let blob = store.dir().join("blobs/sha256").join(result.image.id.strip_prefix("sha256:").unwrap());
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();

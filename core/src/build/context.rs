@@ -30,6 +30,9 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct Context {
     root: PathBuf,
+    /// An image's tree (`COPY --from`): its symlinks resolve inside it, as the image sees
+    /// them, where a context's may not leave it at all.
+    image: bool,
     ignore: IgnoreRules,
     hashes: Mutex<Hashes>,
 }
@@ -100,13 +103,20 @@ impl Context {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
             Err(e) => return Err(Error::io("read", &file, e)),
         };
-        Ok(Context { root, ignore, hashes: Mutex::new(Hashes::default()) })
+        Ok(Context { root, image: false, ignore, hashes: Mutex::new(Hashes::default()) })
     }
 
-    /// A tree to copy from with no ignore rules: an earlier stage's files (`COPY --from`).
+    /// An image's tree to copy from (`COPY --from`): no ignore rules, and symlinks that
+    /// resolve inside it as the image sees them (`/usr/bin/java` to `/etc/alternatives/...`).
     pub(crate) fn tree(root: &Path) -> Result<Context> {
         let root = root.canonicalize().map_err(|e| Error::io("open", root, e))?;
-        Ok(Context { root, ignore: IgnoreRules::default(), hashes: Mutex::new(Hashes::default()) })
+        Ok(Context { root, image: true, ignore: IgnoreRules::default(), hashes: Mutex::new(Hashes::default()) })
+    }
+
+    /// `rel` resolved as the image sees it: inside the root, its last part followed when
+    /// `follow`.
+    fn in_image(&self, rel: &Path, follow: bool) -> Result<PathBuf> {
+        super::tree::resolve_in_root(&self.root, &Path::new("/").join(rel), follow)
     }
 
     /// Takes the content hashes `file` kept from an earlier build of this context (none
@@ -158,9 +168,13 @@ impl Context {
                 if meta.file_type().is_symlink() {
                     // A source named itself is followed (inside the context only), as BuildKit
                     // does; symlinks below a directory are copied as they are.
-                    path = path.canonicalize().ok().filter(|real| real.starts_with(&self.root)).ok_or_else(|| {
-                        Error::config(format!("COPY {source}: a symlink leads outside the build context"))
-                    })?;
+                    path = if self.image {
+                        self.in_image(&rel, true)?
+                    } else {
+                        path.canonicalize().ok().filter(|real| real.starts_with(&self.root)).ok_or_else(|| {
+                            Error::config(format!("COPY {source}: a symlink leads outside the build context"))
+                        })?
+                    };
                     meta = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
                 }
                 if meta.is_dir() {
@@ -187,7 +201,8 @@ impl Context {
         let rel = clean_inside(source)
             .ok_or_else(|| Error::config(format!("COPY {source}: the source is outside the build context")))?;
         if !has_pattern(&rel) {
-            let exists = std::fs::symlink_metadata(self.root.join(&rel)).is_ok();
+            let at = if self.image { self.in_image(Path::new(&rel), false)? } else { self.root.join(&rel) };
+            let exists = std::fs::symlink_metadata(at).is_ok();
             let kept = exists && (rel == "." || !self.ignore.is_ignored(&rel));
             return Ok(if kept { vec![PathBuf::from(rel)] } else { vec![] });
         }
@@ -218,6 +233,9 @@ impl Context {
     fn inside(&self, rel: &Path, source: &str) -> Result<PathBuf> {
         if rel == Path::new(".") {
             return Ok(self.root.clone());
+        }
+        if self.image {
+            return self.in_image(rel, false);
         }
         let path = self.root.join(rel);
         // The parent resolved: the last part itself may be a symlink, copied as one.
