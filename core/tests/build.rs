@@ -507,9 +507,22 @@ fn a_killed_build_leaves_nothing_and_the_cli_reports_steps() {
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&*dir.path().to_string_lossy()), "{signal}: a mount of the build is left");
+        // The kernel lets a cgroup go some time after its last process has gone (under load,
+        // more than gc's own half second): wait for the step's cgroups to hold no process.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let holds = |dir: &std::path::PathBuf| {
+            ["cgroup.procs", "tasks"]
+                .iter()
+                .any(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|t| !t.trim().is_empty()))
+        };
+        while common::cgroups_of(child.id()).iter().any(holds) {
+            assert!(std::time::Instant::now() < deadline, "{signal}: the step's cgroups keep a process");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let gc = std::process::Command::new(cli).arg("--store").arg(&store_dir).arg("gc").output().unwrap();
+        let said = String::from_utf8_lossy(&gc.stdout);
         assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
-        assert!(common::cgroups_of(child.id()).is_empty(), "{signal}: cgroups left after gc");
+        assert!(common::cgroups_of(child.id()).is_empty(), "{signal}: cgroups left after gc, which said:\n{said}");
         let left: Vec<_> = std::fs::read_dir(store_dir.join("builds")).unwrap().flatten().collect();
         assert!(left.is_empty(), "{signal}: gc removes the build's work: {left:?}");
         let partial = std::fs::read_dir(store_dir.join("build-cache/steps"))
