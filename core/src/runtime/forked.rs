@@ -76,17 +76,26 @@ pub(crate) fn owner_tag() -> &'static str {
 }
 
 /// Whether the process an [`owner_tag`] names still runs; `true` for text that is no tag
-/// (what we did not name is left alone).
+/// (what we did not name is left alone). A zombie does not run: a killed owner whose
+/// parent has not reaped it yet (this machine's pid 1 reaps late, if at all) is gone.
 pub(crate) fn tag_alive(tag: &str) -> bool {
     let Some((pid, start)) = tag.split_once('-') else { return true };
     let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else { return true };
-    start_time(pid) == Some(start)
+    matches!(state_and_start(pid), Some((state, started)) if started == start && state != 'Z')
 }
 
-/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
-fn start_time(pid: u32) -> Option<u64> {
+/// Fields 3 and 22 of `/proc/<pid>/stat`: the process's state (`Z` for a zombie) and when
+/// it started, in clock ticks since boot.
+fn state_and_start(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// When process `pid` started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    state_and_start(pid).map(|(_, start)| start)
 }
 
 /// A value made on first use in each process (see the module docs).
@@ -141,6 +150,16 @@ mod tests {
         }
         let child_tag = crate::sys::in_forked_child(|| owner_tag() != tag);
         assert!(child_tag, "a child of fork has a tag of its own");
+        // An owner that has ended but is not reaped yet (a zombie) is gone.
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        let zombie = format!("{}-{}", child.id(), start_time(child.id()).unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state_and_start(child.id()).is_some_and(|(state, _)| state != 'Z') {
+            assert!(std::time::Instant::now() < deadline, "the child never ended");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!tag_alive(&zombie), "a zombie owner is gone");
+        child.wait().unwrap();
     }
 
     #[test]
