@@ -4,15 +4,14 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use isolette::{Image, MountSpec, Output, SandboxBuilder, SeccompAction, SeccompPolicy, Stdin};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::convert::os_string;
-use crate::errors::{config, to_py};
+use crate::convert::{duration, os_string, size, wrong};
+use crate::errors::to_py;
 
 /// Every option, in the order the docs list them.
 const NAMES: [&str; 31] = [
@@ -161,25 +160,6 @@ fn strings(v: &Bound<'_, PyAny>, name: &str, expected: &str) -> PyResult<Vec<Str
     v.extract::<Vec<String>>().map_err(|_| wrong(name, expected))
 }
 
-fn wrong(name: &str, expected: &str) -> PyErr {
-    config(format!("option `{name}` must be {expected}"))
-}
-
-/// Bytes: an int, or a string core parses (`"256M"`).
-pub(crate) fn size(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
-    if let Ok(text) = v.cast::<PyString>() {
-        return isolette::parse_size(&text.to_cow()?).map_err(to_py);
-    }
-    if v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(wrong(name, "a size in bytes (an int, or a string such as \"256M\")"));
-    }
-    match v.extract::<i128>() {
-        Ok(n) if n >= 0 && n <= i128::from(u64::MAX) => Ok(n as u64),
-        Ok(_) => Err(wrong(name, "a size of 0 bytes or more")),
-        Err(_) => Err(wrong(name, "a size in bytes (an int, or a string such as \"256M\")")),
-    }
-}
-
 /// A whole count: an int of 0 or more.
 fn count(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
     if v.is_instance_of::<pyo3::types::PyBool>() {
@@ -189,26 +169,6 @@ fn count(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
         Ok(n) if n >= 0 && n <= i128::from(u64::MAX) => Ok(n as u64),
         _ => Err(wrong(name, "an int of 0 or more")),
     }
-}
-
-/// Seconds: a number, a `datetime.timedelta`, or a string core parses (`"1.5s"`).
-pub(crate) fn duration(v: &Bound<'_, PyAny>, name: &str) -> PyResult<Duration> {
-    if let Ok(text) = v.cast::<PyString>() {
-        return isolette::parse_duration(&text.to_cow()?).map_err(to_py);
-    }
-    // `timedelta` looked up as Python code would: pyo3's own `PyDelta` check imports the
-    // datetime C API lazily and panics when that import is interrupted (a Ctrl-C in the
-    // first milliseconds of a run); this way the interruption is the caller's
-    // `KeyboardInterrupt`.
-    let timedelta = v.py().import("datetime")?.getattr("timedelta")?;
-    let seconds: f64 = if v.is_instance(&timedelta)? {
-        v.call_method0("total_seconds")?.extract()?
-    } else if v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(wrong(name, "seconds (a number, a timedelta or a string such as \"1.5s\")"));
-    } else {
-        v.extract().map_err(|_| wrong(name, "seconds (a number, a timedelta or a string such as \"1.5s\")"))?
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| wrong(name, "a finite number of seconds, 0 or more"))
 }
 
 fn flag(v: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {

@@ -216,9 +216,9 @@ impl PyStore {
         options.no_cache = no_cache;
         options.network = network.parse().map_err(to_py)?;
         options.source_date_epoch = source_date_epoch;
-        options.memory = memory.map(|m| crate::options::size(m, "memory")).transpose()?;
-        options.cpu_time = cpu_time.map(|d| crate::options::duration(d, "cpu_time")).transpose()?;
-        options.wall_time = wall_time.map(|d| crate::options::duration(d, "wall_time")).transpose()?;
+        options.memory = memory.map(|m| crate::convert::size(m, "memory")).transpose()?;
+        options.cpu_time = cpu_time.map(|d| crate::convert::duration(d, "cpu_time")).transpose()?;
+        options.wall_time = wall_time.map(|d| crate::convert::duration(d, "wall_time")).transpose()?;
         let canceller = isolette::Canceller::new().map_err(to_py)?;
         options.canceller = Some(canceller.clone());
         let mut failed: Option<PyErr> = None;
