@@ -644,42 +644,50 @@ impl<'a> Build<'a> {
         make: impl FnOnce(&mut Self, &State, &Path) -> Result<()>,
     ) -> Result<(bool, Option<String>, Option<String>)> {
         let entry_path = self.steps_dir.join(&key);
+        // A hit holds its layer (leased, so that no prune takes it from here on) or none.
         let hit = (!self.options.no_cache)
             .then(|| std::fs::read(&entry_path).ok())
             .flatten()
             .and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok())
-            .filter(|e| e.layer.as_ref().is_none_or(|l| self.store.has_layer(l)));
+            .and_then(|e| match &e.layer {
+                None => Some((e, None)),
+                Some(l) => {
+                    let lease = self.store.lease(&l.diff_id).ok()?;
+                    self.store.has_layer(l).then_some((e, Some(lease)))
+                }
+            });
         let reason = if hit.is_some() { None } else { Some(self.why(line, &state.key, &key, &inputs)) };
         self.log.steps.push(Logged { line, parent: state.key.clone(), key: key.clone(), inputs });
-        let entry = match hit {
-            Some(entry) => entry,
+        let (entry, lease) = match hit {
+            Some(hit) => hit,
             None => {
                 self.seq += 1;
                 let step = self.work.join(format!("step-{}", self.seq));
                 std::fs::create_dir(&step).map_err(|e| Error::io("mkdir", &step, e))?;
                 make(self, state, &step)?;
-                let layer = self.keep_layer(&step)?;
+                let (layer, lease) = self.keep_layer(&step)?.unzip();
                 let entry = CacheEntry { layer };
                 let tmp = self.steps_dir.join(format!(".{key}.{}", crate::runtime::owner_tag()));
                 let bytes = serde_json::to_vec(&entry).unwrap_or_default();
                 std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
                 std::fs::rename(&tmp, &entry_path).map_err(|e| Error::io("rename", &entry_path, e))?;
                 let _ = std::fs::remove_dir_all(&step);
-                entry
+                (entry, lease)
             }
         };
         state.key = key;
         let layer = entry.layer.clone();
+        self.leases.extend(lease);
         if let Some(layer) = &layer {
-            self.leases.push(self.store.lease(&layer.diff_id)?);
             state.layers.push(self.store.layer_path(&layer.diff_id));
         }
         state.history.push(NewLayer { layer: layer.clone(), created_by: created_by.to_string() });
         Ok((reason.is_none(), reason, layer.map(|l| l.diff_id)))
     }
 
-    /// The step's writable layer as a layer in the store (`None` when it holds nothing).
-    fn keep_layer(&self, step: &Path) -> Result<Option<StoredLayer>> {
+    /// The step's writable layer as a layer in the store, leased (`None` when it holds
+    /// nothing).
+    fn keep_layer(&self, step: &Path) -> Result<Option<(StoredLayer, Flock<File>)>> {
         let upper = step.join("upper");
         std::fs::create_dir_all(&upper).map_err(|e| Error::io("mkdir", &upper, e))?;
         let tar_path = step.join("layer.tar");
@@ -689,7 +697,7 @@ impl<'a> Build<'a> {
         if summary.entries == 0 {
             return Ok(None);
         }
-        self.store.add_layer_tree(&tar_path, Some(&upper), epoch).map(Some)
+        self.store.add_layer_leased(&tar_path, Some(&upper), epoch).map(Some)
     }
 
     /// Why a step missed the cache, from the last build's log.

@@ -60,6 +60,17 @@ impl Store {
     /// times as it clamped the tar's and overlayfs's own attributes left out but the
     /// opaque mark. `tree` is moved into the store, or left as it was.
     pub fn add_layer_tree(&self, tar: &Path, tree: Option<&Path>, epoch: Option<u64>) -> Result<StoredLayer> {
+        self.add_layer_leased(tar, tree, epoch).map(|(layer, _lease)| layer)
+    }
+
+    /// [`add_layer_tree`](Store::add_layer_tree), with a lease on the layer taken before
+    /// the store's lock goes: no prune can remove it before its caller uses it.
+    pub(crate) fn add_layer_leased(
+        &self,
+        tar: &Path,
+        tree: Option<&Path>,
+        epoch: Option<u64>,
+    ) -> Result<(StoredLayer, nix::fcntl::Flock<File>)> {
         let _lock = self.lock()?;
         let work = TempDir::new(&self.root.join("tmp"), "layer")?;
         let (diff_hex, size) = hash_file(tar)?;
@@ -89,7 +100,8 @@ impl Store {
                 .and_then(|()| std::fs::rename(&tmp, &blob_path))
                 .map_err(|e| Error::io("keep the layer blob", &blob_path, e))?;
         }
-        Ok(StoredLayer { diff_id: blob.clone(), blob, size })
+        let lease = self.lease(&blob)?;
+        Ok((StoredLayer { diff_id: blob.clone(), blob, size }, lease))
     }
 
     /// Whether the store holds `layer` whole (unpacked and as a blob).
