@@ -62,7 +62,8 @@ pub mod step {
 /// 1. the numbers `uid gid setgroups cap_last_cap caps tty candidates`, in decimal, space
 ///    separated (`setgroups` and `tty` are 0 or 1, `caps` the capabilities the program
 ///    keeps as a bit mask, 0 but for a build step run as root, `candidates` how many
-///    exec paths follow; with `tty`, fds 0 to 2 are a terminal the program makes its controlling one);
+///    exec paths follow; with `tty`, fds 0 to 2 are a terminal the program makes its
+///    controlling one);
 /// 2. the working directory;
 /// 3. the seccomp filter as hex of its `sock_filter` bytes (empty for none);
 /// 4. the `candidates` paths to try with `execve`, in order;

@@ -217,9 +217,10 @@ impl SandboxBuilder {
     /// overlayfs can write to (not an overlay itself); [`tmpfs_size`](Self::tmpfs_size)
     /// then limits only `/tmp` and `/dev/shm`. With a user namespace, the namespace's root
     /// must be able to write in `dir`. The files the sandbox gets in `/etc` (`hosts`,
-    /// `resolv.conf` with a network) go in `dir/init/etc`, a layer below the writable one,
-    /// as Docker's init layer: the writable layer holds only what the program changed. A run with one never takes a
-    /// warm sandbox from a pool.
+    /// `resolv.conf` with a network) and its mount points (`/proc`, `/dev`, `/tmp`) go in
+    /// `dir/init`, a layer below the writable one, as Docker's init layer: the writable
+    /// layer holds only what the program changed. A run with one never takes a warm
+    /// sandbox from a pool.
     pub fn writable_layer(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.writable_layer = Some(dir.into());
         self
