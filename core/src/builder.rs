@@ -601,11 +601,13 @@ impl<'a> Build<'a> {
                 let dir = self.expand(state, dir)?;
                 let dir = absolute(&workdir(state), &dir);
                 state.config.insert("WorkingDir".into(), dir.clone().into());
-                let inputs = vec![("workdir".to_string(), dir.clone())];
-                let key = step_key(&state.key, &["WORKDIR", &dir]);
+                // What it makes belongs to the stage's user, as BuildKit does it.
+                let owner = self.user_ids(state)?;
+                let inputs = vec![("workdir".to_string(), dir.clone()), ("user".to_string(), format!("{owner:?}"))];
+                let key = step_key(&state.key, &inputs_text(&inputs));
                 let path = PathBuf::from(&dir);
                 self.layer_step(state, line, key, inputs, &format!("WORKDIR {dir}"), |b, state, step| {
-                    b.file_step(state, step, Vec::new(), |root| tree::make_dirs(root, &path, (0, 0)).map(drop))
+                    b.file_step(state, step, Vec::new(), |root| tree::make_dirs(root, &path, owner).map(drop))
                 })
             }
             Instruction::Copy(t) | Instruction::Add(t) => {
@@ -870,6 +872,14 @@ impl<'a> Build<'a> {
         tree::with_mounts(&mounts, || work(&root))
     }
 
+    /// The ids of the stage's `USER` (root when it has none).
+    fn user_ids(&self, state: &State) -> Result<(u32, u32)> {
+        match state.config.get("User").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+            None => Ok((0, 0)),
+            Some(user) => self.resolve_user(state, user),
+        }
+    }
+
     /// `USER`/`--chown` text to ids, with the stage's `/etc/passwd` and `/etc/group`.
     fn resolve_user(&self, state: &State, spec: &str) -> Result<(u32, u32)> {
         if state.layers.is_empty() {
@@ -918,8 +928,7 @@ impl<'a> Build<'a> {
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
-        let user = state.config.get("User").and_then(Value::as_str).unwrap_or("").to_string();
-        let ids = if user.is_empty() { (0, 0) } else { self.resolve_user(state, &user)? };
+        let ids = self.user_ids(state)?;
         let dir = workdir(state);
         let offline = self.options.network == BuildNetwork::None || network == Some(RunNetwork::None);
         let mut inputs: Inputs = vec![

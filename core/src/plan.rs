@@ -166,7 +166,8 @@ impl Plan {
                 tmpfs_size: config.tmpfs_size,
                 userns,
                 sys: config.sys,
-                tty: config.tty.is_some(),
+                // A build step gets a devpts too, as a Docker build's does (apt logs through one).
+                tty: config.tty.is_some() || config.build_root,
                 writable_layer: config.writable_layer.as_deref().map(writable_layer).transpose()?,
             },
         )?;

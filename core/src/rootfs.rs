@@ -210,7 +210,7 @@ pub(crate) struct Options {
     pub userns: bool,
     /// Whether to mount a /sys.
     pub sys: bool,
-    /// Whether the program gets a terminal (a devpts of its own).
+    /// Whether the sandbox gets a devpts of its own (a terminal's, or a build step's).
     pub tty: bool,
     /// A host directory holding the writable layer (`upper/`, `work/`) instead of the
     /// staging tmpfs.

@@ -365,6 +365,9 @@ COPY --from=builder /abs/link /via-link
 COPY --chown=1000:1001 own.txt /owned
 ADD files.tar /unpacked/
 WORKDIR /made/here
+USER 1000:1001
+WORKDIR /made/mine
+USER root
 ENV GREETING=built LANG=C.UTF-8
 EXPOSE 8080 53/udp
 LABEL org.example.team=judges
@@ -387,13 +390,13 @@ CMD [\"echo hi\"]
     assert!(steps.iter().all(|s| s.stage != "broken"), "the unused stage never ran: {steps:#?}");
     let noop = steps.iter().find(|s| s.line == 6).unwrap();
     assert_eq!(noop.layer, None, "a RUN that changes nothing adds no layer");
-    assert_eq!(result.image.layers.len(), 2 + 6, "the base's two, then COPY, COPY, COPY, ADD, WORKDIR, COPY");
+    assert_eq!(result.image.layers.len(), 2 + 7, "the base's two, then COPY, COPY, COPY, ADD, WORKDIR, WORKDIR, COPY");
     assert_eq!(run_in(&store, "stages:1", "cat /via-link"), "built\n", "absolute symlinks resolve inside the stage");
     // What the config steps recorded, in the image's OCI config.
     let blob = store.dir().join("blobs/sha256").join(result.image.id.strip_prefix("sha256:").unwrap());
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
     let c = &config["config"];
-    assert_eq!(c["WorkingDir"], "/made/here");
+    assert_eq!(c["WorkingDir"], "/made/mine");
     assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=built"), "{c}");
     assert_eq!(c["ExposedPorts"], serde_json::json!({ "8080/tcp": {}, "53/udp": {} }));
     assert_eq!(c["Labels"]["org.example.team"], "judges");
@@ -415,9 +418,12 @@ CMD [\"echo hi\"]
     let got = run_in(
         &store,
         "stages:1",
-        "cat /artifact /unpacked/inner/file; stat -c '%u:%g %a' /owned /unpacked/inner/file; cd /made/here && pwd; cat /etc/top.txt",
+        "cat /artifact /unpacked/inner/file; stat -c '%u:%g %a' /owned /unpacked/inner/file; cd /made/here && pwd; stat -c '%u:%g' /made/here /made/mine; cat /etc/top.txt",
     );
-    assert_eq!(got, "built\ntar\n1000:1001 644\n0:0 604\n/made/here\ntop\n");
+    assert_eq!(
+        got, "built\ntar\n1000:1001 644\n0:0 604\n/made/here\n1000:1000\n1000:1001\ntop\n",
+        "WORKDIR makes its directories the stage USER's (the base image's 1000:1000, then 1000:1001)"
+    );
     // --target builds the stage named, with its deletion.
     let mut o = options(&["stages:builder"]);
     o.target = Some("builder".into());
@@ -557,13 +563,16 @@ fn a_killed_build_leaves_nothing_and_the_cli_reports_steps() {
 }
 
 /// A `RUN` with the build's outbound network gets `/etc/hosts` and `/etc/resolv.conf`,
-/// and its layer holds only what the command made (no connection is made).
+/// and a devpts of its own (apt writes its log through a pseudo-terminal), and its layer
+/// holds only what the command made (no connection is made).
 #[test]
 fn a_step_with_a_network_keeps_the_sandbox_files_out_of_its_layer() {
     require_root!();
     let Some((_dir, store)) = store_with_base() else { return };
-    let ctx =
-        context("FROM base\nUSER root\nRUN test -s /etc/resolv.conf && test -s /etc/hosts && touch /marker\n", &[]);
+    let ctx = context(
+        "FROM base\nUSER root\nRUN test -s /etc/resolv.conf && test -s /etc/hosts && test -c /dev/pts/ptmx && touch /marker\n",
+        &[],
+    );
     let mut o = options(&["net:1"]);
     o.network = BuildNetwork::Outbound;
     let (result, steps) = build(&store, ctx.path(), &o);
