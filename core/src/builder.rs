@@ -883,8 +883,9 @@ impl<'a> Build<'a> {
     /// `USER`/`--chown` text to ids, with the stage's `/etc/passwd` and `/etc/group`.
     fn resolve_user(&self, state: &State, spec: &str) -> Result<(u32, u32)> {
         if state.layers.is_empty() {
+            let id = |s: &str| if s == "root" { Ok(0) } else { s.parse::<u32>() };
             let (u, g) = spec.split_once(':').unwrap_or((spec, spec));
-            return match (u.parse(), g.parse()) {
+            return match (id(u), id(g)) {
                 (Ok(u), Ok(g)) => Ok((u, g)),
                 _ => Err(Error::config(format!("user `{spec}`: a stage from scratch has no /etc/passwd; use numbers"))),
             };

@@ -606,3 +606,24 @@ fn a_steps_setuid_files_are_not_runnable_from_the_store() {
     assert_eq!(kept.header().mode().unwrap() & 0o7777, 0o4755, "the tar keeps the image's mode");
     assert_eq!(mode(&store.dir().join("builds")) & 0o777, 0o700);
 }
+
+/// A stage from scratch: files only, owners by number or `root` (there is no /etc/passwd;
+/// a name is a clear error naming its line).
+#[test]
+fn a_stage_from_scratch() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let ctx = context("FROM scratch\nCOPY --chown=root:root a /a\nCOPY --chown=5:6 a /b\n", &[("a", "a\n")]);
+    let (result, steps) = build(&store, ctx.path(), &options(&["scratch:1"]));
+    let result = result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(result.image.layers.len(), 2);
+    let owner = |line: usize, name: &str| {
+        let layer = steps.iter().find(|s| s.line == line).and_then(|s| s.layer.clone()).unwrap();
+        let meta = std::fs::metadata(store.layer_path(&layer).join(name)).unwrap();
+        (std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta))
+    };
+    assert_eq!((owner(2, "a"), owner(3, "b")), ((0, 0), (5, 6)));
+    let ctx = context("FROM scratch\nCOPY --chown=nobody a /a\n", &[("a", "a\n")]);
+    let e = build(&store, ctx.path(), &options(&["scratch:2"])).0.unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("no /etc/passwd"), "{e}");
+}
