@@ -69,6 +69,13 @@ def test_bad_recipes_and_failing_steps_raise(store: isolette.Store, tmp_path: pa
 
     with pytest.raises(RuntimeError, match="callback failed"):
         store.build(context(tmp_path, "FROM base\nUSER root\nRUN true\n"), tags=["bad:1"], progress=refuse)
+
+    def refuse_the_last(event: Dict[str, Any]) -> None:
+        if event["event"] == "step" and event["line"] == 3:
+            raise RuntimeError("the callback failed at the last step")
+
+    with pytest.raises(RuntimeError, match="last step"):
+        store.build(context(tmp_path, "FROM base\nUSER root\nRUN true\n"), tags=["bad:1"], progress=refuse_the_last)
     assert [r["name"] for r in store.list()] == ["base:latest"], "nothing stored under a failed build's name"
 
 

@@ -306,6 +306,10 @@ impl<'a> Build<'a> {
             }
         }
         let state = done.remove(&target).ok_or_else(|| Error::config("the target stage was not built"))?;
+        // A cancel that came with the last step's report still stores nothing.
+        self.check_cancelled(
+            self.recipe.stages[target].steps.last().map_or(self.recipe.stages[target].line, |s| s.line),
+        )?;
         // Whole or not at all: another build of this Dockerfile may read it meanwhile.
         let tmp = self.log_path.with_extension(crate::runtime::owner_tag());
         if std::fs::write(&tmp, serde_json::to_vec(&self.log).unwrap_or_default()).is_ok() {
