@@ -61,9 +61,9 @@ export declare class IsoletteError extends Error {
   step: string | null
   errno: number | null
   path: string | null
-  /** A failed build step's Dockerfile line (`ERR_ISOLETTE_BUILD`). */
+  /** A failed build step's Dockerfile line (`ERR_ISOLETTE_BUILD`; an abort is an `AbortError`). */
   line?: number
-  /** A failed RUN's exit code (`ERR_ISOLETTE_BUILD`). */
+  /** A failed RUN's exit code (`ERR_ISOLETTE_BUILD`; an abort is an `AbortError`). */
   exitCode?: number | null
 }
 

@@ -137,12 +137,13 @@ class Store {
    * `onProgress(event)` hears each step as it ends (`{ event: 'step', ... }` with the
    * fields `isolette build --json` prints), a RUN's output (`{ event: 'output', step,
    * stream, data }`, data a Buffer) and notes (`{ event: 'note', message }`). `signal`
-   * (an `AbortSignal`) stops the build. A failed step rejects with `ERR_ISOLETTE_BUILD`
-   * (`line`, `exitCode`). */
+   * (an `AbortSignal`) stops the build, which rejects with an `AbortError`. A failed step
+   * rejects with `ERR_ISOLETTE_BUILD` (`line`, `exitCode`). */
   async build (context, options = {}) {
     const { onProgress, signal, tags, dockerfile, buildArgs, target, noCache, network, sourceDateEpoch, memory, cpuTime, wallTime, ...rest } = options
     const unknown = Object.keys(rest)
     if (unknown.length) throw new TypeError(`unknown build option \`${unknown[0]}\``)
+    if (signal && signal.aborted) throw abortError(signal)
     const ms = (v) => typeof v === 'number' ? `${v}ms` : v
     const job = call(() => this._native.buildStart(String(context), {
       tags: tags == null ? undefined : Array.from(tags, String),
@@ -165,10 +166,7 @@ class Store {
       }
     }
     const abort = () => job.cancel()
-    if (signal) {
-      if (signal.aborted) job.cancel()
-      else signal.addEventListener('abort', abort, { once: true })
-    }
+    if (signal) signal.addEventListener('abort', abort, { once: true })
     const timer = setInterval(drain, 50)
     try {
       const summary = JSON.parse(await job.result())
@@ -176,6 +174,7 @@ class Store {
       return summary
     } catch (e) {
       drain()
+      if (signal && signal.aborted) throw abortError(signal)
       throw rebuild(e)
     } finally {
       clearInterval(timer)
