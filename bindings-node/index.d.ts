@@ -61,9 +61,9 @@ export declare class IsoletteError extends Error {
   step: string | null
   errno: number | null
   path: string | null
-  /** A failed build step's Dockerfile line (`ERR_ISOLETTE_BUILD`; an abort is an `AbortError`). */
+  /** A failed build step's Dockerfile line (`ERR_ISOLETTE_BUILD`). */
   line?: number
-  /** A failed RUN's exit code (`ERR_ISOLETTE_BUILD`; an abort is an `AbortError`). */
+  /** A failed RUN's exit code (`ERR_ISOLETTE_BUILD`). */
   exitCode?: number | null
 }
 
@@ -90,6 +90,7 @@ export declare class Store {
     name?: string
     onProgress?: (progress: { layer: number; layers: number; bytes: number; totalBytes: number }) => void
   }): Promise<ImageRecord>
+  /** Rejects with `ERR_ISOLETTE_BUILD` when a step fails, with an `AbortError` when `signal` aborts. */
   build (context: string, options?: BuildOptions): Promise<BuildSummary>
   pull (reference: string, options?: { insecure?: string[] }): Promise<ImageRecord>
   push (name: string, reference?: string, options?: { insecure?: string[] }): Promise<string>
