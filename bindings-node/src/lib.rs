@@ -228,21 +228,20 @@ pub struct BuildEventJs {
 
 impl From<&isolette::build::BuildEvent> for BuildEventJs {
     fn from(e: &isolette::build::BuildEvent) -> BuildEventJs {
-        use isolette::build::{BuildEvent, Stream};
-        let none =
-            BuildEventJs { event: String::new(), json: None, step: None, stream: None, data: None, message: None };
+        use isolette::build::BuildEvent;
+        let mut js =
+            BuildEventJs { event: e.kind().into(), json: None, step: None, stream: None, data: None, message: None };
         match e {
-            BuildEvent::Step(s) => BuildEventJs { event: "step".into(), json: Some(s.to_json().to_string()), ..none },
-            BuildEvent::Output { index, stream, data } => BuildEventJs {
-                event: "output".into(),
-                step: Some(*index as u32),
-                stream: Some(if *stream == Stream::Stdout { "stdout" } else { "stderr" }.into()),
-                data: Some(data.clone().into()),
-                ..none
-            },
-            BuildEvent::Note(m) => BuildEventJs { event: "note".into(), message: Some(m.clone()), ..none },
-            _ => BuildEventJs { event: "other".into(), ..none },
+            BuildEvent::Step(s) => js.json = Some(s.to_json().to_string()),
+            BuildEvent::Output { index, stream, data } => {
+                js.step = Some(*index as u32);
+                js.stream = Some(stream.name().into());
+                js.data = Some(data.clone().into());
+            }
+            BuildEvent::Note(m) => js.message = Some(m.clone()),
+            _ => {}
         }
+        js
     }
 }
 

@@ -107,25 +107,21 @@ fn json_value(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> 
 
 /// A build event as the dict `Store.build`'s `progress` gets.
 fn event_dict(py: Python<'_>, event: &isolette::build::BuildEvent) -> PyResult<Py<PyAny>> {
-    use isolette::build::{BuildEvent, Stream};
+    use isolette::build::BuildEvent;
     let d = PyDict::new(py);
+    d.set_item("event", event.kind())?;
     match event {
         BuildEvent::Step(step) => {
             let fields = json_value(py, &step.to_json())?;
             d.update(fields.bind(py).cast::<pyo3::types::PyMapping>()?)?;
-            d.set_item("event", "step")?;
         }
         BuildEvent::Output { index, stream, data } => {
-            d.set_item("event", "output")?;
             d.set_item("step", index)?;
-            d.set_item("stream", if *stream == Stream::Stdout { "stdout" } else { "stderr" })?;
+            d.set_item("stream", stream.name())?;
             d.set_item("data", pyo3::types::PyBytes::new(py, data))?;
         }
-        BuildEvent::Note(message) => {
-            d.set_item("event", "note")?;
-            d.set_item("message", message)?;
-        }
-        _ => d.set_item("event", "other")?,
+        BuildEvent::Note(message) => d.set_item("message", message)?,
+        _ => {}
     }
     Ok(d.into_any().unbind())
 }

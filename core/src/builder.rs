@@ -231,8 +231,14 @@ impl<'a> Build<'a> {
         store.remove_stale_builds();
         let cache = cache_dir(store);
         let steps_dir = cache.join("steps");
-        for dir in [&steps_dir, &cache.join("logs"), &cache.join("hashes"), &store.dir().join("builds")] {
+        for dir in [&steps_dir, &cache.join("logs"), &cache.join("hashes")] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", dir, e))?;
+        }
+        // Builds' writable layers hold what their steps made as root: the owner's only.
+        let builds = store.dir().join("builds");
+        if std::fs::create_dir(&builds).is_ok() {
+            std::fs::set_permissions(&builds, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| Error::io("chmod", &builds, e))?;
         }
         let hashes = cache.join("hashes").join(&id[..32]);
         context.load_hashes(&hashes);
@@ -1109,17 +1115,10 @@ fn shell(state: &State) -> Vec<String> {
 /// `path` made absolute against the working directory `dir`, `.` and `..` resolved.
 fn absolute(dir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') { path.to_string() } else { format!("{dir}/{path}") };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
+    match crate::build::clean_parts(&joined).0.as_str() {
+        "." => "/".to_string(),
+        clean => format!("/{clean}"),
     }
-    format!("/{}", parts.join("/"))
 }
 
 fn has_glob(path: &str) -> bool {

@@ -483,13 +483,7 @@ mod tests {
     #[test]
     fn overlay_lists_layers_top_first_and_userxattr_only_in_userns() {
         let layers = [PathBuf::from("/img/base"), PathBuf::from("/img/top")];
-        let p = plan(
-            &layers,
-            &[],
-            &[],
-            Options { tmpfs_size: 1 << 20, userns: false, sys: false, tty: false, writable_layer: None },
-        )
-        .unwrap();
+        let p = plan(&layers, &[], &[], options_with_none()).unwrap();
         let overlay = p
             .ops
             .iter()
@@ -499,13 +493,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(overlay, "lowerdir=/.oldroot/img/top:/.oldroot/img/base,upperdir=/upper,workdir=/work");
-        let p = plan(
-            &layers,
-            &[],
-            &[],
-            Options { tmpfs_size: 1 << 20, userns: true, sys: false, tty: false, writable_layer: None },
-        )
-        .unwrap();
+        let p = plan(&layers, &[], &[], Options { userns: true, ..options_with_none() }).unwrap();
         assert!(op_names(&p).iter().any(|o| o.contains("userxattr")));
     }
 

@@ -447,6 +447,8 @@ fn bad_recipes_and_failing_steps() {
         ("FROM base\nCOPY link /x\n", "outside the build context"),
         ("FROM base\nCOPY missing /x\n", "no such file"),
         ("FROM scratch\nRUN true\n", "line 2"),
+        ("FROM base\nCOPY --chmod=rwx a /a\n", "line 2: COPY a /a: --chmod=rwx: give octal bits"),
+        ("FROM base\nUSER nobody-here\nRUN true\n", "line 3"),
     ];
     for (dockerfile, want) in cases {
         let ctx = context(dockerfile, &[]);
@@ -560,6 +562,20 @@ fn a_killed_build_leaves_nothing_and_the_cli_reports_steps() {
         (error["kind"].as_str(), error["line"].as_u64(), error["exit_code"].as_i64()),
         (Some("build"), Some(5), Some(9))
     );
+    // A caller that is not root is told so, and nothing is made.
+    let open = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(open.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cli)
+        .arg("--store")
+        .arg(open.path().join("store"))
+        .args(["build", "--json"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.code() == Some(125) && said.contains("needs root"), "{said}");
 }
 
 /// A `RUN` with the build's outbound network gets `/etc/hosts` and `/etc/resolv.conf`,

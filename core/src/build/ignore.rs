@@ -83,7 +83,7 @@ fn clean(path: &str) -> String {
 
 /// [`clean`]'s path, and whether a `..` would have left the root: an ignore pattern stays
 /// at the root, where a `COPY` source that leaves it is refused (`context.rs`).
-pub(super) fn clean_parts(path: &str) -> (String, bool) {
+pub(crate) fn clean_parts(path: &str) -> (String, bool) {
     let mut parts: Vec<&str> = Vec::new();
     let mut left = false;
     for part in path.split('/') {

@@ -17,6 +17,7 @@ pub mod words;
 
 pub use context::{Context, Entry, Selection};
 pub use ignore::IgnoreRules;
+pub(crate) use ignore::clean_parts;
 pub use layer::{LayerSummary, write_layer};
 pub use options::{BuildEvent, BuildNetwork, BuildOptions, BuildResult, StepReport, Stream};
 pub use recipe::{ArgDecl, Command, HereDoc, Instruction, Recipe, RunNetwork, Source, Stage, Step, Transfer};

@@ -67,6 +67,16 @@ pub enum Stream {
     Stderr,
 }
 
+impl Stream {
+    /// `stdout` or `stderr`: what every surface calls it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
 /// One step of a build, as it ended.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -110,6 +120,17 @@ pub enum BuildEvent {
     /// Something worth saying that is not a step: a base image being pulled, a build-arg
     /// no stage uses.
     Note(String),
+}
+
+impl BuildEvent {
+    /// `step`, `output` or `note`: what every surface calls this kind of event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BuildEvent::Step(_) => "step",
+            BuildEvent::Output { .. } => "output",
+            BuildEvent::Note(_) => "note",
+        }
+    }
 }
 
 impl StepReport {

@@ -249,10 +249,8 @@ fn settle(tree: &Path, epoch: Option<u64>) -> Result<()> {
                 stack.push(entry.map_err(|e| Error::io("list", &path, e))?.path());
             }
         }
-        if meta.is_file() && meta.permissions().mode() & 0o6000 != 0 {
-            let mode = meta.permissions().mode() & 0o1777;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io("chmod", &path, e))?;
+        if meta.is_file() {
+            super::unpack::clear_set_ids(&path, meta.permissions().mode())?;
         }
         if !meta.file_type().is_symlink() {
             let _ = xattr::remove(&path, "security.capability");

@@ -165,12 +165,6 @@ impl Store {
             std::fs::create_dir_all(&d).map_err(|e| Error::io("create store directory", &d, e))?;
         }
         let root = root.canonicalize().map_err(|e| Error::io("open store", &root, e))?;
-        // Builds' writable layers hold what their steps made as root: the owner's only.
-        let builds = root.join("builds");
-        if std::fs::create_dir(&builds).is_ok() {
-            std::fs::set_permissions(&builds, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .map_err(|e| Error::io("chmod", &builds, e))?;
-        }
         Ok(Store { root })
     }
 

@@ -92,10 +92,8 @@ pub(crate) fn unpack(reader: impl Read, dest: &Path, layer: &Path, whiteouts: bo
         if !unpacked {
             return Err(bad(format!("entry `{}` leaves the layer", path.display())));
         }
-        if kind.is_file() && mode & 0o6000 != 0 {
-            let target = dest.join(&relative);
-            std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o1777))
-                .map_err(|e| Error::io("chmod", &target, e))?;
+        if kind.is_file() {
+            clear_set_ids(&dest.join(&relative), mode as u32)?;
         }
         if uid > MAX_KEPT_ID || gid > MAX_KEPT_ID {
             let target = dest.join(&relative);
@@ -104,6 +102,16 @@ pub(crate) fn unpack(reader: impl Read, dest: &Path, layer: &Path, whiteouts: bo
         }
     }
     Ok(counts)
+}
+
+/// Drops the setuid and setgid bits of the file at `path` (whose mode is `mode`), as every
+/// unpacked layer in the store has them dropped (see the module docs).
+pub(crate) fn clear_set_ids(path: &Path, mode: u32) -> Result<()> {
+    if mode & 0o6000 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode & 0o1777))
+        .map_err(|e| Error::io("chmod", path, e))
 }
 
 /// Counts the bytes read from the archive stream.
