@@ -126,6 +126,9 @@ impl Store {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CacheEntry {
     layer: Option<StoredLayer>,
+    /// When the step ran (seconds since the epoch; `None` in entries older than this field).
+    #[serde(default)]
+    created: Option<u64>,
 }
 
 fn cache_dir(store: &Store) -> PathBuf {
@@ -178,6 +181,10 @@ struct State {
     key: String,
     /// The stage's `ARG`s and their values.
     args: Vec<(String, Option<String>)>,
+    /// When its newest layer step ran: the image's `created` when nothing newer ran, so
+    /// that a build all from the cache makes the same image (the same id) again, as
+    /// Docker's does, and builds `FROM` it stay cached.
+    newest: Option<u64>,
 }
 
 struct Build<'a> {
@@ -326,9 +333,14 @@ impl<'a> Build<'a> {
 
     /// Stores the final stage under every name.
     fn commit(&mut self, state: State) -> Result<BuildResult> {
-        let created = match self.options.source_date_epoch {
-            Some(secs) => rfc3339(secs),
-            None => rfc3339(crate::names::now()),
+        let created = match (self.options.source_date_epoch, state.newest, &state.base) {
+            (Some(secs), _, _) => rfc3339(secs),
+            (None, Some(secs), _) => rfc3339(secs),
+            // No layer of its own: as new as its base.
+            (None, None, Some(base)) => {
+                self.store.record(base)?.created.unwrap_or_else(|| rfc3339(crate::names::now()))
+            }
+            (None, None, None) => rfc3339(crate::names::now()),
         };
         let names = if self.options.tags.is_empty() {
             vec![format!("build:{}", &state.key[..12])]
@@ -371,6 +383,7 @@ impl<'a> Build<'a> {
                 config: Map::new(),
                 key: hex::encode(Sha256::digest(b"scratch")),
                 args: Vec::new(),
+                newest: None,
             },
             None => self.base_image(&image_word, stage.line, progress)?,
         };
@@ -411,6 +424,7 @@ impl<'a> Build<'a> {
             config,
             key: hex::encode(Sha256::digest(format!("image\0{}", record.id).as_bytes())),
             args: Vec::new(),
+            newest: None,
         };
         self.images.push(image);
         Ok(state)
@@ -671,6 +685,12 @@ impl<'a> Build<'a> {
         let reason = if hit.is_some() { None } else { Some(self.why(line, &state.key, &key, &inputs)) };
         self.log.steps.push(Logged { line, parent: state.key.clone(), key: key.clone(), inputs });
         let (entry, lease) = match hit {
+            // An entry from before entries kept their time gets one now, once.
+            Some((entry, lease)) if entry.created.is_none() => {
+                let entry = CacheEntry { created: Some(crate::names::now()), ..entry };
+                self.keep_entry(&key, &entry)?;
+                (entry, lease)
+            }
             Some(hit) => hit,
             None => {
                 self.seq += 1;
@@ -678,16 +698,14 @@ impl<'a> Build<'a> {
                 std::fs::create_dir(&step).map_err(|e| Error::io("mkdir", &step, e))?;
                 make(self, state, &step)?;
                 let (layer, lease) = self.keep_layer(&step)?.unzip();
-                let entry = CacheEntry { layer };
-                let tmp = self.steps_dir.join(format!(".{key}.{}", crate::runtime::owner_tag()));
-                let bytes = serde_json::to_vec(&entry).unwrap_or_default();
-                std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
-                std::fs::rename(&tmp, &entry_path).map_err(|e| Error::io("rename", &entry_path, e))?;
+                let entry = CacheEntry { layer, created: Some(crate::names::now()) };
+                self.keep_entry(&key, &entry)?;
                 let _ = std::fs::remove_dir_all(&step);
                 (entry, lease)
             }
         };
         state.key = key;
+        state.newest = state.newest.max(Some(entry.created.unwrap_or_else(crate::names::now)));
         let layer = entry.layer.clone();
         self.leases.extend(lease);
         if let Some(layer) = &layer {
@@ -695,6 +713,15 @@ impl<'a> Build<'a> {
         }
         state.history.push(NewLayer { layer: layer.clone(), created_by: created_by.to_string() });
         Ok((reason.is_none(), reason, layer.map(|l| l.diff_id)))
+    }
+
+    /// Stores a cache entry whole (another build may read it meanwhile).
+    fn keep_entry(&self, key: &str, entry: &CacheEntry) -> Result<()> {
+        let path = self.steps_dir.join(key);
+        let tmp = self.steps_dir.join(format!(".{key}.{}", crate::runtime::owner_tag()));
+        let bytes = serde_json::to_vec(entry).unwrap_or_default();
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))
     }
 
     /// The step's writable layer as a layer in the store, leased (`None` when it holds

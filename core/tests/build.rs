@@ -312,6 +312,32 @@ fn the_step_cache_keeps_and_misses_by_content_and_scope() {
 
 /// Two builds without the cache of the same context, with a source date epoch: the same
 /// image, to the digest.
+/// A build all from the cache makes the same image again (its `created` is its newest
+/// step's), so a catalog of images `FROM` each other stays cached when it is built again.
+#[test]
+fn a_build_from_the_cache_is_the_same_image_and_its_children_stay_cached() {
+    require_root!();
+    let Some((_dir, store)) = store_with_base() else { return };
+    let parent = context("FROM base\nUSER root\nRUN echo 1 > /one\nENV A=1\n", &[]);
+    let bare = context("FROM base\nENV B=2\n", &[]);
+    let child = context("FROM parent\nRUN echo 2 > /two\n", &[]);
+    let id = |ctx: &tempfile::TempDir, tag: &str| {
+        let (r, steps) = build(&store, ctx.path(), &options(&[tag]));
+        (r.unwrap_or_else(|e| panic!("{e}")).image.id, steps)
+    };
+    let (first, _) = id(&parent, "parent");
+    let (bare_first, _) = id(&bare, "bare");
+    id(&child, "child");
+    // A second later, so that a new `created` would show.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (again, steps) = id(&parent, "parent");
+    assert_eq!(said(&steps, &[3]), ["CACHED"]);
+    assert_eq!(again, first, "a rebuild from the cache is the same image");
+    assert_eq!(id(&bare, "bare").0, bare_first, "an image with no layer of its own is as new as its base");
+    let (_, steps) = id(&child, "child");
+    assert_eq!(said(&steps, &[2]), ["CACHED"], "a child of a rebuilt image stays cached");
+}
+
 #[test]
 fn a_build_with_a_source_date_epoch_is_reproducible() {
     require_root!();
