@@ -135,10 +135,10 @@ pub struct Progress {
 }
 
 impl Store {
-    /// The store's default directory: `$ISOLETTE_STORE`, else `/var/lib/isolette` for
-    /// root, else `$XDG_DATA_HOME/isolette` (`~/.local/share/isolette`).
+    /// The store's default directory: `$ISOLETTE_STORE` (when set and not empty), else
+    /// `/var/lib/isolette` for root, else `$XDG_DATA_HOME/isolette` (`~/.local/share/isolette`).
     pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("ISOLETTE_STORE") {
+        if let Some(dir) = std::env::var_os("ISOLETTE_STORE").filter(|d| !d.is_empty()) {
             return dir.into();
         }
         if nix::unistd::geteuid().is_root() {
@@ -160,6 +160,9 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store> {
         let root = dir.into();
+        if root.as_os_str().is_empty() {
+            return Err(Error::config("the store's directory is an empty path"));
+        }
         for sub in ["layers/sha256", "blobs/sha256", "images", "tmp"] {
             let d = root.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| Error::io("create store directory", &d, e))?;
@@ -673,6 +676,12 @@ impl Image {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_path_is_no_store() {
+        let e = Store::open("").expect_err("refused");
+        assert_eq!(e.kind(), "config", "{e}");
+    }
 
     #[test]
     fn names() {
