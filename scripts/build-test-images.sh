@@ -10,7 +10,6 @@
 #                   sandbox (60000:60000), /usr/local/bin/isolette-probe
 #   debian-python/  debootstrap minbase bookworm + python3 + isolette-probe
 #                   (only with --python or ISOLETTE_PYTHON_IMAGE=1)
-#   debian-judge/   the same + g++, for the judge examples (with --python too)
 #
 # The probe (core/tests/probe/probe.c) is recompiled whenever the source is
 # newer than the cached binary, and refreshed in every cached image.
@@ -25,7 +24,6 @@ PROBE_SRC="$ROOT/core/tests/probe/probe.c"
 PROBE_BIN="$CACHE/probe/isolette-probe"
 BUSYBOX_IMG="$CACHE/busybox"
 PYTHON_IMG="$CACHE/debian-python"
-JUDGE_IMG="$CACHE/debian-judge"
 SUITE=bookworm
 # Bump when the busybox image layout changes so cached images get rebuilt.
 BUSYBOX_LAYOUT=1
@@ -108,44 +106,6 @@ swap_into_place() {
 # ensure_packages comes from lib.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Debian mirror for $SUITE, from apt's configuration (deb822 or one-line).
-debian_mirror() {
-	if [[ -n "${ISOLETTE_DEBIAN_MIRROR:-}" ]]; then
-		echo "$ISOLETTE_DEBIAN_MIRROR"
-		return
-	fi
-	local f uri=""
-	shopt -s nullglob
-	for f in /etc/apt/sources.list.d/*.sources; do
-		uri="$(awk -v suite="$SUITE" '
-			function flush() {
-				if (types ~ /(^|[ \t])deb($|[ \t])/ && (" " suites " ") ~ ("[ \t]" suite "[ \t]") && uris != "" && found == "") {
-					split(uris, u, /[ \t]+/); found = u[1]
-				}
-				types = ""; suites = ""; uris = ""
-			}
-			/^[ \t]*#/ { next }
-			/^[ \t]*$/ { flush(); next }
-			tolower($1) == "types:"  { $1 = ""; types = $0 }
-			tolower($1) == "suites:" { $1 = ""; suites = $0 }
-			tolower($1) == "uris:"   { $1 = ""; sub(/^[ \t]+/, ""); uris = $0 }
-			END { flush(); if (found != "") print found }
-		' "$f")"
-		[[ -z "$uri" ]] || break
-	done
-	if [[ -z "$uri" ]]; then
-		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-			[[ -r "$f" ]] || continue
-			uri="$(awk -v suite="$SUITE" '
-				$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-				              if ($(i + 1) == suite) { print $i; exit } }' "$f")"
-			[[ -z "$uri" ]] || break
-		done
-	fi
-	shopt -u nullglob
-	echo "${uri:-http://deb.debian.org/debian}"
-}
-
 # -------------------------------------------------------------------- probe
 build_probe() {
 	[[ -f "$PROBE_SRC" ]] || die "missing $PROBE_SRC"
@@ -222,7 +182,7 @@ build_busybox() {
 	log "busybox image built in $((SECONDS - start))s ($(du -sh "$BUSYBOX_IMG" | cut -f1))"
 }
 
-# ------------------------------------------------- debian-python and -judge
+# ------------------------------------------------------------ debian-python
 # build_debian DIR NAME PACKAGES MUST_HAVE: debootstrap minbase with PACKAGES (comma
 # separated), the sandbox user, the probe; skipped when DIR/MUST_HAVE exists.
 build_debian() {
@@ -232,7 +192,7 @@ build_debian() {
 		return 0
 	fi
 	local mirror start=$SECONDS tmp
-	mirror="$(debian_mirror)"
+	mirror="$(debian_mirror "$SUITE")"
 	log "building $name image with debootstrap from $mirror (takes a minute or two)"
 	tmp="$(mktemp -d "$CACHE/.$name.tmp.XXXXXX")"
 	TEMPS+=("$tmp")
@@ -260,10 +220,6 @@ build_python() {
 	build_debian "$PYTHON_IMG" debian-python python3 usr/bin/python3
 }
 
-build_judge() {
-	build_debian "$JUDGE_IMG" debian-judge python3,g++ usr/bin/g++
-}
-
 # --------------------------------------------------------------------- main
 pkgs=(busybox-static gcc libc6-dev)
 ((want_python)) && pkgs+=(debootstrap)
@@ -289,7 +245,6 @@ build_probe
 build_busybox
 if ((want_python)); then
 	build_python
-	build_judge
 elif [[ -x "$PYTHON_IMG/usr/bin/python3" ]]; then
 	install_probe "$PYTHON_IMG" # keep an already-built image's probe current
 fi

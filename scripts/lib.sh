@@ -137,3 +137,43 @@ build_static_cli() {
 		cargo build --release --features cli --bin isolette --target "$target" >&2
 	echo "$ROOT/target/$target/release/isolette"
 }
+
+# The Debian mirror apt uses for suite $1 (deb822 or one-line sources; ISOLETTE_DEBIAN_MIRROR
+# overrides it; deb.debian.org when apt names none).
+debian_mirror() {
+	local suite="$1"
+	if [[ -n "${ISOLETTE_DEBIAN_MIRROR:-}" ]]; then
+		echo "$ISOLETTE_DEBIAN_MIRROR"
+		return
+	fi
+	local f uri=""
+	shopt -s nullglob
+	for f in /etc/apt/sources.list.d/*.sources; do
+		uri="$(awk -v suite="$suite" '
+			function flush() {
+				if (types ~ /(^|[ \t])deb($|[ \t])/ && (" " suites " ") ~ ("[ \t]" suite "[ \t]") && uris != "" && found == "") {
+					split(uris, u, /[ \t]+/); found = u[1]
+				}
+				types = ""; suites = ""; uris = ""
+			}
+			/^[ \t]*#/ { next }
+			/^[ \t]*$/ { flush(); next }
+			tolower($1) == "types:"  { $1 = ""; types = $0 }
+			tolower($1) == "suites:" { $1 = ""; suites = $0 }
+			tolower($1) == "uris:"   { $1 = ""; sub(/^[ \t]+/, ""); uris = $0 }
+			END { flush(); if (found != "") print found }
+		' "$f")"
+		[[ -z "$uri" ]] || break
+	done
+	if [[ -z "$uri" ]]; then
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+			[[ -r "$f" ]] || continue
+			uri="$(awk -v suite="$suite" '
+				$1 == "deb" { i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+				              if ($(i + 1) == suite) { print $i; exit } }' "$f")"
+			[[ -z "$uri" ]] || break
+		done
+	fi
+	shopt -u nullglob
+	echo "${uri:-http://deb.debian.org/debian}"
+}

@@ -48,8 +48,21 @@ scripts/test-node.sh
 log "the same egress rules give the same verdicts from the CLI, Python and Node (scripts/test-egress-surfaces.py)"
 .cache/venv-python/bin/python scripts/test-egress-surfaces.py
 
-log "the judge example against its sample submissions, one per verdict (examples/smoke.sh)"
+log "the language catalog (examples/languages/): every image built with isolette build, then again, all from the cache"
+# A store of the tests' own, so that nothing here touches the default one.
+export ISOLETTE_STORE="$ROOT/.cache/store"
+started_at=$SECONDS
+scripts/build-language-images.sh
+log "the catalog was built in $((SECONDS - started_at)) s"
+started_at=$SECONDS
+scripts/build-language-images.sh --expect-cached
+log "and again from the cache in $((SECONDS - started_at)) s"
+
+log "the judges against every language's samples, one per verdict, and the playground in a browser (examples/smoke.sh)"
+started_at=$SECONDS
 examples/smoke.sh
+log "the samples were judged in $((SECONDS - started_at)) s"
+unset ISOLETTE_STORE
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"
 scripts/fuzz.sh 30

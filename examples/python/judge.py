@@ -1,7 +1,8 @@
 """A judge on isolette's Python package, with the Rust judge's contract and output.
 
     python examples/python/judge.py --problem examples/problems/a-plus-b \\
-        --language python3 examples/samples/ok.py [--json] [--parallel N]
+        --language python3 examples/languages/python3/samples/ok.py [--json] [--parallel N] \\
+        [--languages DIR]
 
 With `--parallel N`, up to N tests run at once (asyncio and `run_async`); the verdict is
 still the first failing test in order. Inputs stream from their files; the output is
@@ -13,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,31 @@ from typing import Any, Dict, List, Optional
 import isolette
 
 HERE = pathlib.Path(__file__).resolve().parent
-IMAGES = pathlib.Path(os.environ.get("ISOLETTE_IMAGES", HERE.parent.parent / ".cache" / "images"))
+LANGUAGES = HERE.parent / "languages"
+FIELDS = ("image", "source", "compile", "run", "env", "pids", "memory_overhead_bytes", "startup_cpu_ms",
+          "memory_errors", "seccomp")
+
+
+class JudgeError(Exception):
+    """A submission the judge cannot judge: an unknown language, a broken profile."""
+
+
+def load_language(catalog: pathlib.Path, name: str) -> Dict[str, Any]:
+    """A language of the catalog, `CATALOG/NAME/language.json`, every field there."""
+    path = catalog / name / "language.json"
+    if not re.fullmatch(r"[a-z0-9]+", name) or not path.is_file():
+        known = sorted(p.parent.name for p in catalog.glob("*/language.json"))
+        raise JudgeError(f"unknown language `{name}`; known: {', '.join(known)}")
+    lang = json.loads(path.read_text())
+    missing = [key for key in FIELDS if key not in lang]
+    if missing:
+        raise JudgeError(f"{path}: the field `{missing[0]}` is missing")
+    return lang
+
+
+def filled(value: str, memory: int) -> str:
+    """`{memory_mb}` in a run argument or variable: the problem's memory limit in MiB."""
+    return value.replace("{memory_mb}", str(memory >> 20))
 
 
 def open_dir() -> pathlib.Path:
@@ -37,13 +62,18 @@ def same(got: bytes, expected: bytes, tokens: bool) -> bool:
     return got.split() == expected.split() if tokens else got == expected
 
 
-async def judge(problem: pathlib.Path, language: str, source: pathlib.Path, parallel: int) -> Dict[str, Any]:
-    languages = json.loads((HERE.parent / "languages.json").read_text())
-    if language not in languages:
-        raise SystemExit(f"judge: unknown language `{language}`; known: {sorted(languages)}")
-    lang = languages[language]
+async def judge(
+    problem: pathlib.Path, language: str, source: pathlib.Path, parallel: int, catalog: pathlib.Path = LANGUAGES
+) -> Dict[str, Any]:
+    lang = load_language(catalog, language)
     limits = json.loads((problem / "limits.json").read_text())
-    image = isolette.Image.open(str(IMAGES / lang["image"]))
+    try:
+        image = isolette.Image.load(lang["image"])
+    except isolette.ImageError as e:
+        raise JudgeError(f"{e} (scripts/build-language-images.sh builds the catalog's images)") from None
+    memory = limits["memory_bytes"]
+    env = {k: filled(v, memory) for k, v in lang["env"].items()}
+    run = [filled(a, memory) for a in lang["run"]]
     submission, out = open_dir(), open_dir()
     try:
         shutil.copy(source, submission / lang["source"])
@@ -61,35 +91,45 @@ async def judge(problem: pathlib.Path, language: str, source: pathlib.Path, para
                 wall_time=compile_["wall_time_ms"] / 1000,
                 memory=compile_["memory_bytes"],
                 output_limit=compile_["output_bytes"],
-                pids=64,
-                seccomp=lang.get("seccomp", "default"),
+                fsize=compile_["file_bytes"],
+                pids=compile_["pids"],
+                env=env,
+                seccomp=lang["seccomp"],
             )
             message = (outcome.stdout + outcome.stderr).decode("utf-8", "replace")
             report["compile"] = {"status": str(outcome.status), "output": message}
             if outcome.status != "ok":
                 report["verdict"] = "compile_error"
                 return report
+        # The limits the problem states, for the program: the runtime's start-up and its
+        # memory beside the heap come on top (examples/languages/README.md).
+        startup = lang["startup_cpu_ms"]
         box = isolette.Sandbox(
             image,
             mounts=mounts + [(str(out), "/out", False)],
             workdir="/out",
-            cpu_time=limits["cpu_time_ms"] / 1000,
-            wall_time=limits["wall_time_ms"] / 1000,
-            memory=limits["memory_bytes"],
+            cpu_time=(limits["cpu_time_ms"] + startup) / 1000,
+            wall_time=(limits["wall_time_ms"] + startup) / 1000,
+            memory=memory + lang["memory_overhead_bytes"],
             output_limit=limits["output_bytes"],
-            stderr=isolette.NULL,
-            seccomp=lang.get("seccomp", "default"),
+            pids=lang["pids"],
+            env=env,
+            seccomp=lang["seccomp"],
         )
         tokens = limits["compare"] == "tokens"
         gate = asyncio.Semaphore(max(1, parallel))
 
         async def one(n: int) -> Dict[str, Any]:
             async with gate:
-                outcome = await box.run_async(lang["run"], stdin=problem / "tests" / f"{n}.in")
+                outcome = await box.run_async(run, stdin=problem / "tests" / f"{n}.in")
             expected = (problem / "tests" / f"{n}.out").read_bytes()
             status = str(outcome.status)
             if status == "ok" and not same(outcome.stdout, expected, tokens):
                 status = "wrong_answer"
+            elif status in ("runtime_error", "signaled") and any(
+                p.encode() in outcome.stderr for p in lang["memory_errors"]
+            ):
+                status = "memory_limit"  # the runtime's own out-of-memory error
             return {
                 "test": n,
                 "status": status,
@@ -142,11 +182,12 @@ def main() -> None:
     parser.add_argument("--language", required=True)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--languages", type=pathlib.Path, default=LANGUAGES, help="the language catalog")
     parser.add_argument("source", type=pathlib.Path)
     args = parser.parse_args()
     try:
-        report = asyncio.run(judge(args.problem, args.language, args.source, args.parallel))
-    except (isolette.IsoletteError, OSError) as e:
+        report = asyncio.run(judge(args.problem, args.language, args.source, args.parallel, args.languages))
+    except (isolette.IsoletteError, OSError, JudgeError) as e:
         print(f"judge: {e}", file=sys.stderr)
         raise SystemExit(2)
     if args.json:

@@ -2,13 +2,16 @@
 //!
 //! ```sh
 //! cargo run --release -p isolette-examples --bin judge -- \
-//!     --problem examples/problems/a-plus-b --language python3 examples/samples/ok.py [--json]
+//!     --problem examples/problems/a-plus-b --language python3 \
+//!     examples/languages/python3/samples/ok.py [--json] [--languages DIR]
 //! ```
 //!
 //! A problem is a directory: `limits.json` (`cpu_time_ms`, `wall_time_ms`, `memory_bytes`,
 //! `output_bytes`, `compare`: `exact` or `tokens`, `tests`) and `tests/N.in`, `tests/N.out`.
-//! Languages are data (`examples/languages.json`): an image, the source's name, a compile
-//! command with its own limits (or none), the run command, the seccomp policy.
+//! Languages are data, one directory each in `examples/languages/` (its `language.json`):
+//! an image of the store, the source's name, a compile command with its own limits (or
+//! none), the run command and environment, the pids, memory and start-up allowances of the
+//! runtime, the stderr lines that mean its heap ran out, the seccomp policy.
 //!
 //! The source is mounted read-only at `/submission`, the compiler writes to `/out` (a
 //! directory of this submission's own), and each test runs in a fresh sandbox with `/out`
@@ -40,25 +43,28 @@ fn main() -> ExitCode {
 
 struct Args {
     problem: PathBuf,
+    languages: PathBuf,
     language: String,
     source: PathBuf,
     json: bool,
 }
 
 fn args() -> Result<Args, Failure> {
-    let usage = "usage: judge --problem DIR --language NAME SOURCE [--json]";
+    let usage = "usage: judge --problem DIR --language NAME [--languages DIR] SOURCE [--json]";
     let (mut problem, mut language, mut source, mut json) = (None, None, None, false);
+    let mut languages = Path::new(env!("CARGO_MANIFEST_DIR")).join("languages");
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         match a.to_str() {
             Some("--problem") => problem = it.next().map(PathBuf::from),
             Some("--language") => language = it.next().and_then(|l| l.into_string().ok()),
+            Some("--languages") => languages = it.next().map(PathBuf::from).ok_or(usage)?,
             Some("--json") => json = true,
             _ => source = Some(PathBuf::from(a)),
         }
     }
     match (problem, language, source) {
-        (Some(problem), Some(language), Some(source)) => Ok(Args { problem, language, source, json }),
+        (Some(problem), Some(language), Some(source)) => Ok(Args { problem, languages, language, source, json }),
         _ => Err(usage.into()),
     }
 }
@@ -85,15 +91,90 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, Failure> {
         .ok_or(format!("`{what}` must hold strings"))?)
 }
 
-/// The image a language names: a directory under `$ISOLETTE_IMAGES` (default: the test
-/// images the project's scripts build), or a path.
-fn image(name: &str) -> Result<Image, Failure> {
-    let dir = match std::env::var_os("ISOLETTE_IMAGES") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/images"),
-    };
-    let path = if name.contains('/') { PathBuf::from(name) } else { dir.join(name) };
-    Ok(Image::open(&path)?)
+/// A language of the catalog: `examples/languages/NAME/language.json` (the fields are
+/// described in `examples/languages/README.md`).
+struct Language {
+    file: PathBuf,
+    profile: Value,
+}
+
+impl Language {
+    fn load(dir: &Path, name: &str) -> Result<Language, Failure> {
+        let file = dir.join(name).join("language.json");
+        let known = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join("language.json").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            names.join(", ")
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) || !file.is_file() {
+            return Err(format!("unknown language `{name}`; known: {}", known()).into());
+        }
+        let profile = read_json(&file)?;
+        let language = Language { file, profile };
+        // Every field is checked now, not when a test needs it.
+        for key in [
+            "image",
+            "source",
+            "run",
+            "pids",
+            "memory_overhead_bytes",
+            "startup_cpu_ms",
+            "env",
+            "memory_errors",
+            "seccomp",
+        ] {
+            language.field(key)?;
+        }
+        Ok(language)
+    }
+
+    fn field(&self, key: &str) -> Result<&Value, Failure> {
+        self.profile.get(key).ok_or_else(|| format!("{}: the field `{key}` is missing", self.file.display()).into())
+    }
+
+    fn text(&self, key: &str) -> Result<&str, Failure> {
+        self.field(key)?.as_str().ok_or_else(|| format!("{}: `{key}` must be a string", self.file.display()).into())
+    }
+
+    fn number(&self, key: &str) -> Result<u64, Failure> {
+        self.field(key)?.as_u64().ok_or_else(|| format!("{}: `{key}` must be a number", self.file.display()).into())
+    }
+
+    /// The image, from the store (`$ISOLETTE_STORE`, else the default one).
+    fn image(&self) -> Result<Image, Failure> {
+        let name = self.text("image")?;
+        Image::load(name)
+            .map_err(|e| format!("{e} (scripts/build-language-images.sh builds the catalog's images)").into())
+    }
+
+    /// The run command, `{memory_mb}` replaced by the problem's memory limit.
+    fn run(&self, memory: u64) -> Result<Vec<String>, Failure> {
+        Ok(strings(self.field("run")?, "run")?.iter().map(|a| fill(a, memory)).collect())
+    }
+
+    /// The environment of the compile and the runs, `{memory_mb}` replaced as in `run`.
+    fn env(&self, memory: u64) -> Result<Vec<(String, String)>, Failure> {
+        let env = self.field("env")?.as_object().ok_or("`env` must be an object")?;
+        env.iter().map(|(k, v)| Ok((k.clone(), fill(v.as_str().ok_or("`env` must hold strings")?, memory)))).collect()
+    }
+
+    /// Whether the program's stderr says its runtime ran out of memory (a JVM's
+    /// `OutOfMemoryError`, Go's `runtime: out of memory`): a `memory_limit` to a contestant.
+    fn out_of_memory(&self, stderr: &[u8]) -> Result<bool, Failure> {
+        let text = String::from_utf8_lossy(stderr);
+        Ok(strings(self.field("memory_errors")?, "memory_errors")?.iter().any(|p| text.contains(p.as_str())))
+    }
+}
+
+/// `{memory_mb}` in a profile's argument or variable: the problem's memory limit in MiB.
+fn fill(value: &str, memory: u64) -> String {
+    value.replace("{memory_mb}", &(memory >> 20).to_string())
 }
 
 /// A directory the sandbox's user may write (the judge runs as root).
@@ -105,19 +186,15 @@ fn open_dir() -> Result<tempfile::TempDir, Failure> {
 
 fn judge() -> Result<(), Failure> {
     let args = args()?;
-    let languages = read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("languages.json"))?;
-    let lang = languages.get(&args.language).ok_or_else(|| {
-        let known: Vec<&String> = languages.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        format!("unknown language `{}`; known: {known:?}", args.language)
-    })?;
+    let lang = Language::load(&args.languages, &args.language)?;
     let limits = read_json(&args.problem.join("limits.json"))?;
-    let image = image(lang["image"].as_str().ok_or("`image` must be a string")?)?;
-    let seccomp = SeccompPolicy::parse(lang["seccomp"].as_str().unwrap_or("default"))?;
+    let image = lang.image()?;
+    let seccomp = SeccompPolicy::parse(lang.text("seccomp")?)?;
 
     // The submission, read-only at /submission; what the compiler makes, at /out.
     let submission = open_dir()?;
     let out = open_dir()?;
-    let name = lang["source"].as_str().ok_or("`source` must be a string")?;
+    let name = lang.text("source")?;
     std::fs::copy(&args.source, submission.path().join(name)).map_err(|e| format!("{}: {e}", args.source.display()))?;
     std::fs::set_permissions(submission.path().join(name), std::fs::Permissions::from_mode(0o644))?;
     let mounts = |b: SandboxBuilder, out_writable: bool| {
@@ -125,15 +202,26 @@ fn judge() -> Result<(), Failure> {
             .mount(MountSpec { source: out.path().into(), target: "/out".into(), writable: out_writable })
             .seccomp(seccomp.clone())
     };
+    let memory = bytes(&limits, "memory_bytes")?;
+    let (run, env) = (lang.run(memory)?, lang.env(memory)?);
+    let with_env = |mut b: SandboxBuilder| {
+        for (k, v) in &env {
+            b = b.env(k, v);
+        }
+        b
+    };
 
     let mut report = json!({ "verdict": "ok", "compile": null, "tests": [] });
-    if let Some(compile) = lang.get("compile").filter(|c| !c.is_null()) {
-        let b = mounts(Sandbox::builder(&image), true)
+    let compile = lang.field("compile")?;
+    if !compile.is_null() {
+        // A compiler gets its own limits; each file it writes is held to `file_bytes`.
+        let b = with_env(mounts(Sandbox::builder(&image), true))
             .cpu_time(ms(compile, "cpu_time_ms")?)
             .wall_time(ms(compile, "wall_time_ms")?)
             .memory(bytes(compile, "memory_bytes")?)
             .output_limit(bytes(compile, "output_bytes")?)
-            .pids(64)
+            .fsize(bytes(compile, "file_bytes")?)
+            .pids(bytes(compile, "pids")?)
             .workdir("/out");
         let outcome = b.run(strings(&compile["command"], "compile.command")?)?;
         let message =
@@ -145,20 +233,23 @@ fn judge() -> Result<(), Failure> {
         }
     }
 
-    let run = strings(&lang["run"], "run")?;
     let tokens = match limits["compare"].as_str() {
         Some("tokens") => true,
         Some("exact") => false,
         _ => return Err("`compare` must be \"exact\" or \"tokens\"".into()),
     };
-    let box_ = mounts(Sandbox::builder(&image), false)
-        .cpu_time(ms(&limits, "cpu_time_ms")?)
-        .wall_time(ms(&limits, "wall_time_ms")?)
-        .memory(bytes(&limits, "memory_bytes")?)
+    // The limits the problem states, for the program: the runtime's start-up
+    // (`startup_cpu_ms`) and its own memory beside the heap (`memory_overhead_bytes`) come on top.
+    let startup = Duration::from_millis(lang.number("startup_cpu_ms")?);
+    let box_ = with_env(mounts(Sandbox::builder(&image), false))
+        .cpu_time(ms(&limits, "cpu_time_ms")? + startup)
+        .wall_time(ms(&limits, "wall_time_ms")? + startup)
+        .memory(memory + lang.number("memory_overhead_bytes")?)
         .output_limit(bytes(&limits, "output_bytes")?)
+        .pids(lang.number("pids")?)
         .workdir("/out")
         .stdout(Output::Pipe)
-        .stderr(Output::Null);
+        .stderr(Output::Capture);
     for n in 1..=bytes(&limits, "tests")? {
         let input = args.problem.join(format!("tests/{n}.in"));
         let expected = args.problem.join(format!("tests/{n}.out"));
@@ -168,6 +259,9 @@ fn judge() -> Result<(), Failure> {
         let outcome = running.wait()?;
         let status = match outcome.status {
             isolette::Status::Ok if !same => "wrong_answer",
+            isolette::Status::RuntimeError | isolette::Status::Signaled if lang.out_of_memory(&outcome.stderr)? => {
+                "memory_limit"
+            }
             s => s.as_str(),
         };
         report["tests"].as_array_mut().expect("a list").push(json!({

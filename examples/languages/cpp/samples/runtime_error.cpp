@@ -1,0 +1,3 @@
+#include <stdexcept>
+#include <cstdlib>
+int main() { std::exit(3); }

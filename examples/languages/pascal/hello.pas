@@ -1,0 +1,3 @@
+begin
+  writeln('Hello, world!');
+end.

@@ -1,0 +1,3 @@
+hog = []
+while True:
+    hog.append(b"x" * (16 << 20))

@@ -1,3 +1,0 @@
-hog = []
-while True:
-    hog.append(bytearray(16 << 20))
