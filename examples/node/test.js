@@ -35,26 +35,43 @@ test('runs Python and C++, and judges', async () => {
   assert.equal(r.body.verdict, 'wrong_answer')
 })
 
-test('every sample gets its verdict from /judge', async () => {
+test('a compile that writes 1 GB, and a program that writes to the image', async () => {
+  // Each file a compiler writes is held to the profile's file_bytes: the compile fails.
+  let r = await post('/run', { language: 'c', code: 'char pad[1 << 30] = {1};\nint main(int argc, char **argv) { return pad[argc << 20]; }\n' })
+  assert.equal(r.body.status, 'compile_error', JSON.stringify(r.body).slice(0, 500))
+  assert.match(r.body.compile.output, /File size limit exceeded/)
+  // The image is read-only: a write fails, the program sees the error.
+  r = await post('/run', { language: 'bash', code: 'echo x > /usr/bin/evil && echo wrote; ls /usr/bin/evil' })
+  assert.equal(r.body.status, 'runtime_error')
+  assert.match(r.body.stderr, /Read-only file system|Permission denied/)
+})
+
+test('every language\'s ok sample, and the extra samples, get their verdicts from /judge', async () => {
   const fs = require('node:fs')
   const path = require('node:path')
-  const dir = path.join(__dirname, '..', 'samples')
-  const samples = fs.readdirSync(dir).filter((f) => f.endsWith('.py') || f.endsWith('.cpp'))
-  const expected = (name) => (name === 'fork_bomb' ? 'cpu_time_limit' : name === 'reverse_ok' ? 'ok' : name)
+  const cases = []
+  const catalog = path.join(__dirname, '..', 'languages')
+  for (const id of fs.readdirSync(catalog)) {
+    const samples = path.join(catalog, id, 'samples')
+    if (!fs.existsSync(samples)) continue
+    const ok = fs.readdirSync(samples).find((f) => f.startsWith('ok.'))
+    cases.push([id, path.join(samples, ok), 'a-plus-b', 'ok'])
+  }
+  const extras = path.join(__dirname, '..', 'samples')
+  for (const file of fs.readdirSync(extras)) {
+    const name = file.replace(/\.(py|cpp)$/, '')
+    const expected = name === 'fork_bomb' ? 'cpu_time_limit' : name === 'reverse_ok' ? 'ok' : name
+    cases.push([file.endsWith('.cpp') ? 'cpp' : 'python3', path.join(extras, file), name === 'reverse_ok' ? 'reverse-lines' : 'a-plus-b', expected])
+  }
   const results = []
-  for (let i = 0; i < samples.length; i += 4) {
-    results.push(...await Promise.all(samples.slice(i, i + 4).map(async (file) => {
-      const name = file.replace(/\.(py|cpp)$/, '')
-      const r = await post('/judge', {
-        language: file.endsWith('.cpp') ? 'cpp' : 'python3',
-        code: fs.readFileSync(path.join(dir, file), 'utf8'),
-        problem: name === 'reverse_ok' ? 'reverse-lines' : 'a-plus-b',
-      })
-      return [file, r.body.verdict, expected(name)]
+  for (let i = 0; i < cases.length; i += 2) {
+    results.push(...await Promise.all(cases.slice(i, i + 2).map(async ([language, file, problem, want]) => {
+      const r = await post('/judge', { language, code: fs.readFileSync(file, 'utf8'), problem })
+      return [file, r.body.verdict, want]
     })))
   }
   for (const [file, got, want] of results) assert.equal(got, want, file)
-  assert.ok(results.length >= 20)
+  assert.ok(results.length >= 28, `only ${results.length} samples`)
 })
 
 test('/run?stream=1 sends the output as it is written', async () => {
@@ -108,8 +125,9 @@ test('requests are served concurrently, and a client that goes away cancels its 
   }
 })
 
-test('the page runs a Python and a C++ program in a real browser', async (t) => {
-  const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => require('node:fs').existsSync(p))
+test('the page: an editor, a live terminal, every language', async (t) => {
+  const fs = require('node:fs')
+  const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p))
   if (!chromium) {
     if (process.env.ISOLETTE_TEST_STRICT === '1') throw new Error('chromium is missing (apt-get install chromium)')
     t.skip('chromium is missing')
@@ -124,20 +142,113 @@ test('the page runs a Python and a C++ program in a real browser', async (t) => 
   })
   try {
     const page = await browser.newPage()
+    await page.setViewport({ width: 1200, height: 700 })
     await page.goto(base + '/')
-    const runIn = async (language, code, stdin) => {
-      await page.select('#language', language)
-      await page.$eval('#code', (el, v) => { el.value = v }, code)
-      await page.$eval('#stdin', (el, v) => { el.value = v }, stdin)
-      await page.click('#run')
-      await page.waitForFunction(() => !['-', 'running...'].includes(document.getElementById('verdict').textContent), { timeout: 30000 })
-      return page.evaluate(() => [document.getElementById('verdict').textContent, document.getElementById('stdout').textContent])
+    await page.waitForFunction(() => document.body.dataset.ready === 'yes')
+    // Every language is in the picker, with its hello world in the editor when picked.
+    const options = await page.$$eval('#language option', (os) => os.map((o) => o.value))
+    assert.deepEqual(options.sort(), Object.keys(require('./playground').loadCatalog()).sort())
+    assert.match(await page.evaluate(() => window.editor.getValue()), /Hello, world!/)
+    const screen = () => page.evaluate(() => {
+      const b = window.term.buffer.active
+      const lines = []
+      for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true))
+      return lines.join('\n')
+    })
+    const until = async (what, timeout = 30000) => {
+      const started = Date.now()
+      for (;;) {
+        const text = await screen()
+        if (what instanceof RegExp ? what.test(text) : text.includes(what)) return text
+        if (Date.now() - started > timeout) throw new Error(`the terminal never showed ${what}; it shows:\n${text}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
     }
-    assert.deepEqual(await runIn('python3', 'print(sum(map(int, input().split())))', '2 3 4'), ['ok', '9\n'])
-    assert.deepEqual(await runIn('cpp', '#include <iostream>\nint main(){int a,b;std::cin>>a>>b;std::cout<<a*b<<"\\n";}', '6 7'), ['ok', '42\n'])
-    const [verdict] = await runIn('python3', 'raise SystemExit(3)', '')
-    assert.equal(verdict, 'runtime_error')
+    const verdict = () => page.waitForFunction(
+      () => !['-', 'running...'].includes(document.getElementById('verdict').textContent), { timeout: 60000 },
+    ).then(() => page.$eval('#verdict', (e) => e.textContent))
+    const start = async (language, code) => {
+      await page.select('#language', language)
+      await page.evaluate((c) => window.editor.setValue(c), code)
+      await page.click('#run')
+    }
+
+    // Typed keys reach input(), and the answer shows in the terminal as it is written.
+    await start('python3', 'name = input("name? ")\nprint("hello,", name)\n')
+    await until('name? ')
+    await page.keyboard.type('isolette')
+    await page.keyboard.press('Enter')
+    await until('hello, isolette')
+    assert.equal(await verdict(), 'ok')
+    assert.match(await page.$eval('#figures', (e) => e.textContent), /cpu [\d.]+ ms, memory \d+ KiB/)
+
+    // A resized window resizes the program's terminal.
+    await start('python3', 'import os\ninput()\nprint("size", os.get_terminal_size().columns, os.get_terminal_size().lines)\n')
+    await page.setViewport({ width: 900, height: 500 })
+    await page.waitForFunction(() => window.term.cols < 60)
+    const [cols, rows] = await page.evaluate(() => [window.term.cols, window.term.rows])
+    await page.keyboard.press('Enter')
+    await until(`size ${cols} ${rows}`)
+    assert.equal(await verdict(), 'ok')
+    await page.setViewport({ width: 1200, height: 700 })
+
+    // Ctrl-C interrupts a loop: the program gets SIGINT.
+    await start('python3', 'import time\nwhile True:\n    print("tick", flush=True)\n    time.sleep(0.2)\n')
+    await until('tick')
+    await page.keyboard.down('Control')
+    await page.keyboard.press('c')
+    await page.keyboard.up('Control')
+    await until('KeyboardInterrupt')
+    assert.equal(await verdict(), 'signaled')
+
+    // One program in three more languages (compiled ones: the compile runs first).
+    for (const [language, code] of [
+      ['cpp', '#include <iostream>\nint main(){int a,b;std::cin>>a>>b;std::cout<<"sum "<<a+b<<"\\n";}\n'],
+      ['java', 'import java.util.Scanner;\npublic class Main { public static void main(String[] a) { Scanner s = new Scanner(System.in); System.out.println("sum " + (s.nextInt() + s.nextInt())); } }\n'],
+      ['ruby', 'a, b = gets.split.map(&:to_i)\nputs "sum #{a + b}"\n'],
+    ]) {
+      // Typed at once: keys typed while it compiles reach the program when it starts.
+      await start(language, code)
+      await page.keyboard.type('20 22')
+      await page.keyboard.press('Enter')
+      await until('sum 42', 60000)
+      assert.equal(await verdict(), 'ok', language)
+    }
+    if (process.env.PLAYGROUND_SCREENSHOT) await page.screenshot({ path: process.env.PLAYGROUND_SCREENSHOT })
+
+    // Closing the tab ends the sandbox.
+    const { execFileSync } = require('node:child_process')
+    const sleepers = () => execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
+    await start('python3', 'import time\ntime.sleep(60)\n')
+    while (sleepers().length === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+    await page.close()
+    const gone = Date.now()
+    for (;;) {
+      const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
+      if (left.length === 0) break
+      assert.ok(Date.now() - gone < 3000, 'the sandbox outlived its tab')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   } finally {
     await browser.close()
+  }
+})
+
+test('a profile with a field missing is refused when the catalog loads, naming the field', () => {
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const { loadCatalog } = require('./playground')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'catalog-'))
+  try {
+    fs.cpSync(path.join(__dirname, '..', 'languages', 'python3'), path.join(dir, 'python3'), { recursive: true })
+    const file = path.join(dir, 'python3', 'language.json')
+    const profile = JSON.parse(fs.readFileSync(file, 'utf8'))
+    assert.equal(loadCatalog(dir).python3.image, profile.image)
+    delete profile.memory_errors
+    fs.writeFileSync(file, JSON.stringify(profile))
+    assert.throws(() => loadCatalog(dir), /language\.json: the field `memory_errors` is missing/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
   }
 })
