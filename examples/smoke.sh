@@ -7,7 +7,8 @@
 # Each sample is named for the verdict it must get: examples/languages/LANG/samples/VERDICT.EXT.
 # examples/samples/ holds more Python and C++ ones: a fork bomb (its forks refused by the
 # pids limit, it ends at its cpu time), a signal, a blocked syscall, a sleeper, a flood of
-# output, and `reverse_ok` for the exact-compare problem.
+# output, a compile that would write 1 GiB (held to the profile's file_bytes), and
+# `reverse_ok` for the exact-compare problem.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -52,6 +53,7 @@ for sample in examples/samples/*; do
 	[[ "$file" == *.cpp ]] && language=cpp
 	case "$name" in
 	reverse_ok) queue reverse-lines "$language" "$sample" ok ;;
+	compile_huge) queue a-plus-b "$language" "$sample" compile_error ;;
 	fork_bomb) queue a-plus-b "$language" "$sample" cpu_time_limit ;;
 	*) queue a-plus-b "$language" "$sample" "$name" ;;
 	esac
@@ -70,12 +72,15 @@ echo "smoke: $checked judgements, $(grep -c '^FAIL' "$results/all" || true) wron
 # saying what is wrong, and leaves nothing behind.
 broken="$results/catalog"
 mkdir -p "$broken"
-cp -r examples/languages/python3 "$broken/"
+cp -r examples/languages/python3 examples/languages/c "$broken/"
 python3 -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); del d["pids"]; json.dump(d, open(p, "w"))' \
 	"$broken/python3/language.json"
+python3 -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); del d["compile"]["file_bytes"]; json.dump(d, open(p, "w"))' \
+	"$broken/c/language.json"
 for entry in "${judges[@]}"; do
 	for bad in "--language cobol:unknown language .cobol.; known: .*python3" \
-		"--language python3 --languages $broken:language.json: the field .pids. is missing"; do
+		"--language python3 --languages $broken:language.json: the field .pids. is missing" \
+		"--language c --languages $broken:language.json: the field .compile.file_bytes. is missing"; do
 		# shellcheck disable=SC2086 # words
 		out="$(${entry#*:} --problem examples/problems/a-plus-b ${bad%%:*} examples/languages/python3/samples/ok.py 2>&1)" && rc=0 || rc=$?
 		if [[ "$rc" == 2 ]] && grep -q "${bad#*:}" <<<"$out"; then

@@ -62,6 +62,7 @@ log "the judges against every language's samples, one per verdict, and the playg
 started_at=$SECONDS
 examples/smoke.sh
 log "the samples were judged in $((SECONDS - started_at)) s"
+
 unset ISOLETTE_STORE
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"
@@ -78,6 +79,8 @@ for d in /sys/fs/cgroup/*/isolette /sys/fs/cgroup/isolette; do
 	n=$(find "$d" -mindepth 1 -type d | wc -l)
 	[[ "$n" == 0 ]] || { log "cgroups left under $d: $n"; exit 1; }
 done
-left="$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'isolette-*' -newer "$started" ! -path "$started" | head -n 5)"
+# Ours, and the examples' (a judge's and the playground's directories for a submission).
+left="$(find "${TMPDIR:-/tmp}" -maxdepth 1 \( -name 'isolette-*' -o -name 'judge-*' -o -name 'playground-*' \) \
+	-newer "$started" ! -path "$started" | head -n 5)"
 [[ -z "$left" ]] || { log "left in ${TMPDIR:-/tmp} by this run: ${left//$'\n'/ }"; exit 1; }
 log "all tests passed"

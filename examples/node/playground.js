@@ -37,6 +37,7 @@ const RUN_LIMITS = { cpuTime: 2000, wallTime: 5000, outputLimit: '1M' }
 const TTY_LIMITS = { cpuTime: 10000, wallTime: 300000, outputLimit: '4M' }
 const FIELDS = ['name', 'image', 'source', 'compile', 'run', 'env', 'pids', 'memory_overhead_bytes', 'startup_cpu_ms',
   'memory_errors', 'seccomp', 'highlight']
+const COMPILE_FIELDS = ['command', 'cpu_time_ms', 'wall_time_ms', 'memory_bytes', 'output_bytes', 'file_bytes', 'pids']
 
 /** The catalog: every examples/languages/ID/language.json, each field checked, with its hello world. */
 function loadCatalog (dir = path.join(EXAMPLES, 'languages')) {
@@ -45,7 +46,9 @@ function loadCatalog (dir = path.join(EXAMPLES, 'languages')) {
     const file = path.join(dir, id, 'language.json')
     if (!fs.existsSync(file)) continue
     const lang = JSON.parse(fs.readFileSync(file, 'utf8'))
-    const missing = FIELDS.find((key) => !Object.hasOwn(lang, key))
+    let missing = FIELDS.find((key) => !Object.hasOwn(lang, key))
+    const inCompile = lang.compile && COMPILE_FIELDS.find((key) => !Object.hasOwn(lang.compile, key))
+    if (!missing && inCompile) missing = `compile.${inCompile}`
     if (missing) throw new Error(`${file}: the field \`${missing}\` is missing`)
     const hello = path.join(dir, id, `hello${path.extname(lang.source)}`)
     catalog[id] = { ...lang, id, hello: fs.readFileSync(hello, 'utf8') }

@@ -248,6 +248,12 @@ test('a profile with a field missing is refused when the catalog loads, naming t
     delete profile.memory_errors
     fs.writeFileSync(file, JSON.stringify(profile))
     assert.throws(() => loadCatalog(dir), /language\.json: the field `memory_errors` is missing/)
+    fs.cpSync(path.join(__dirname, '..', 'languages', 'c'), path.join(dir, 'c'), { recursive: true })
+    fs.rmSync(path.join(dir, 'python3'), { recursive: true })
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'c', 'language.json'), 'utf8'))
+    delete c.compile.file_bytes
+    fs.writeFileSync(path.join(dir, 'c', 'language.json'), JSON.stringify(c))
+    assert.throws(() => loadCatalog(dir), /language\.json: the field `compile\.file_bytes` is missing/)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }

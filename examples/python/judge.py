@@ -27,6 +27,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 LANGUAGES = HERE.parent / "languages"
 FIELDS = ("image", "source", "compile", "run", "env", "pids", "memory_overhead_bytes", "startup_cpu_ms",
           "memory_errors", "seccomp")
+COMPILE_FIELDS = ("command", "cpu_time_ms", "wall_time_ms", "memory_bytes", "output_bytes", "file_bytes", "pids")
 
 
 class JudgeError(Exception):
@@ -39,8 +40,10 @@ def load_language(catalog: pathlib.Path, name: str) -> Dict[str, Any]:
     if not re.fullmatch(r"[a-z0-9]+", name) or not path.is_file():
         known = sorted(p.parent.name for p in catalog.glob("*/language.json"))
         raise JudgeError(f"unknown language `{name}`; known: {', '.join(known)}")
-    lang = json.loads(path.read_text())
+    lang: Dict[str, Any] = json.loads(path.read_text())
     missing = [key for key in FIELDS if key not in lang]
+    if not missing and lang["compile"] is not None:
+        missing = [f"compile.{key}" for key in COMPILE_FIELDS if key not in lang["compile"]]
     if missing:
         raise JudgeError(f"{path}: the field `{missing[0]}` is missing")
     return lang

@@ -118,18 +118,18 @@ impl Language {
         let profile = read_json(&file)?;
         let language = Language { file, profile };
         // Every field is checked now, not when a test needs it.
-        for key in [
-            "image",
-            "source",
-            "run",
-            "pids",
-            "memory_overhead_bytes",
-            "startup_cpu_ms",
-            "env",
-            "memory_errors",
-            "seccomp",
-        ] {
+        let keys = ["image", "source", "compile", "run", "env", "pids", "memory_overhead_bytes", "startup_cpu_ms"];
+        for key in keys.into_iter().chain(["memory_errors", "seccomp"]) {
             language.field(key)?;
+        }
+        let compile = &language.profile["compile"];
+        if !compile.is_null() {
+            for key in ["command", "cpu_time_ms", "wall_time_ms", "memory_bytes", "output_bytes", "file_bytes", "pids"]
+            {
+                if compile.get(key).is_none() {
+                    return Err(format!("{}: the field `compile.{key}` is missing", language.file.display()).into());
+                }
+            }
         }
         Ok(language)
     }
