@@ -33,9 +33,21 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(running::spawn, m)?)?;
     m.add_function(wrap_pyfunction!(options::check_options, m)?)?;
     m.add_function(wrap_pyfunction!(cleanup, m)?)?;
+    m.add_function(wrap_pyfunction!(gc, m)?)?;
     // Core's statuses, in its order: `_types.Status` is tested against them.
     m.add("STATUSES", isolette::Status::ALL.map(|s| s.as_str()))?;
     Ok(())
+}
+
+/// Removes what callers that no longer run left behind (their cgroups, killing what is
+/// still in them; the network helpers' directories of those killed while publishing
+/// ports), as `isolette gc` does: a node calls it when it starts, after a crash. Returns
+/// the directories it removed and those it found still busy.
+#[pyfunction]
+fn gc(py: Python<'_>) -> PyResult<(Vec<String>, Vec<String>)> {
+    let report = py.detach(isolette::gc).map_err(errors::to_py)?;
+    let paths = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+    Ok((paths(&report.removed), paths(&report.busy)))
 }
 
 /// Finishes removing this process's cgroups now rather than in the background (a

@@ -204,3 +204,28 @@ def test_a_prefork_worker_runs_sandboxes(busybox: isolette.Image) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, (out, err.decode())
     assert out == b"[0, 0]\n"
+
+
+def test_gc_removes_what_a_killed_process_left(busybox: isolette.Image) -> None:
+    """A process killed with SIGKILL while its sandbox runs leaves its cgroups; gc(), as a
+    node's next start calls it, removes them and what is still in them."""
+    code = textwrap.dedent("""
+        import os, sys, isolette
+        running = isolette.spawn(isolette.Image.open(os.environ["BUSYBOX"]), [os.environ["PROBE"], "sleep", "30"],
+                                 wall_time=60, memory="64M")
+        print("started", flush=True)
+        running.wait()
+    """)
+    env = {**os.environ, "BUSYBOX": str(IMAGES / "busybox"), "PROBE": PROBE}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    assert child.stdout is not None and child.stdout.readline() == b"started\n"
+    import pathlib
+
+    parents = [*pathlib.Path("/sys/fs/cgroup").glob("*/isolette"), pathlib.Path("/sys/fs/cgroup/isolette")]
+    mine = lambda: [p for b in parents if b.is_dir() for p in b.glob(f"{child.pid}-*")]  # noqa: E731
+    assert mine(), "the child's sandbox has no cgroup"
+    child.kill()
+    child.wait()
+    removed, busy = isolette.gc()
+    assert busy == [] and mine() == [], (removed, busy)
+    assert any(f"/{child.pid}-" in p for p in removed), removed

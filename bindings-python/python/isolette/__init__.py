@@ -37,7 +37,7 @@ import os
 from typing import Any, Optional, Sequence, Union
 
 from . import _native
-from ._native import Image, Outcome, Store, Volume, cleanup
+from ._native import Image, Outcome, Store, Volume, cleanup, gc
 from ._types import (
     CAPTURE,
     INHERIT,
@@ -77,6 +77,7 @@ __all__ = [
     "Store",
     "Volume",
     "cleanup",
+    "gc",
     "run",
     "run_async",
     "spawn",
