@@ -5,10 +5,10 @@
 # installed the Python package into .cache/venv-python).
 #
 # Each sample is named for the verdict it must get: examples/languages/LANG/samples/VERDICT.EXT.
-# examples/samples/ holds more Python and C++ ones: a fork bomb (its forks refused by the
-# pids limit, it ends at its cpu time), a signal, a blocked syscall, a sleeper, a flood of
-# output, a compile that would write 1 GiB (held to the profile's file_bytes), and
-# `reverse_ok` for the exact-compare problem.
+# examples/samples/ holds more Python and C++ ones, with their problem and verdict in its
+# expected.json: a fork bomb (its forks refused by the pids limit, it ends at its cpu time),
+# a signal, a blocked syscall, a sleeper, a flood of output, a compile that would write
+# 1 GiB (held to the profile's file_bytes), and `reverse_ok` for the exact-compare problem.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,7 +38,7 @@ queue() {
 		wait -n || true
 		jobs=$((jobs - 1))
 	fi
-	check "$@" &
+	check "$@" </dev/null &
 	jobs=$((jobs + 1))
 }
 for sample in examples/languages/*/samples/*; do
@@ -46,18 +46,16 @@ for sample in examples/languages/*/samples/*; do
 	file="$(basename "$sample")"
 	queue a-plus-b "$language" "$sample" "${file%.*}"
 done
-for sample in examples/samples/*; do
-	file="$(basename "$sample")"
-	name="${file%.*}"
+# The extra samples: examples/samples/expected.json gives each one's problem and verdict.
+while read -r file problem verdict; do
 	language=python3
 	[[ "$file" == *.cpp ]] && language=cpp
-	case "$name" in
-	reverse_ok) queue reverse-lines "$language" "$sample" ok ;;
-	compile_huge) queue a-plus-b "$language" "$sample" compile_error ;;
-	fork_bomb) queue a-plus-b "$language" "$sample" cpu_time_limit ;;
-	*) queue a-plus-b "$language" "$sample" "$name" ;;
-	esac
-done
+	queue "$problem" "$language" "examples/samples/$file" "$verdict"
+done < <(python3 -c 'import json
+for f, e in json.load(open("examples/samples/expected.json")).items(): print(f, e["problem"], e["verdict"])')
+[[ "$(find examples/samples -type f ! -name expected.json | wc -l)" == \
+	"$(python3 -c 'import json; print(len(json.load(open("examples/samples/expected.json"))))')" ]] ||
+	{ echo "smoke: examples/samples/expected.json does not name every sample" >&2; exit 1; }
 wait
 sort -k2 "$results"/* | tee "$results/all"
 fail=0

@@ -14,6 +14,21 @@ test.before(async () => {
 })
 test.after(() => server.close())
 
+/** The Python programs of sandboxes running now. */
+function sandboxed () {
+  const { execFileSync } = require('node:child_process')
+  return execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
+}
+
+/** Waits until no sandboxed Python program runs, failing with `message` past `ms`. */
+async function allGone (ms, message) {
+  const since = Date.now()
+  while (sandboxed().length > 0) {
+    assert.ok(Date.now() - since < ms, message)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 async function post (route, body) {
   const response = await fetch(base + route, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) })
   return { status: response.status, body: await response.json() }
@@ -58,10 +73,9 @@ test('every language\'s ok sample, and the extra samples, get their verdicts fro
     cases.push([id, path.join(samples, ok), 'a-plus-b', 'ok'])
   }
   const extras = path.join(__dirname, '..', 'samples')
-  for (const file of fs.readdirSync(extras)) {
-    const name = file.replace(/\.(py|cpp)$/, '')
-    const expected = name === 'fork_bomb' ? 'cpu_time_limit' : name === 'reverse_ok' ? 'ok' : name
-    cases.push([file.endsWith('.cpp') ? 'cpp' : 'python3', path.join(extras, file), name === 'reverse_ok' ? 'reverse-lines' : 'a-plus-b', expected])
+  const expected = JSON.parse(fs.readFileSync(path.join(extras, 'expected.json'), 'utf8'))
+  for (const [file, { problem, verdict }] of Object.entries(expected)) {
+    cases.push([file.endsWith('.cpp') ? 'cpp' : 'python3', path.join(extras, file), problem, verdict])
   }
   const results = []
   for (let i = 0; i < cases.length; i += 2) {
@@ -115,14 +129,7 @@ test('requests are served concurrently, and a client that goes away cancels its 
     req.end(JSON.stringify({ language: 'python3', code: 'import time; time.sleep(30)' }))
     setTimeout(() => { req.destroy(); resolve() }, 500)
   })
-  const gone = Date.now()
-  const { execFileSync } = require('node:child_process')
-  for (;;) {
-    const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
-    if (left.length === 0) break
-    assert.ok(Date.now() - gone < 2000, 'the run outlived its client')
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
+  await allGone(2000, 'the run outlived its client')
 })
 
 test('the page: an editor, a live terminal, every language', async (t) => {
@@ -217,18 +224,10 @@ test('the page: an editor, a live terminal, every language', async (t) => {
     if (process.env.PLAYGROUND_SCREENSHOT) await page.screenshot({ path: process.env.PLAYGROUND_SCREENSHOT })
 
     // Closing the tab ends the sandbox.
-    const { execFileSync } = require('node:child_process')
-    const sleepers = () => execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
     await start('python3', 'import time\ntime.sleep(60)\n')
-    while (sleepers().length === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+    while (sandboxed().length === 0) await new Promise((resolve) => setTimeout(resolve, 50))
     await page.close()
-    const gone = Date.now()
-    for (;;) {
-      const left = execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
-      if (left.length === 0) break
-      assert.ok(Date.now() - gone < 3000, 'the sandbox outlived its tab')
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
+    await allGone(3000, 'the sandbox outlived its tab')
   } finally {
     await browser.close()
   }
