@@ -63,6 +63,12 @@ started_at=$SECONDS
 examples/smoke.sh
 log "the samples were judged in $((SECONDS - started_at)) s"
 
+log "the judge fleet on Celery and Redis (examples/fleet): its API, and 1,000 submissions through killed workers and a stopped Redis"
+ensure_packages redis-server
+.cache/venv-python/bin/pip install -q -r examples/fleet/requirements.txt
+started_at=$SECONDS
+.cache/venv-python/bin/python -m pytest -q -p no:cacheprovider examples/fleet/test_fleet.py
+log "the fleet's tests took $((SECONDS - started_at)) s"
 unset ISOLETTE_STORE
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"
