@@ -185,3 +185,5 @@ export declare class Sandbox {
 export declare function run (image: Image, argv: Arg[], options?: Options): Promise<Outcome>
 export declare function spawn (image: Image, argv: Arg[], options?: Options): Running
 export declare function cleanup (): void
+/** Removes what callers that no longer run left behind, as `isolette gc` does. */
+export declare function gc (): { removed: string[]; busy: string[] }

@@ -431,4 +431,11 @@ class Sandbox {
 /** Finishes removing this process's cgroups now (exit does it too). */
 function cleanup () { native.cleanup() }
 
-module.exports = { Image, Store, Outcome, Running, Sandbox, IsoletteError, run, spawn, cleanup, STATUSES, OPTIONS }
+/**
+ * Removes what callers that no longer run left behind (their cgroups, killing what is
+ * still in them), as `isolette gc` does: a service calls it when it starts again after a
+ * crash. Returns `{ removed, busy }`, directories.
+ */
+function gc () { return call(() => native.gc()) }
+
+module.exports = { Image, Store, Outcome, Running, Sandbox, IsoletteError, run, spawn, cleanup, gc, STATUSES, OPTIONS }

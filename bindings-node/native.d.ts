@@ -134,6 +134,18 @@ export declare function checkOptions(image: Image, options: NativeOptions): void
 /** Finishes removing this process's cgroups now. */
 export declare function cleanup(): void
 
+/**
+ * Removes what callers that no longer run left behind (their cgroups, killing what is
+ * still in them), as `isolette gc` does.
+ */
+export declare function gc(): GcReport
+
+/** What `gc` removed: directories gone, and those still busy. */
+export interface GcReport {
+  removed: Array<string>
+  busy: Array<string>
+}
+
 /** An image's record in a store. */
 export interface ImageRecord {
   name: string

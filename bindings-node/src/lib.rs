@@ -754,3 +754,19 @@ impl Drop for Running {
 pub fn cleanup() {
     isolette::cleanup();
 }
+
+/// What `gc` removed: directories gone, and those still busy.
+#[napi(object)]
+pub struct GcReport {
+    pub removed: Vec<String>,
+    pub busy: Vec<String>,
+}
+
+/// Removes what callers that no longer run left behind (their cgroups, killing what is
+/// still in them), as `isolette gc` does.
+#[napi]
+pub fn gc() -> Result<GcReport> {
+    let report = isolette::gc().map_err(to_js)?;
+    let paths = |dirs: &[std::path::PathBuf]| dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+    Ok(GcReport { removed: paths(&report.removed), busy: paths(&report.busy) })
+}

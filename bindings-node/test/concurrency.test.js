@@ -119,3 +119,25 @@ test('nothing is left behind', async (t) => {
   assert.deepEqual(children(), [])
   assert.deepEqual(ownCgroups(), [])
 })
+
+test('gc removes what a process killed while its sandbox ran left', async (t) => {
+  if (!image(t, 'busybox')) return
+  const { spawn } = require('node:child_process')
+  const code = `
+    const isolette = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const running = isolette.spawn(isolette.Image.open(${JSON.stringify(path.join(IMAGES, 'busybox'))}),
+      [${JSON.stringify(PROBE)}, 'sleep', '30'], { wallTime: 60000, memory: '64M' })
+    console.log('started')
+    running.wait()
+  `
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  const bases = ['/sys/fs/cgroup/memory/isolette', '/sys/fs/cgroup/pids/isolette', '/sys/fs/cgroup/isolette']
+  const mine = () => bases.filter((b) => fs.existsSync(b)).flatMap((b) => fs.readdirSync(b).filter((n) => n.startsWith(`${child.pid}-`)))
+  assert.ok(mine().length > 0, 'the child\'s sandbox has no cgroup')
+  child.kill('SIGKILL')
+  await new Promise((resolve) => child.once('exit', resolve))
+  const { removed, busy } = isolette.gc()
+  assert.deepEqual([busy, mine()], [[], []])
+  assert.ok(removed.some((d) => d.includes(`/${child.pid}-`)), removed.join(' '))
+})

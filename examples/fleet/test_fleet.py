@@ -246,6 +246,25 @@ def test_the_api_takes_judges_and_refuses(redis_server: Redis) -> None:
         fleet.close()
 
 
+def test_contest_submissions_are_served_before_practice_and_rejudges(redis_server: Redis) -> None:
+    fleet = Fleet(redis_server, {})
+    r = fleet.fleet.connect()
+    code = (CATALOG / "python3" / "samples" / "ok.py").read_text()
+    # Queued while no worker runs: rejudges first, then practice, then the contest's.
+    order = ["rejudge"] * 3 + ["practice"] * 3 + ["contest"] * 3
+    ids = {fleet.fleet.submit(r, "python3", "a-plus-b", code, kind): kind for kind in order}
+    fleet.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists(f"fleet:result:{sid}") for sid in ids):
+            assert time.monotonic() < deadline, "no verdicts in 60 s"
+            time.sleep(0.05)
+    finally:
+        fleet.close()
+    served = sorted(ids, key=lambda sid: json.loads(r.get(f"fleet:result:{sid}"))["started"])
+    assert [ids[sid] for sid in served] == ["contest"] * 3 + ["practice"] * 3 + ["rejudge"] * 3
+
+
 def test_workers_killed_and_redis_stopped_lose_and_duplicate_nothing(redis_server: Redis) -> None:
     """1,000 submissions; three workers killed with SIGKILL (and replaced) and Redis stopped
     for 5 s meanwhile: every submission gets exactly its single-process verdict, once."""
