@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -125,11 +126,13 @@ def submit(r: redis.Redis, language: str, problem: str, code: str, kind: str = "
     """Stores a submission and enqueues its task; returns its id."""
     if not isinstance(code, str) or len(code.encode()) > MAX_CODE:
         raise Refused(f"code must be a string of at most {MAX_CODE} bytes", 413)
+    if not isinstance(language, str):
+        raise Refused("language must be a language's name")
     try:
         queue = queue_of(language)
     except single.JudgeError as e:
         raise Refused(str(e)) from None
-    if not isinstance(problem, str) or not problem.replace("-", "").isalnum() or not problem.islower():
+    if not isinstance(problem, str) or not re.fullmatch(r"[a-z0-9-]+", problem):
         raise Refused("problem must be a problem's name")
     if not (EXAMPLES / "problems" / problem / "limits.json").is_file():
         raise Refused(f"no problem `{problem}`")

@@ -232,6 +232,7 @@ def test_the_api_takes_judges_and_refuses(redis_server: Redis) -> None:
         assert report["tests"][0]["cpu_ms"] > 0
         for body, want, words in [
             ({"language": "cobol", "problem": "a-plus-b", "code": ""}, 400, "unknown language `cobol`"),
+            ({"problem": "a-plus-b", "code": ""}, 400, "language must be"),
             ({"language": "python3", "problem": "nope", "code": ""}, 400, "no problem `nope`"),
             ({"language": "python3", "problem": "../etc", "code": ""}, 400, "problem must be"),
             ({"language": "python3", "problem": "a-plus-b", "code": "x" * (65 << 10)}, 413, "at most 65536 bytes"),
