@@ -10,6 +10,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 data = json.load(open(sys.argv[1]))
 fig = plt.figure(figsize=(13, 10))
+quiet = data.get("quietness", {})
+if not quiet.get("publishable", True):
+    fig.suptitle(f"NOT PUBLISHABLE: the machine was not quiet (drift {quiet['drift']:.2f}x > 1.3x)", color="red")
 grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
 axes = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])]
 

@@ -6,7 +6,9 @@
 # bubblewrap and crun come from apt (installed when missing). nsjail and isolate 1.10 are
 # built from their sources by hand (the project ships no recipe for them): point NSJAIL
 # and ISOLATE at the binaries, or put them on PATH; each row is skipped, with a message,
-# when its tool is missing. Results: bench/results/latest.{txt,json,png}.
+# when its tool is missing. Results: bench/results/latest.{txt,json,png}. A run over which
+# the quietness gauge (fork+exit+wait, before and after) drifted more than 1.3x is marked
+# NOT PUBLISHABLE in all three: the README's figures come from a quiet run.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -92,3 +94,6 @@ venv="$ROOT/.cache/venv-bench"
 [[ -x "$venv/bin/python" ]] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; }
 "$venv/bin/python" bench/plot.py bench/results/latest.json bench/results/latest.png
 log "plot: bench/results/latest.png"
+if jq -e '.quietness.publishable == false' bench/results/latest.json >/dev/null; then
+	log "NOT PUBLISHABLE: the quietness gauge drifted more than 1.3x over the run (other work on the machine); run it again on a quiet machine"
+fi
