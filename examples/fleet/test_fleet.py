@@ -104,28 +104,32 @@ class Fleet:
         self.workers.append(worker)
         return worker
 
-    def busy(self) -> subprocess.Popen[bytes]:
-        """A worker in the middle of a submission (its pool process has one's directory)."""
+    def kill_busy(self) -> None:
+        """A node dies in the middle of a submission: its worker and pool process get SIGKILL
+        at once (their process group), while its pool process has a submission's directory.
+        The group is stopped first and the directory looked at again, so the submission's
+        verdict cannot be written between the look and the kill."""
         work = pathlib.Path(tempfile.gettempdir()) / "isolette-fleet"
         deadline = time.monotonic() + 30
         while True:
+            assert time.monotonic() < deadline, "no worker was busy for 30 s"
             for d in work.glob("*/submission-*"):
                 try:
                     with open(f"/proc/{d.parent.name}/stat") as f:
                         parent = int(f.read().rsplit(")", 1)[1].split()[1])
                 except (OSError, ValueError):
                     continue
-                found = [w for w in self.workers if w.pid == parent]
-                if found:
-                    return found[0]
-            assert time.monotonic() < deadline, "no worker was busy for 30 s"
+                worker = next((w for w in self.workers if w.pid == parent), None)
+                if worker is None:
+                    continue
+                os.killpg(worker.pid, signal.SIGSTOP)
+                if d.exists():
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
+                    self.workers.remove(worker)
+                    return
+                os.killpg(worker.pid, signal.SIGCONT)  # it had just finished: another one
             time.sleep(0.005)
-
-    def kill(self, worker: subprocess.Popen[bytes]) -> None:
-        """A node dies: SIGKILL to the worker and its pool process at once."""
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-        self.workers.remove(worker)
 
     def close(self) -> None:
         for w in self.workers:
@@ -292,7 +296,7 @@ def test_workers_killed_and_redis_stopped_lose_and_duplicate_nothing(redis_serve
             submitted[sid] = (language, code)
             fault = faults.get(n)
             if fault == "kill":
-                fleet.kill(fleet.busy())
+                fleet.kill_busy()
                 fleet.start()
             elif fault == "redis":
                 redis_server.stop()
