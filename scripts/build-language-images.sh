@@ -57,7 +57,7 @@ make_rootfs() {
 	mirror="$(debian_mirror "$SUITE")"
 	tmp="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
 	# shellcheck disable=SC2064 # the path is fixed now
-	trap "umount -R '$tmp/proc' '$tmp/sys' 2>/dev/null; rm -rf --one-file-system '$tmp' '$CACHE/rootfs.tar.tmp'" EXIT
+	trap "umount -R '$tmp/root/proc' '$tmp/root/sys' 2>/dev/null; rm -rf --one-file-system '$tmp' '$CACHE/rootfs.tar.tmp'" EXIT
 	log "debootstrap $SUITE (minbase) from $mirror"
 	debootstrap --variant=minbase "$SUITE" "$tmp/root" "$mirror" >&2
 	umount -R "$tmp/root/proc" "$tmp/root/sys" 2>/dev/null || true
