@@ -148,16 +148,17 @@ impl Plan {
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
         let network = NetworkPlan::new(&config.net, &config.hostname)?;
         // As Docker does, a sandbox with outbound access gets /etc/hosts and
-        // /etc/resolv.conf of its own; one on a named network the network's hosts file.
+        // /etc/resolv.conf of its own; one on a named network the network's hosts file (and
+        // the resolv.conf, when it reaches out).
         let mut binds = binds;
-        let etc = match &network {
-            Some(NetworkPlan::User { .. }) => crate::network::etc_files(&config.hostname).to_vec(),
-            Some(NetworkPlan::Named { network, .. }) => {
-                binds.push(rootfs::Bind::file(&network.hosts_file(), "/etc/hosts"));
-                Vec::new()
-            }
+        let mut etc = match network.as_ref().and_then(|n| n.outside.as_ref()) {
+            Some(_) => crate::network::etc_files(&config.hostname).to_vec(),
             None => Vec::new(),
         };
+        if let Some((named, _)) = network.as_ref().and_then(|n| n.named.as_ref()) {
+            binds.push(rootfs::Bind::file(&named.hosts_file(), "/etc/hosts"));
+            etc.retain(|(name, _)| *name != "hosts");
+        }
         let rootfs = rootfs::plan(
             image.layers(),
             &binds,

@@ -418,9 +418,11 @@ fn named_networks_reach_by_name_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let nets = isolette::Networks::open(dir.path().join("networks")).unwrap();
     let _cleanup = RemoveNetworks(nets.clone(), &["front", "other"]);
-    nets.create("front", None).unwrap();
-    nets.create("other", Some("10.89.200.0/24")).unwrap();
-    assert!(matches!(nets.create("front", None), Err(Error::Config(_))));
+    nets.create("front", None, true).unwrap();
+    nets.create("other", Some("10.89.200.0/24"), true).unwrap();
+    assert!(matches!(nets.create("front", None, true), Err(Error::Config(_))));
+    let m = nets.create("slirps", Some("10.0.2.0/24"), false).unwrap_err().to_string();
+    assert!(m.contains("user-mode network"), "{m}");
     assert!(matches!(nets.network("nope"), Err(Error::Config(m)) if m.contains("front, other")));
     let internet = Internet::start(4);
     let on = |name: &str, host: &str| {
@@ -458,9 +460,11 @@ fn named_networks_reach_by_name_and_nothing_else() {
     let addrs = Command::new("ip").args(["-o", "-4", "addr"]).output().unwrap();
     let subnet = format!(" {}.", db_ip.to_string().rsplit_once('.').unwrap().0);
     assert!(!String::from_utf8_lossy(&addrs.stdout).contains(&subnet), "the host is on db's network");
-    // Nor does a member reach out.
+    // Nor does a member of an internal network reach out, or publish a port.
     let out = on("front", "app").run(["python3", "-c", client, &internet.addr.to_string()]).unwrap();
     assert!(stdout(&out).starts_with("unreachable"), "{}", stdout(&out));
+    let published = on("front", "web").publish(Publish::tcp([127, 0, 0, 1].into(), 0, 80)).run(["true"]);
+    assert!(matches!(published, Err(Error::Config(m)) if m.contains("`front` is internal")));
     // One name per network; a network in use stays.
     assert!(matches!(on("front", "db").run(["true"]), Err(Error::Config(m)) if m.contains("named `db`")));
     assert!(matches!(nets.remove("front"), Err(Error::Config(m)) if m.contains("in use by db")));
@@ -472,6 +476,63 @@ fn named_networks_reach_by_name_and_nothing_else() {
     assert!(nets.list().unwrap().is_empty());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(dir.path().to_str().unwrap()), "a network's namespace is still mounted");
+}
+
+#[test]
+fn a_named_network_that_is_not_internal_reaches_out_and_publishes_ports() {
+    let _serial = common::serial();
+    require_root!();
+    require_slirp!();
+    let Some(image) = common::image("debian-python") else {
+        common::skip(module_path!(), "the debian-python test image is missing");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nets = isolette::Networks::open(dir.path().join("networks")).unwrap();
+    let _cleanup = RemoveNetworks(nets.clone(), &["open"]);
+    assert!(!nets.create("open", None, false).unwrap().internal);
+    let internet = Internet::start(7);
+    let on = |host: &str| {
+        Sandbox::builder(&image)
+            .network(Network::Named(nets.network("open").unwrap()))
+            .hostname(host)
+            .wall_time(Duration::from_secs(20))
+    };
+    let server = "import socket\n\
+                  t = socket.socket(); t.bind(('0.0.0.0', 8000)); t.listen()\n\
+                  print('ready', flush=True)\n\
+                  while True:\n    c, _ = t.accept(); c.sendall(b'hello from web\\n'); c.close()\n";
+    let mut web = on("web")
+        .publish(Publish::tcp([127, 0, 0, 1].into(), 0, 8000))
+        .stdout(isolette::Output::Pipe)
+        .spawn(["python3", "-c", server])
+        .unwrap();
+    let mut ready = [0u8; 6];
+    web.take_stdout().unwrap().read_exact(&mut ready).unwrap();
+    let port = web.ports()[0].host_port;
+    // The host reaches the published port; a member reaches web by name and the test
+    // internet by address, in one run.
+    assert_eq!(greeting(port, "hello from web\n"), "hello from web\n");
+    let client = "import socket, sys\n\
+                  for host, port in zip(sys.argv[1::2], sys.argv[2::2]):\n\
+                  \x20   try:\n\
+                  \x20       print(socket.create_connection((host, int(port)), timeout=5).recv(100).decode(), end='')\n\
+                  \x20   except OSError as e:\n\
+                  \x20       print('unreachable', type(e).__name__)\n";
+    let (addr, iport) = (internet.addr.to_string(), internet.port.to_string());
+    let out = on("app").run(["python3", "-c", client, "web", "8000", &addr, &iport]).unwrap();
+    assert_eq!(stdout(&out), "hello from web\ninternet\n", "{}", String::from_utf8_lossy(&out.stderr));
+    // An egress rule of the caller's applies outside, never to the network's members.
+    let out = on("app")
+        .egress(format!("deny:{addr}").parse().unwrap())
+        .egress("allow:0.0.0.0/0:1-2".parse().unwrap())
+        .run(["python3", "-c", client, "web", "8000", &addr, &iport])
+        .unwrap();
+    assert_eq!(stdout(&out), "hello from web\nunreachable TimeoutError\n", "{}", String::from_utf8_lossy(&out.stderr));
+    web.kill();
+    web.wait().unwrap();
+    TcpListener::bind(("127.0.0.1", port)).expect("the port went with the sandbox");
+    nets.remove("open").unwrap();
 }
 
 #[test]

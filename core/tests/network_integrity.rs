@@ -1,8 +1,9 @@
 //! Every byte arrives, exactly once, through every kind of network a sandbox can have:
 //! outbound (to a test host in a network namespace of the test's own), published TCP and
-//! UDP ports, and named networks; from root and from an unprivileged caller; 1 B to 8 MiB,
-//! with a half-close from either side (`core/tests/net/transfer.py` says how). 1,000
-//! transfers in all, each checked by byte count and sha256: none may be corrupted or hang.
+//! UDP ports, and named networks (between members, to a published port of a member, and out
+//! from a member); from root and from an unprivileged caller; 1 B to 8 MiB, with a
+//! half-close from either side (`core/tests/net/transfer.py` says how). 1,050 transfers in
+//! all, each checked by byte count and sha256: none may be corrupted or hang.
 //! `bench/network.sh` runs more of them and times them.
 
 mod common;
@@ -117,14 +118,20 @@ fn every_byte_arrives_through_every_network_from_root() {
     server.kill();
     server.wait().unwrap();
 
-    // A named network: one member serves, another is the client.
+    // A named network: one member serves, and publishes its port; another is the client,
+    // and reaches out too.
     let dir = tempfile::tempdir().unwrap();
     let nets = isolette::Networks::open(dir.path().join("networks")).unwrap();
-    nets.create("bytes", None).unwrap();
+    nets.create("bytes", None, false).unwrap();
     let on = || in_sandbox(&image, &scripts).network(Network::Named(nets.network("bytes").unwrap()));
-    let server = sandbox_server(on().hostname("srv"), false);
+    let server = sandbox_server(on().hostname("srv").publish(Publish::tcp([127, 0, 0, 1].into(), 0, 8000)), false);
     let out = on().hostname("cli").run(["python3", "/t/transfer.py", "tcp", "srv", "8000", "150", "4"]).unwrap();
     check("named network, root", 150, &out.stdout, &out.stderr);
+    let port = server.ports()[0].host_port.to_string();
+    let out = host_client(&scripts, &["tcp", "127.0.0.1", &port, "100", "7"]);
+    check("named network, published tcp, root", 100, &out.stdout, &out.stderr);
+    let out = on().hostname("out").run(["python3", "/t/transfer.py", "tcp", &dest, "7000", "100", "8"]).unwrap();
+    check("named network, outbound, root", 100, &out.stdout, &out.stderr);
     server.kill();
     server.wait().unwrap();
     nets.remove("bytes").unwrap();

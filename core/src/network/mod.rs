@@ -1,6 +1,7 @@
 //! A sandbox's network beyond loopback: outbound access and published ports, through
 //! `slirp4netns` (`slirp.rs`), a user-mode network stack; egress rules (`egress.rs`) loaded
-//! inside the sandbox (`inside.rs`); and named networks (`named.rs`).
+//! inside the sandbox (`inside.rs`); and named networks (`named.rs`), whose members also
+//! reach out and publish ports the same way unless the network is internal.
 //!
 //! Every sandbox has a network namespace of its own with loopback up (`spawn/child.rs`):
 //! that is [`Network::None`], Docker's `none`. With [`Network::Outbound`], or when ports
@@ -47,8 +48,9 @@ pub enum Network {
     /// [`SandboxBuilder::host_loopback`](crate::SandboxBuilder::host_loopback), and its other
     /// addresses and link-local destinations unless an [`EgressRule`] opens them.
     Outbound,
-    /// A named network ([`Networks::network`]): its members reach each other by hostname,
-    /// and nothing else. Root only.
+    /// A named network ([`Networks::network`]): its members reach each other by hostname;
+    /// unless the network is internal, they also reach the internet and publish ports, as
+    /// [`Network::Outbound`] sandboxes do (Docker's user-defined bridge). Root only.
     Named(NamedNetwork),
 }
 
@@ -179,23 +181,29 @@ impl fmt::Display for Publish {
     }
 }
 
-/// The network part of a plan, checked and with host ports chosen.
+/// The network part of a plan, checked and with host ports chosen: a named network joined,
+/// the outside reached through slirp4netns, or both (a named network that is not internal).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NetworkPlan {
+pub(crate) struct NetworkPlan {
+    /// The named network joined, under the sandbox's hostname.
+    pub named: Option<(NamedNetwork, String)>,
     /// slirp4netns, for outbound access and published ports.
-    User {
-        slirp: PathBuf,
-        nft: PathBuf,
-        /// Host port 0 replaced by the one chosen.
-        ports: Vec<Publish>,
-        /// Loaded into the sandbox's namespace before the program starts: the guard of the
-        /// host's loopback, the caller's rules, DNS to its name servers, the defaults.
-        egress: Vec<EgressRule>,
-        /// Whether what no rule matches is refused (the caller gave an allow rule).
-        refuse_unmatched: bool,
-    },
-    /// A named network, joined under the sandbox's hostname.
-    Named { network: NamedNetwork, hostname: String },
+    pub outside: Option<Outside>,
+}
+
+/// What slirp4netns gives a sandbox: outbound access and published ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outside {
+    slirp: PathBuf,
+    nft: PathBuf,
+    /// Host port 0 replaced by the one chosen.
+    ports: Vec<Publish>,
+    /// Loaded into the sandbox's namespace before the program starts: the named network's
+    /// members, the guard of the host's loopback, the caller's rules, DNS to its name
+    /// servers, the defaults.
+    egress: Vec<EgressRule>,
+    /// Whether what no rule matches is refused (the caller gave an allow rule).
+    refuse_unmatched: bool,
 }
 
 /// Removes what callers that no longer run left of their networks: slirp4netns API
@@ -257,22 +265,39 @@ impl NetworkPlan {
     /// host port is free (choosing free ones for port 0).
     pub(crate) fn new(request: &NetworkRequest, hostname: &str) -> Result<Option<NetworkPlan>> {
         let (network, ports, host_loopback) = (&request.network, &request.publish[..], request.host_loopback);
-        if !request.egress.is_empty() && *network != Network::Outbound {
-            return Err(Error::config("egress rules need network(Network::Outbound) (--network outbound)"));
+        let named = match network {
+            Network::Named(n) => {
+                named::check_member(hostname)?;
+                Some((n.clone(), n.record()?))
+            }
+            _ => None,
+        };
+        let internal = named.as_ref().is_some_and(|(_, r)| r.internal);
+        let reaches_out = *network == Network::Outbound || (named.is_some() && !internal);
+        let needs = "network(Network::Outbound) or a named network that is not internal (--network outbound|NAME)";
+        if !request.egress.is_empty() && !reaches_out {
+            return Err(Error::config(format!("egress rules need {needs}")));
         }
-        if !ports.is_empty() && matches!(network, Network::Named(_)) {
-            return Err(Error::config(
-                "a sandbox on a named network cannot publish ports (it reaches only the network's members)",
-            ));
+        if host_loopback && !reaches_out {
+            return Err(Error::config(format!("host_loopback needs {needs}")));
         }
-        if host_loopback && *network != Network::Outbound {
-            return Err(Error::config("host_loopback needs network(Network::Outbound) (--network outbound)"));
+        if let Some((n, _)) = named.as_ref().filter(|_| internal && !ports.is_empty()) {
+            return Err(Error::config(format!(
+                "network `{}` is internal: its members reach only each other and publish no ports; use a network \
+                 made without --internal",
+                n.name()
+            )));
         }
-        // The host's loopback first, which no rule of the caller's opens (only
-        // `host_loopback`); then the caller's rules. Published ports without a network:
-        // slirp4netns carries them, and a deny-everything rule keeps the sandbox from reaching
-        // out (replies to connections in pass).
+        let named_part = named.as_ref().map(|(n, _)| (n.clone(), hostname.to_string()));
+        // The named network's members first, whatever else the rules say; then the host's
+        // loopback, which no rule of the caller's opens (only `host_loopback`); then the
+        // caller's rules. Published ports without a network: slirp4netns carries them, and
+        // a deny-everything rule keeps the sandbox from reaching out (replies to connections
+        // in pass).
         let mut egress = Vec::new();
+        if let Some((_, record)) = &named {
+            egress.push(EgressRule::parse(true, &record.subnet)?);
+        }
         if !host_loopback {
             egress.push(EgressRule { allow: false, addr: slirp::GATEWAY.into(), prefix: 32, ports: None });
         }
@@ -284,11 +309,8 @@ impl NetworkPlan {
                     egress.push(EgressRule::parse(false, all)?);
                 }
             }
-            Network::Named(named) => {
-                named::check_member(hostname)?;
-                return Ok(Some(NetworkPlan::Named { network: named.clone(), hostname: hostname.to_string() }));
-            }
-            Network::Outbound => {
+            Network::Named(_) if internal => return Ok(Some(NetworkPlan { named: named_part, outside: None })),
+            Network::Named(_) | Network::Outbound => {
                 egress.extend(egress::dns(&host_nameservers()));
                 egress.extend(egress::defaults());
             }
@@ -334,38 +356,30 @@ impl NetworkPlan {
             chosen.push(Publish { host_port: port, ..*p });
         }
         let refuse_unmatched = request.egress.iter().any(|r| r.allow);
-        Ok(Some(NetworkPlan::User { slirp, nft, ports: chosen, egress, refuse_unmatched }))
+        let outside = Outside { slirp, nft, ports: chosen, egress, refuse_unmatched };
+        Ok(Some(NetworkPlan { named: named_part, outside: Some(outside) }))
     }
 
-    /// Connects the sandbox `pid` (with a user namespace of its own when `userns`), and
-    /// returns once it is.
+    /// Connects the sandbox `pid` (with a user namespace of its own when `userns`): joins
+    /// the named network, then starts slirp4netns; returns once all is connected.
     pub(crate) fn attach(&self, pid: i32, userns: bool) -> Result<Attached> {
-        match self {
-            NetworkPlan::User { slirp, nft, ports, egress, refuse_unmatched } => {
-                let open = |what: &str| -> Result<OwnedFd> {
-                    let path = format!("/proc/{pid}/ns/{what}");
-                    std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
-                };
-                let net = open("net")?;
-                let user = userns.then(|| open("user")).transpose()?;
-                // The tap is made when `start` returns; nft loads the rules while
-                // slirp4netns starts.
-                let helper = inside::start(
-                    nft,
-                    &net,
-                    user.as_ref(),
-                    Some(slirp::TAP),
-                    &egress::ruleset(egress, *refuse_unmatched),
-                )?;
-                let slirp = slirp::Slirp::start(slirp, ports, &net, user.as_ref())?;
-                helper.wait()?;
-                Ok(Attached { _slirp: Some(slirp), _member: None, ports: ports.clone() })
-            }
-            NetworkPlan::Named { network, hostname } => {
-                let member = network.join(pid, hostname)?;
-                Ok(Attached { _slirp: None, _member: Some(member), ports: Vec::new() })
-            }
-        }
+        let member = self.named.as_ref().map(|(network, hostname)| network.join(pid, hostname)).transpose()?;
+        let Some(Outside { slirp, nft, ports, egress, refuse_unmatched }) = &self.outside else {
+            return Ok(Attached { _slirp: None, _member: member, ports: Vec::new() });
+        };
+        let open = |what: &str| -> Result<OwnedFd> {
+            let path = format!("/proc/{pid}/ns/{what}");
+            std::fs::File::open(&path).map(OwnedFd::from).map_err(|e| Error::io("open", path, e))
+        };
+        let net = open("net")?;
+        let user = userns.then(|| open("user")).transpose()?;
+        // The tap is made when `start` returns; nft loads the rules while slirp4netns
+        // starts.
+        let helper =
+            inside::start(nft, &net, user.as_ref(), Some(slirp::TAP), &egress::ruleset(egress, *refuse_unmatched))?;
+        let slirp = slirp::Slirp::start(slirp, ports, &net, user.as_ref())?;
+        helper.wait()?;
+        Ok(Attached { _slirp: Some(slirp), _member: member, ports: ports.clone() })
     }
 }
 

@@ -5,8 +5,13 @@
 //! so a reboot takes it all, as it takes the namespaces). A sandbox joins with a veth pair
 //! made in the hub, its other end (`eth0`) created right in the sandbox's namespace, and an
 //! address of the network's /24. The hub has no address and forwards nothing anywhere
-//! else: members reach each other, and neither the host nor another network nor the
-//! internet. The host's own network config is never touched.
+//! else: over the bridge, members reach each other, and neither the host nor another
+//! network. The host's own network config is never touched.
+//!
+//! A network that is not internal (Docker's default) gives each member the outbound
+//! sandbox's user-mode network besides (`slirp.rs`): a tap with the default route, its
+//! egress rules, and its published ports; the bridge keeps the network's /24. An internal
+//! one (`--internal`, Compose's `internal: true`) gives nothing but the bridge.
 //!
 //! Each member holds a lease, a file named by its address with its name in it, `flock`ed
 //! for as long as the sandbox lives; the network's `hosts` file, bound read-only over every
@@ -29,6 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The addresses of the user-mode network every outbound sandbox has (slirp4netns's), which
+/// no named network may take.
+const USER_MODE_SUBNET: &str = "10.0.2.0/24";
+
 /// The named networks on this host (root only).
 #[derive(Debug, Clone)]
 pub struct Networks {
@@ -45,6 +54,9 @@ pub struct NetworkRecord {
     pub subnet: String,
     /// When it was made (seconds since the epoch).
     pub created: u64,
+    /// Whether its members reach only each other: no outbound access, no published ports.
+    #[serde(default)]
+    pub internal: bool,
     /// Its members now: their names and addresses.
     #[serde(skip)]
     pub members: Vec<(String, Ipv4Addr)>,
@@ -66,6 +78,13 @@ impl NamedNetwork {
     /// The hosts file bound over members' `/etc/hosts`.
     pub(crate) fn hosts_file(&self) -> PathBuf {
         self.dir.join("hosts")
+    }
+
+    /// What the network is, as made.
+    pub(crate) fn record(&self) -> Result<NetworkRecord> {
+        let path = self.dir.join("network.json");
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::io("read", &path, std::io::Error::other(e.to_string())))
     }
 }
 
@@ -147,8 +166,8 @@ impl Networks {
     }
 
     /// Makes network `name`, on `subnet` (`10.89.7.0/24`; a free `10.89.N.0/24` when
-    /// `None`). Root only.
-    pub fn create(&self, name: &str, subnet: Option<&str>) -> Result<NetworkRecord> {
+    /// `None`); an `internal` one gives its members nothing but each other. Root only.
+    pub fn create(&self, name: &str, subnet: Option<&str>, internal: bool) -> Result<NetworkRecord> {
         need_root()?;
         check_name(name)?;
         let _lock = self.lock()?;
@@ -161,6 +180,11 @@ impl Networks {
             Some(s) => {
                 let base = parse_subnet(s)?;
                 let s = format!("{base}/24");
+                if s == USER_MODE_SUBNET {
+                    return Err(Error::config(format!(
+                        "subnet {s} is the user-mode network's own (slirp4netns); choose another"
+                    )));
+                }
                 if taken.contains(&s) {
                     return Err(Error::config(format!("subnet {s} is taken by another network")));
                 }
@@ -179,8 +203,13 @@ impl Networks {
             hold_new_netns(&netns)?;
             ip_in(&netns, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n")?;
             std::fs::write(work.join("hosts"), hosts_text(&[])).map_err(|e| Error::io("write", &work, e))?;
-            let record =
-                NetworkRecord { name: name.to_string(), subnet, created: crate::names::now(), members: Vec::new() };
+            let record = NetworkRecord {
+                name: name.to_string(),
+                subnet,
+                created: crate::names::now(),
+                internal,
+                members: Vec::new(),
+            };
             let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
             std::fs::write(work.join("network.json"), json).map_err(|e| Error::io("write", &work, e))?;
             std::fs::rename(&work, &dir).map_err(|e| Error::io("rename", &dir, e))?;
@@ -318,9 +347,7 @@ impl NamedNetwork {
     pub(crate) fn join(&self, pid: i32, hostname: &str) -> Result<Member> {
         let networks = Networks { dir: self.dir.parent().unwrap_or(Path::new("/")).to_path_buf() };
         let lock = networks.lock()?;
-        let bytes = std::fs::read(self.dir.join("network.json")).map_err(|e| Error::io("read", &self.dir, e))?;
-        let record: NetworkRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::io("read", &self.dir, std::io::Error::other(e.to_string())))?;
+        let record = self.record()?;
         let base = parse_subnet(&record.subnet)?.octets();
         let leases = self.dir.join("leases");
         let live = members(&leases, true);
