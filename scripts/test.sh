@@ -69,6 +69,11 @@ ensure_packages redis-server
 started_at=$SECONDS
 .cache/venv-python/bin/python -m pytest -q -p no:cacheprovider examples/fleet/test_fleet.py
 log "the fleet's tests took $((SECONDS - started_at)) s"
+
+log "the Compose example (examples/compose): built, up, counted, down, up, down -v, and nothing left"
+started_at=$SECONDS
+examples/compose/test.sh "$ISOLETTE_TEST_CLI"
+log "the Compose example took $((SECONDS - started_at)) s"
 unset ISOLETTE_STORE
 
 log "fuzz every parser of outside input briefly (fuzz/README.md)"

@@ -110,6 +110,7 @@ pub(crate) struct Config {
 
 /// Default wall-time limit.
 pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
+
 /// Default memory limit of the whole process tree.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
 /// Default limit on processes + threads of the program's tree.

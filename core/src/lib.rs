@@ -79,6 +79,10 @@ mod gc;
 mod host;
 mod sandbox;
 
+// Projects.
+#[cfg(feature = "compose")]
+pub mod compose;
+
 pub use cancel::Canceller;
 pub use cgroup::GcReport;
 pub use config::{
@@ -89,7 +93,7 @@ pub use error::{Errno, Error, HostFeature, Result, Step};
 pub use gc::gc;
 pub use host::{CgroupLayout, HostReport};
 pub use image::{Image, ImageConfig};
-pub use network::{EgressRule, NamedNetwork, Network, NetworkRecord, Networks, Protocol, Publish};
+pub use network::{EgressRule, NamedNetwork, Network, NetworkRecord, Networks, Protocol, Publish, SharedNetwork};
 pub use outcome::{Field, Outcome, Status};
 pub use pool::Pool;
 #[cfg(feature = "store")]
@@ -109,4 +113,6 @@ pub use stdio::{Output, SharedFd, Stdin};
 pub use store::fuzzing;
 #[cfg(feature = "store")]
 pub use store::{ImageRecord, NewLayer, Progress, Store, StoredLayer, Volume, VolumeRecord};
-pub use units::{format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size};
+pub use units::{
+    NO_WALL_TIME, format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size, parse_wall_time,
+};

@@ -81,6 +81,8 @@ pub(crate) struct Plan {
     pub tty: Option<Tty>,
     /// Outbound access and published ports, attached after the clone (`network.rs`).
     pub network: Option<crate::network::NetworkPlan>,
+    /// Another sandbox's network namespace, joined instead of a new one.
+    pub shared_network: Option<crate::network::SharedNetwork>,
 }
 
 /// A terminal for the program: its size, and the ids (inside) that own it.
@@ -147,6 +149,16 @@ impl Plan {
 
         let binds = config.mounts.iter().map(check_mount).collect::<Result<Vec<_>>>()?;
         let network = NetworkPlan::new(&config.net, &config.hostname)?;
+        let shared_network = match &config.net.network {
+            crate::network::Network::Shared(_) if userns => {
+                return Err(Error::config(
+                    "sharing another sandbox's network needs a root caller and no user namespace (the namespace \
+                     belongs to the host's user namespace)",
+                ));
+            }
+            crate::network::Network::Shared(shared) => Some(shared.clone()),
+            _ => None,
+        };
         // As Docker does, a sandbox with outbound access gets /etc/hosts and
         // /etc/resolv.conf of its own; one on a named network the network's hosts file (and
         // the resolv.conf, when it reaches out).
@@ -207,6 +219,7 @@ impl Plan {
             program: Program::new(&run, config, workdir, !userns || caller_is_root)?,
             tty: config.tty.map(|(rows, cols)| Tty { rows, cols, uid, gid }),
             network,
+            shared_network,
         })
     }
 }
@@ -405,8 +418,10 @@ fn validate_tty(config: &Config) -> Result<()> {
 }
 
 fn validate_limits(config: &Config) -> Result<()> {
-    if config.wall_time.is_zero() || config.wall_time > MAX_TIME_LIMIT {
-        return Err(Error::config("wall_time must be more than zero and at most 24h"));
+    if config.wall_time.is_zero()
+        || (config.wall_time > MAX_TIME_LIMIT && config.wall_time != crate::units::NO_WALL_TIME)
+    {
+        return Err(Error::config("wall_time must be more than zero and at most 24h, or none (NO_WALL_TIME)"));
     }
     if config.output_limit == 0 {
         return Err(Error::config("output_limit must be more than zero bytes"));

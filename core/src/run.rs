@@ -17,6 +17,7 @@ use crate::network::Attached;
 use crate::network::spare;
 use crate::outcome::{self, Evidence, Outcome};
 use crate::plan::Plan;
+use crate::runtime::Held;
 use crate::spawn::{self, ChildFds, report::Failure};
 use crate::stdio::{Handles, Stdio, pipe};
 use crate::supervise::{self, Enforce, Leftover, Pipes, TtyInput};
@@ -86,8 +87,15 @@ pub(crate) fn start(
         plan.join_cgroup(&cg.join_files())?;
     }
     let (sync_r, sync_w) = pipe()?;
-    // A network namespace made ahead, when the sandbox may use one (`network/spare.rs`).
-    let netns = (warm.is_none() && spare::fits(plan.clone_flags, plan.network.is_some())).then(spare::take).flatten();
+    // Another sandbox's network namespace when the plan shares one; else one made ahead,
+    // when the sandbox may use one (`network/spare.rs`).
+    let netns = match &plan.shared_network {
+        Some(_) if warm.is_some() => {
+            return Err(Error::config("a warm pool's sandboxes cannot share another sandbox's network"));
+        }
+        Some(shared) => Some(shared_netns(shared)?),
+        None => (warm.is_none() && spare::fits(plan.clone_flags, plan.network.is_some())).then(spare::take).flatten(),
+    };
     let child =
         spawn::clone_sandbox(plan, &ChildFds { sync_r: sync_r.as_raw_fd(), ..fds }, cgroup_fd, warm, netns.as_ref())?;
     // The sandbox has its own copy of the spare's fd; ours goes.
@@ -98,6 +106,15 @@ pub(crate) fn start(
     let network = plan.network.as_ref().map(|n| n.attach(child.pid(), plan.id_maps.is_some())).transpose()?;
     spawn::release(&sync_w)?;
     Ok((child, network, sync_w))
+}
+
+/// A copy of `shared`'s fd where the sandbox's first process can take it.
+fn shared_netns(shared: &crate::network::SharedNetwork) -> Result<Held> {
+    crate::runtime::opening(|| {
+        let fd = shared.fd().try_clone_to_owned().map_err(|e| Error::io("dup", "network namespace", e))?;
+        let fd = crate::sys::high_fd(fd)?;
+        Held::new(fd).ok_or_else(|| Error::io("hold", "network namespace", std::io::Error::other("no free slot")))
+    })
 }
 
 /// A sandbox under way, with what the supervisor needs. `child` comes first: it is dropped

@@ -160,6 +160,12 @@ impl Running {
         self.pid
     }
 
+    /// The sandbox's network namespace, for another sandbox to share
+    /// ([`Network::Shared`](crate::Network::Shared)): a healthcheck that asks `localhost`.
+    pub fn network(&self) -> Result<crate::SharedNetwork> {
+        crate::network::SharedNetwork::of(self.pid)
+    }
+
     /// The program's stdin, to write while it runs, for [`Stdin::Pipe`](crate::Stdin::Pipe)
     /// (once; `None` otherwise). Dropping it is end of file.
     pub fn take_stdin(&mut self) -> Option<File> {

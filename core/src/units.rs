@@ -89,6 +89,21 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
 }
 
+/// The wall-time "limit" of a sandbox that runs until stopped (a service): a hundred
+/// years, the one value above 24 hours that a wall-time limit takes.
+pub const NO_WALL_TIME: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Parses a wall-time limit: a duration as [`parse_duration`] reads it, or `none` for
+/// [`NO_WALL_TIME`] (a detached service that runs until stopped).
+///
+/// ```
+/// assert_eq!(isolette::parse_wall_time("none").unwrap(), isolette::NO_WALL_TIME);
+/// assert_eq!(isolette::parse_wall_time("2s").unwrap(), std::time::Duration::from_secs(2));
+/// ```
+pub fn parse_wall_time(text: &str) -> Result<Duration> {
+    if text == "none" { Ok(NO_WALL_TIME) } else { parse_duration(text) }
+}
+
 /// Parses an environment entry `KEY=VALUE` (the value may be empty or hold more `=`).
 /// Both parts are bytes and need not be UTF-8; neither may hold NUL.
 ///

@@ -536,6 +536,45 @@ fn a_named_network_that_is_not_internal_reaches_out_and_publishes_ports() {
 }
 
 #[test]
+fn a_sandbox_shares_another_ones_network_and_nothing_else() {
+    let _serial = common::serial();
+    require_root!();
+    let Some(image) = common::image("debian-python") else {
+        common::skip(module_path!(), "the debian-python test image is missing");
+        return;
+    };
+    let server = "import socket\n\
+                  t = socket.socket(); t.bind(('127.0.0.1', 8000)); t.listen()\n\
+                  print('ready', flush=True)\n\
+                  c, _ = t.accept(); c.sendall(b'from loopback\\n'); c.close()\n";
+    let mut first = Sandbox::builder(&image)
+        .stdout(isolette::Output::Pipe)
+        .wall_time(Duration::from_secs(20))
+        .spawn(["python3", "-c", server])
+        .unwrap();
+    let mut ready = [0u8; 6];
+    first.take_stdout().unwrap().read_exact(&mut ready).unwrap();
+    let shared = first.network().unwrap();
+    let client = "import socket\n\
+                  print(socket.create_connection(('127.0.0.1', 8000), timeout=5).recv(100).decode(), end='')\n";
+    let out = Sandbox::builder(&image)
+        .network(Network::Shared(shared.clone()))
+        .wall_time(Duration::from_secs(20))
+        .run(["python3", "-c", client])
+        .unwrap();
+    assert_eq!(stdout(&out), "from loopback\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(first.wait().unwrap().status, Status::Ok);
+    // What the other sandbox's network is, it is for both: no ports or rules of its own.
+    let err = |b: isolette::SandboxBuilder| match b.run(["true"]) {
+        Err(Error::Config(m)) => m,
+        other => panic!("not a config error: {other:?}"),
+    };
+    let on = || Sandbox::builder(&image).network(Network::Shared(shared.clone()));
+    assert!(err(on().publish(Publish::tcp([127, 0, 0, 1].into(), 0, 80))).contains("publishes no ports"));
+    assert!(err(on().user_namespace(true)).contains("no user namespace"));
+}
+
+#[test]
 fn cli_manages_networks_and_refuses_them_to_unprivileged_callers() {
     let _serial = common::serial();
     require_root!();

@@ -33,6 +33,9 @@ mod named;
 mod slirp;
 pub(crate) mod spare;
 
+#[cfg(feature = "compose")]
+pub(crate) use named::check_member;
+
 pub use egress::EgressRule;
 pub use named::{NamedNetwork, NetworkRecord, Networks};
 
@@ -52,7 +55,46 @@ pub enum Network {
     /// unless the network is internal, they also reach the internet and publish ports, as
     /// [`Network::Outbound`] sandboxes do (Docker's user-defined bridge). Root only.
     Named(NamedNetwork),
+    /// Another sandbox's network namespace, shared ([`Running::network`](crate::Running::network)),
+    /// as Docker's `--network container:NAME`: its interfaces, ports and loopback, so that a
+    /// check can ask `localhost` what the other sandbox serves. Root only, without a user
+    /// namespace.
+    Shared(SharedNetwork),
 }
+
+/// A running sandbox's network namespace, for [`Network::Shared`]; held open as long as
+/// this value (and its clones) live.
+#[derive(Debug, Clone)]
+pub struct SharedNetwork {
+    fd: std::sync::Arc<OwnedFd>,
+    /// The namespace's device and inode: what two values are compared by.
+    id: (u64, u64),
+}
+
+impl SharedNetwork {
+    /// The network namespace of process `pid`.
+    pub(crate) fn of(pid: i32) -> Result<SharedNetwork> {
+        use std::os::unix::fs::MetadataExt;
+        let path = format!("/proc/{pid}/ns/net");
+        let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        Ok(SharedNetwork { fd: std::sync::Arc::new(file.into()), id: (meta.dev(), meta.ino()) })
+    }
+
+    /// The namespace, open.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+}
+
+impl PartialEq for SharedNetwork {
+    fn eq(&self, other: &SharedNetwork) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for SharedNetwork {}
 
 impl Network {
     /// `none`, `outbound`, or the name of a network in [`Networks::open_default`].
@@ -80,6 +122,7 @@ impl fmt::Display for Network {
             Network::None => "none",
             Network::Outbound => "outbound",
             Network::Named(n) => n.name(),
+            Network::Shared(_) => "shared",
         })
     }
 }
@@ -265,6 +308,15 @@ impl NetworkPlan {
     /// host port is free (choosing free ones for port 0).
     pub(crate) fn new(request: &NetworkRequest, hostname: &str) -> Result<Option<NetworkPlan>> {
         let (network, ports, host_loopback) = (&request.network, &request.publish[..], request.host_loopback);
+        if matches!(network, Network::Shared(_)) {
+            if !ports.is_empty() || host_loopback || !request.egress.is_empty() {
+                return Err(Error::config(
+                    "a sandbox sharing another's network publishes no ports and has no egress rules of its own: the \
+                     other sandbox's are in force",
+                ));
+            }
+            return Ok(None);
+        }
         let named = match network {
             Network::Named(n) => {
                 named::check_member(hostname)?;
@@ -310,6 +362,7 @@ impl NetworkPlan {
                 }
             }
             Network::Named(_) if internal => return Ok(Some(NetworkPlan { named: named_part, outside: None })),
+            Network::Shared(_) => return Ok(None),
             Network::Named(_) | Network::Outbound => {
                 egress.extend(egress::dns(&host_nameservers()));
                 egress.extend(egress::defaults());

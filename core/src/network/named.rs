@@ -357,10 +357,17 @@ impl NamedNetwork {
                 self.name
             )));
         }
-        let address = (2..=254u8)
+        // Round robin from the address given last, as Docker's IPAM does: an address just
+        // given back is taken again last, so that no member's neighbour cache still sends a
+        // new member's packets to the old one's link address.
+        let last_path = self.dir.join("last");
+        let last = std::fs::read_to_string(&last_path).ok().and_then(|s| s.trim().parse::<u8>().ok()).unwrap_or(1);
+        let address = (0..253u16)
+            .map(|i| 2 + ((u16::from(last.max(1)) - 1 + i) % 253) as u8)
             .map(|n| Ipv4Addr::new(base[0], base[1], base[2], n))
             .find(|ip| !live.iter().any(|(_, l)| l == ip))
             .ok_or_else(|| Error::config(format!("network `{}` is full (253 members)", self.name)))?;
+        std::fs::write(&last_path, address.octets()[3].to_string()).map_err(|e| Error::io("write", &last_path, e))?;
         let lease_path = leases.join(address.to_string());
         let file = File::create(&lease_path).map_err(|e| Error::io("create", &lease_path, e))?;
         let mut lease =
@@ -422,7 +429,13 @@ impl Drop for Member {
     fn drop(&mut self) {
         let networks = Networks { dir: self.network.dir.parent().unwrap_or(Path::new("/")).to_path_buf() };
         let lock = networks.lock();
-        let _ = std::fs::remove_file(&self.lease_path);
+        // Only this member's own lease: the file at the path may be a newer member's.
+        use std::os::unix::fs::MetadataExt;
+        let ours = self.lease.as_ref().and_then(|l| l.metadata().ok()).map(|m| (m.dev(), m.ino()));
+        let there = std::fs::metadata(&self.lease_path).ok().map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == there {
+            let _ = std::fs::remove_file(&self.lease_path);
+        }
         drop(self.lease.take());
         let live = members(&self.network.dir.join("leases"), true);
         let _ = self.rewrite_hosts(&live);

@@ -87,6 +87,14 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
             }
         }
         std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io("mkdir", &dir))?;
+        let mut labels = serde_json::Map::new();
+        for label in &args.labels {
+            let (k, v) = label.split_once('=').unwrap_or((label, ""));
+            if k.is_empty() {
+                return Err(Error::config(format!("label `{label}`: expected KEY=VALUE")));
+            }
+            labels.insert(k.to_string(), v.into());
+        }
         let config = json!({
             "id": id,
             "name": args.name,
@@ -94,13 +102,47 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
             "command": args.cmd.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "created": now(),
             "tty": args.tty,
+            "labels": labels,
+            "restart": args.restart.unwrap_or_default().to_string(),
         });
         write_atomic(&dir, "config.json", config.to_string().as_bytes())?;
+        // The arguments as given, byte for byte, for `isolette start`.
+        let argv: Vec<u8> = std::env::args_os()
+            .skip(1)
+            .flat_map(|a| std::os::unix::ffi::OsStringExt::into_vec(a).into_iter().chain([0]))
+            .collect();
+        write_atomic(&dir, "args", &argv)?;
     }
+    match launch(&dir)? {
+        None => {
+            if args.json {
+                println!("{}", json!({ "id": id }));
+            } else {
+                println!("{id}");
+            }
+            Ok(0)
+        }
+        Some(failure) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            report_failure(&failure, args.json);
+            Ok(SETUP_FAILED)
+        }
+    }
+}
+
+/// Starts the supervisor of the sandbox in `dir` with the arguments kept there; `None` once
+/// it says the sandbox runs, else its failure (JSON).
+fn launch(dir: &Path) -> isolette::Result<Option<Value>> {
+    use std::os::unix::ffi::OsStringExt;
+    let argv = std::fs::read(dir.join("args")).map_err(io("read", dir.join("args")))?;
+    // Each argument ends with a NUL (none holds one): empty ones are kept.
+    let mut argv: Vec<std::ffi::OsString> =
+        argv.split(|b| *b == 0).map(|a| std::ffi::OsString::from_vec(a.to_vec())).collect();
+    argv.pop();
     let exe = std::env::current_exe().map_err(io("find", "this program"))?;
     let mut supervisor = Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(SUPERVISE_ENV, &dir)
+        .args(argv)
+        .env(SUPERVISE_ENV, dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -109,31 +151,58 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
     let mut reply = String::new();
     let _ = supervisor.stdout.take().expect("piped").read_to_string(&mut reply);
     if reply.trim() == "started" {
-        if args.json {
-            println!("{}", json!({ "id": id }));
-        } else {
-            println!("{id}");
-        }
-        return Ok(0);
+        return Ok(None);
     }
     let _ = supervisor.wait();
-    let _ = std::fs::remove_dir_all(&dir);
     // The supervisor's failure, as one JSON object (`report::setup_error`).
-    let failure: Value = serde_json::from_str(reply.trim()).unwrap_or_else(|_| {
+    Ok(Some(serde_json::from_str(reply.trim()).unwrap_or_else(|_| {
         let ended = std::io::Error::other("the supervisor ended before the sandbox started");
-        report::setup_error(&Error::io("supervise", &dir, ended))
-    });
-    if args.json {
-        report::print_json(&failure);
+        report::setup_error(&Error::io("supervise", dir, ended))
+    })))
+}
+
+fn report_failure(failure: &Value, as_json: bool) {
+    if as_json {
+        report::print_json(failure);
     } else {
         eprintln!("isolette: {}", failure["error"]["message"].as_str().unwrap_or("the supervisor failed"));
     }
-    Ok(SETUP_FAILED)
+}
+
+/// `isolette start ID...`: starts stopped (ended or dead) sandboxes again with the
+/// arguments they were made with; their logs go on.
+pub(crate) fn start_again(queries: &[String], as_json: bool) -> isolette::Result<u8> {
+    for query in queries {
+        start_one(&find(query)?, as_json)?;
+        println!("{query}");
+    }
+    Ok(0)
+}
+
+/// Starts `sandbox` again unless it runs.
+pub(crate) fn start_one(sandbox: &Sandbox, as_json: bool) -> isolette::Result<()> {
+    if matches!(sandbox.state, State::Running | State::Created) {
+        return Ok(());
+    }
+    // The lock: two `start`s do not both launch.
+    let _lock = names::lock(&state_root())?;
+    for stale in ["outcome.json", "started", "health.json", "control"] {
+        let _ = std::fs::remove_file(sandbox.dir.join(stale));
+    }
+    if let Some(failure) = launch(&sandbox.dir)? {
+        let message = failure["error"]["message"].as_str().unwrap_or("the supervisor failed").to_string();
+        let _ = write_atomic(&sandbox.dir, "outcome.json", failure.to_string().as_bytes());
+        report_failure(&failure, as_json);
+        let name = sandbox.name.as_deref().unwrap_or(&sandbox.id);
+        return Err(Error::config(format!("sandbox {name} did not start: {message}")));
+    }
+    Ok(())
 }
 
 /// The supervisor of one detached sandbox (`ISOLETTE_SUPERVISE` set): never returns to a
 /// caller that waits, so it answers on stdout (`started`, or a failure as JSON) and then
-/// lets stdout go.
+/// lets stdout go. It starts the program again as its restart policy says (not after a
+/// `stop`), and runs its healthcheck while it runs.
 pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u8 {
     let _ = nix::unistd::setsid();
     let answer = |text: &str| {
@@ -143,9 +212,8 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
             let _ = nix::unistd::dup2_stdout(null);
         }
     };
-    let started = (|| {
-        let lock = names::lock(dir)?;
-        let mut b = builder(store, args)?.stdout(Output::Pipe);
+    let spawn = || -> isolette::Result<isolette::Running> {
+        let mut b = builder(store.clone(), args)?.stdout(Output::Pipe);
         if !args.tty {
             b = b.stderr(Output::Pipe);
         }
@@ -155,8 +223,13 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
                 false => b.stdin_from(Stdin::File(f.clone())),
             };
         }
-        let running = b.spawn(&args.cmd)?;
+        b.spawn(&args.cmd)
+    };
+    let started = (|| {
+        let lock = names::lock(dir)?;
         let control = dir.join("control");
+        let _ = std::fs::remove_file(&control); // a killed supervisor's
+        let running = spawn()?;
         let listener = UnixListener::bind(&control).map_err(io("bind", &control))?;
         listener.set_nonblocking(true).map_err(io("fcntl", &control))?;
         Ok::<_, Error>((lock, running, listener))
@@ -168,52 +241,91 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
             return SETUP_FAILED;
         }
     };
-    let copy = |stream: Option<UnixStream>, name: &str| {
-        let path = dir.join(name);
-        let file = File::create(&path);
-        std::thread::spawn(move || {
-            if let (Some(mut stream), Ok(mut file)) = (stream, file) {
-                let _ = std::io::copy(&mut stream, &mut file);
-            }
-        })
-    };
-    let copiers = [copy(running.take_stdout(), "stdout.log"), copy(running.take_stderr(), "stderr.log")];
-    let _ = write_atomic(
-        dir,
-        "started",
-        json!({
-            "pid": running.pid(),
-            "supervisor": std::process::id(),
-            "ports": running.ports().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        })
-        .to_string()
-        .as_bytes(),
-    );
-    answer("started");
-
-    let mut kill_at: Option<Instant> = None;
+    let policy = args.restart.unwrap_or_default();
+    let check = args.healthcheck().map(|c| (c, health_args(args)));
+    let mut restarts = 0u32;
+    let mut stopped = false;
     let outcome = loop {
-        match running.wait_timeout(Duration::from_millis(50)) {
-            Ok(Some(out)) => break Ok(out),
-            Ok(None) => {}
+        let copiers =
+            [copy_log(running.take_stdout(), dir, "stdout.log"), copy_log(running.take_stderr(), dir, "stderr.log")];
+        let _ = write_atomic(
+            dir,
+            "started",
+            json!({
+                "pid": running.pid(),
+                "supervisor": std::process::id(),
+                "ports": running.ports().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "restarts": restarts,
+                "at": now(),
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        if restarts == 0 {
+            answer("started");
+        }
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let health = check.as_ref().and_then(|(c, check_args)| {
+            let network = running.network().ok()?;
+            let (c, check_args, done, dir, store) =
+                (c.clone(), check_args.clone(), done.clone(), dir.to_path_buf(), store.clone());
+            Some(std::thread::spawn(move || health_loop(&dir, store, &check_args, &c, network, &done)))
+        });
+        let mut kill_at: Option<Instant> = None;
+        let outcome = loop {
+            match running.wait_timeout(Duration::from_millis(50)) {
+                Ok(Some(out)) => break Ok(out),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            if kill_at.is_some_and(|at| Instant::now() >= at) {
+                running.kill();
+                kill_at = None;
+            }
+            while let Ok((conn, _)) = listener.accept() {
+                serve(conn, Some(&running), &mut kill_at, &mut stopped);
+            }
+        };
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = health {
+            let _ = h.join();
+        }
+        for copier in copiers {
+            let _ = copier.join();
+        }
+        let exit_code = outcome
+            .as_ref()
+            .ok()
+            .filter(|o| o.status == isolette::Status::Ok || o.status == isolette::Status::RuntimeError)
+            .and_then(|o| o.exit_code);
+        if stopped || outcome.is_err() || !policy.restarts(exit_code, restarts) {
+            break outcome;
+        }
+        // Docker's back-off: 100 ms, doubled each time, at most 10 s; `stop` ends it.
+        let until = Instant::now() + Duration::from_millis(100u64 << restarts.min(7)).min(Duration::from_secs(10));
+        while Instant::now() < until && !stopped {
+            std::thread::sleep(Duration::from_millis(20));
+            let mut no_kill = None;
+            while let Ok((conn, _)) = listener.accept() {
+                serve(conn, None, &mut no_kill, &mut stopped);
+            }
+        }
+        if stopped {
+            break outcome;
+        }
+        restarts += 1;
+        match spawn() {
+            Ok(again) => running = again,
             Err(e) => break Err(e),
         }
-        if kill_at.is_some_and(|at| Instant::now() >= at) {
-            running.kill();
-            kill_at = None;
-        }
-        while let Ok((conn, _)) = listener.accept() {
-            serve(conn, &running, &mut kill_at);
-        }
     };
-    for copier in copiers {
-        let _ = copier.join();
-    }
     let value = match &outcome {
         Ok(out) => {
             let mut v = out.to_json();
             if let Some(map) = v.as_object_mut() {
                 map.retain(|k, _| !k.starts_with("stdout") && !k.starts_with("stderr") || k.ends_with("truncated"));
+                map.insert("restarts".into(), restarts.into());
+                map.insert("stopped".into(), stopped.into());
             }
             v
         }
@@ -229,27 +341,118 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
     0
 }
 
-/// One request on the control socket.
-fn serve(conn: UnixStream, running: &isolette::Running, kill_at: &mut Option<Instant>) {
+/// Copies a program's output into its log, appended (a restarted program's goes on after
+/// the last one's), from a thread of its own.
+fn copy_log(stream: Option<UnixStream>, dir: &Path, name: &str) -> std::thread::JoinHandle<()> {
+    let file = File::options().create(true).append(true).open(dir.join(name));
+    std::thread::spawn(move || {
+        if let (Some(mut stream), Ok(mut file)) = (stream, file) {
+            let _ = std::io::copy(&mut stream, &mut file);
+        }
+    })
+}
+
+/// The flags of a healthcheck's sandbox: the sandbox's own, with its network shared
+/// instead of joined, nothing published, no terminal, no name.
+fn health_args(args: &RunArgs) -> RunArgs {
+    let mut a = args.clone();
+    a.network = None;
+    a.publish.clear();
+    a.egress.clear();
+    a.allow_host_loopback = false;
+    a.name = None;
+    a.hostname = None;
+    a.tty = false;
+    a.stdin = None;
+    a.entrypoint = Some(std::ffi::OsString::new());
+    a
+}
+
+/// Runs the healthcheck every interval until `done`, each time in a sandbox of its own
+/// sharing `network`; writes `health.json` (`starting`, `healthy`, `unhealthy`, the
+/// failures in a row, the last check's output) after each.
+fn health_loop(
+    dir: &Path,
+    store: Option<PathBuf>,
+    args: &RunArgs,
+    check: &isolette::compose::Healthcheck,
+    network: isolette::SharedNetwork,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let started = Instant::now();
+    let mut status = "starting";
+    let mut streak = 0u32;
+    let write = |status: &str, streak: u32, output: &str| {
+        let health = json!({ "status": status, "failing_streak": streak, "output": output, "at": now() });
+        let _ = write_atomic(dir, "health.json", health.to_string().as_bytes());
+    };
+    write(status, 0, "");
+    let argv = check.test.argv();
+    loop {
+        let next = Instant::now() + check.interval;
+        while Instant::now() < next {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let run = builder(store.clone(), args)
+            .map(|b| b.network(isolette::Network::Shared(network.clone())).wall_time(check.timeout).output_limit(4096));
+        let (ok, output) = match run.and_then(|b| b.run(&argv)) {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+                let ok = out.status == isolette::Status::Ok && out.exit_code == Some(0);
+                (ok, if ok { text } else { format!("{}: {text}", out.status) })
+            }
+            Err(e) => (false, e.to_string()),
+        };
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        if ok {
+            (status, streak) = ("healthy", 0);
+        } else if status != "starting" || started.elapsed() >= check.start_period {
+            streak += 1;
+            if streak >= check.retries {
+                status = "unhealthy";
+            }
+        }
+        write(status, streak, output.trim_end());
+    }
+}
+
+/// One request on the control socket; `running` is `None` between a program's end and its
+/// restart. `stop` marks the sandbox stopped: it is not started again.
+fn serve(conn: UnixStream, running: Option<&isolette::Running>, kill_at: &mut Option<Instant>, stopped: &mut bool) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
     let mut line = String::new();
     let _ = BufReader::new(&conn).read_line(&mut line);
     let words: Vec<&str> = line.split_whitespace().collect();
-    let result = match words.as_slice() {
-        ["kill"] => {
+    let result = match (words.as_slice(), running) {
+        (["kill"], Some(running)) => {
+            *stopped = true;
             running.kill();
             Ok(())
         }
-        ["signal", n] => n.parse().map_err(|_| Error::config("bad signal")).and_then(|n| running.signal(n)),
-        ["stop", secs] => match secs.parse::<u64>() {
+        (["signal", n], Some(running)) => {
+            n.parse().map_err(|_| Error::config("bad signal")).and_then(|n| running.signal(n))
+        }
+        (["stop", secs], Some(running)) => match secs.parse::<u64>() {
             Ok(secs) => {
+                *stopped = true;
                 let at = Instant::now() + Duration::from_secs(secs);
                 *kill_at = Some(kill_at.map_or(at, |old| old.min(at)));
                 running.signal(libc::SIGTERM)
             }
             Err(_) => Err(Error::config("bad stop timeout")),
         },
+        (["kill" | "stop", ..], None) => {
+            *stopped = true;
+            Ok(())
+        }
+        (["signal", _], None) => Err(Error::config("the program is restarting: nothing runs to signal")),
         _ => Err(Error::config(format!("unknown request `{}`", line.trim()))),
     };
     let reply = match result {
@@ -275,7 +478,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> isolette::Result<()> {
 
 /// Where a detached sandbox is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     /// Just made: its supervisor is starting.
     Created,
     Running,
@@ -286,16 +489,16 @@ enum State {
 }
 
 /// One detached sandbox, as its state directory tells.
-struct Sandbox {
-    id: String,
-    name: Option<String>,
-    dir: PathBuf,
-    config: Value,
-    state: State,
+pub(crate) struct Sandbox {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: Value,
+    pub(crate) state: State,
 }
 
 impl Sandbox {
-    fn read(dir: &Path) -> Option<Sandbox> {
+    pub(crate) fn read(dir: &Path) -> Option<Sandbox> {
         let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
         let state = state(dir, config["created"].as_u64().unwrap_or(0));
         Some(Sandbox {
@@ -308,19 +511,33 @@ impl Sandbox {
     }
 
     /// The published ports (`127.0.0.1:8080->8000/tcp`), as the supervisor wrote them.
-    fn ports(&self) -> Vec<String> {
-        let started: Value = std::fs::read(self.dir.join("started"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        started["ports"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
+    pub(crate) fn ports(&self) -> Vec<String> {
+        self.started()["ports"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
     }
 
-    /// Docker's status words: `running`, `exited (CODE)`, the verdict of a limit, `dead`.
-    fn status(&self) -> String {
+    /// What the supervisor wrote when it last started the program.
+    pub(crate) fn started(&self) -> Value {
+        std::fs::read(self.dir.join("started")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// The healthcheck's last word (`starting`, `healthy`, `unhealthy`), while it runs.
+    pub(crate) fn health(&self) -> Option<String> {
+        if self.state != State::Running {
+            return None;
+        }
+        let health: Value = serde_json::from_slice(&std::fs::read(self.dir.join("health.json")).ok()?).ok()?;
+        health["status"].as_str().map(String::from)
+    }
+
+    /// Docker's status words: `running`, `running (healthy)`, `exited (CODE)`, the verdict
+    /// of a limit, `dead`.
+    pub(crate) fn status(&self) -> String {
         match &self.state {
             State::Created => "created".into(),
-            State::Running => "running".into(),
+            State::Running => match self.health() {
+                Some(h) => format!("running ({h})"),
+                None => "running".into(),
+            },
             State::Dead => "dead".into(),
             State::Exited(out) => match (out["status"].as_str().unwrap_or("setup_error"), &out["exit_code"]) {
                 ("ok" | "runtime_error", Value::Number(code)) => format!("exited ({code})"),
@@ -350,7 +567,7 @@ fn state(dir: &Path, created: u64) -> State {
 }
 
 /// Every detached sandbox, oldest first.
-fn list(root: &Path) -> Vec<Sandbox> {
+pub(crate) fn list(root: &Path) -> Vec<Sandbox> {
     let mut all: Vec<Sandbox> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -377,7 +594,7 @@ fn find(query: &str) -> isolette::Result<Sandbox> {
 }
 
 /// Sends one request to a running sandbox's supervisor.
-fn request(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
+pub(crate) fn request(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
     let path = sandbox.dir.join("control");
     let mut conn = UnixStream::connect(&path).map_err(io("connect", &path))?;
     conn.write_all(format!("{line}\n").as_bytes()).map_err(io("write", &path))?;
@@ -390,7 +607,7 @@ fn request(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
 }
 
 /// Waits until the sandbox's supervisor is gone; its state then.
-fn wait_gone(sandbox: &Sandbox) -> State {
+pub(crate) fn wait_gone(sandbox: &Sandbox) -> State {
     let deadline = Instant::now() + Duration::from_secs(10);
     while state(&sandbox.dir, sandbox.config["created"].as_u64().unwrap_or(0)) == State::Created
         && Instant::now() < deadline
@@ -419,6 +636,9 @@ pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
                     "status": s.status(),
                     "ports": s.ports(),
                     "created": s.config["created"],
+                    "labels": s.config["labels"],
+                    "health": s.health(),
+                    "restarts": s.started()["restarts"],
                     "outcome": match &s.state { State::Exited(out) => out.clone(), _ => Value::Null },
                 })
             })
@@ -529,6 +749,34 @@ pub(crate) fn kill(queries: &[String], signal: &str) -> isolette::Result<u8> {
         println!("{query}");
     }
     Ok(0)
+}
+
+/// Stops `sandbox` as `isolette stop` does (SIGTERM, a kill after `secs`) and waits for
+/// its supervisor to be gone. Its state is looked at afresh: it may have ended since.
+pub(crate) fn stop_one(sandbox: &Sandbox, secs: u64) -> isolette::Result<()> {
+    ask_and_wait(sandbox, &format!("stop {secs}"))
+}
+
+/// Sends `line` to the supervisor of `sandbox` if it still runs, and waits for it to be
+/// gone; a supervisor that ended between the look and the request is as good.
+fn ask_and_wait(sandbox: &Sandbox, line: &str) -> isolette::Result<()> {
+    let now = Sandbox::read(&sandbox.dir).map_or(State::Dead, |s| s.state);
+    if now == State::Running
+        && let Err(e) = request(sandbox, line)
+        && matches!(state(&sandbox.dir, 0), State::Running)
+    {
+        return Err(e);
+    }
+    if matches!(now, State::Running | State::Created) {
+        wait_gone(sandbox);
+    }
+    Ok(())
+}
+
+/// Removes `sandbox`, killing it first if it runs.
+pub(crate) fn remove_one(sandbox: &Sandbox) -> isolette::Result<()> {
+    ask_and_wait(sandbox, "kill")?;
+    std::fs::remove_dir_all(&sandbox.dir).map_err(io("remove", &sandbox.dir))
 }
 
 /// `isolette rm [-f] ID...`: removes ended sandboxes' state; a running one only with

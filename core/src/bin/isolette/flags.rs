@@ -10,14 +10,15 @@ use std::time::Duration;
 use clap::Args;
 use isolette::{Image, MountSpec, SandboxBuilder, SeccompAction, SeccompPolicy, Store};
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(crate) struct RunArgs {
     /// An image name from the store (`python:3.12`), or an unpacked image directory
     /// (repeat for layers, lowest first).
     #[arg(long, required = true)]
     pub(crate) image: Vec<PathBuf>,
-    /// Wall-time limit, e.g. `3s`, `500ms` (a bare number is seconds).
-    #[arg(long, value_parser = duration)]
+    /// Wall-time limit, e.g. `3s`, `500ms` (a bare number is seconds), at most 24h; `none`
+    /// for a detached sandbox that runs until stopped (a service).
+    #[arg(long, value_parser = wall_time)]
     pub(crate) wall_time: Option<Duration>,
     /// Memory limit of the whole process tree, e.g. `256M` (default 512M).
     #[arg(long, value_parser = size)]
@@ -134,6 +135,36 @@ pub(crate) struct RunArgs {
     /// Remove a detached sandbox's state when it ends (its logs and outcome with it).
     #[arg(long, requires = "detach")]
     pub(crate) rm: bool,
+    /// When the supervisor of a detached sandbox starts its program again: no, always,
+    /// on-failure[:N] (a status other than 0, at most N times), unless-stopped; never
+    /// after `isolette stop`.
+    #[arg(long, requires = "detach", value_parser = word::<isolette::compose::Restart>)]
+    pub(crate) restart: Option<isolette::compose::Restart>,
+    /// A label of a detached sandbox, KEY=VALUE (`ps --json` shows them).
+    #[arg(long = "label", requires = "detach", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+    /// A healthcheck of a detached sandbox: a command line for /bin/sh -c, run in a sandbox
+    /// of its own that shares the sandbox's network (it asks `localhost`).
+    #[arg(long, requires = "detach")]
+    pub(crate) health_cmd: Option<String>,
+    /// A healthcheck without a shell: its program and arguments, one word per flag.
+    #[arg(long = "health-cmd-word", requires = "detach", conflicts_with = "health_cmd", value_name = "WORD")]
+    pub(crate) health_cmd_words: Vec<String>,
+    /// Time between healthchecks (30s).
+    #[arg(long, requires = "detach", value_parser = duration)]
+    pub(crate) health_interval: Option<Duration>,
+    /// Time one healthcheck may take (30s).
+    #[arg(long, requires = "detach", value_parser = duration)]
+    pub(crate) health_timeout: Option<Duration>,
+    /// Failures in a row that make the sandbox unhealthy (3).
+    #[arg(long, requires = "detach")]
+    pub(crate) health_retries: Option<u32>,
+    /// Failures in this time after each start do not count (0s).
+    #[arg(long, requires = "detach", value_parser = duration)]
+    pub(crate) health_start_period: Option<Duration>,
+    /// The program's user inside: UID[:GID] (never 0).
+    #[arg(long, value_parser = user_ids)]
+    pub(crate) user: Option<(u32, u32)>,
     /// Print one JSON object with the outcome instead of passing the output through
     /// (`stdout`/`stderr` as text when valid UTF-8, else `stdout_base64`/`stderr_base64`).
     #[arg(long)]
@@ -142,6 +173,37 @@ pub(crate) struct RunArgs {
     /// entrypoint and cmd).
     #[arg(last = true)]
     pub(crate) cmd: Vec<OsString>,
+}
+
+fn wall_time(s: &str) -> Result<Duration, String> {
+    isolette::parse_wall_time(s).map_err(|e| e.to_string())
+}
+
+/// `UID[:GID]` (the gid is the uid when not given).
+fn user_ids(s: &str) -> Result<(u32, u32), String> {
+    let (u, g) = s.split_once(':').unwrap_or((s, s));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => Err(format!("user `{s}`: expected UID[:GID] in numbers, like 1000:1000")),
+    }
+}
+
+impl RunArgs {
+    /// The healthcheck the flags ask for, with Docker's defaults.
+    pub(crate) fn healthcheck(&self) -> Option<isolette::compose::Healthcheck> {
+        use isolette::compose::{HealthTest, Healthcheck};
+        let test = match (&self.health_cmd, self.health_cmd_words.is_empty()) {
+            (Some(line), _) => HealthTest::Shell(line.clone()),
+            (None, false) => HealthTest::Cmd(self.health_cmd_words.clone()),
+            (None, true) => return None,
+        };
+        let mut check = Healthcheck::new(test);
+        check.interval = self.health_interval.unwrap_or(check.interval);
+        check.timeout = self.health_timeout.unwrap_or(check.timeout);
+        check.retries = self.health_retries.unwrap_or(check.retries);
+        check.start_period = self.health_start_period.unwrap_or(check.start_period);
+        Some(check)
+    }
 }
 
 /// A duration as core parses it (`3s`, `500ms`, a bare number of seconds).
@@ -250,6 +312,9 @@ pub(crate) fn builder(store: Option<PathBuf>, args: &RunArgs) -> isolette::Resul
     }
     if args.userns {
         b = b.user_namespace(true);
+    }
+    if let Some((uid, gid)) = args.user {
+        b = b.user(uid, gid);
     }
     if args.tty {
         b = b.tty(true);

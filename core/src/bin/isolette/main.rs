@@ -9,6 +9,7 @@
 
 mod attach;
 mod build;
+mod compose;
 mod detached;
 mod flags;
 mod image;
@@ -51,6 +52,8 @@ enum Command {
     Builder(build::BuilderCommand),
     /// Show what this host supports and what degrades.
     Check,
+    /// Run a Compose project: its services as detached sandboxes on its own network.
+    Compose(Box<compose::ComposeArgs>),
     /// List detached sandboxes (running ones; all with -a).
     Ps {
         /// Ended and dead ones too.
@@ -78,6 +81,15 @@ enum Command {
         /// Seconds to wait for the program to end before the kill.
         #[arg(long, short, default_value_t = 10)]
         time: u64,
+        /// IDs or NAMEs.
+        #[arg(required = true)]
+        sandboxes: Vec<String>,
+    },
+    /// Start stopped detached sandboxes again, with the flags they were made with.
+    Start {
+        /// Print a failure as JSON.
+        #[arg(long)]
+        json: bool,
         /// IDs or NAMEs.
         #[arg(required = true)]
         sandboxes: Vec<String>,
@@ -184,6 +196,10 @@ fn main() -> ExitCode {
         Command::Image(cmd) => exit(image::image(store, cmd).map(|()| 0)),
         Command::Volume(cmd) => exit(volume::volume(store, cmd).map(|()| 0)),
         Command::Network(cmd) => exit(network::network(cmd).map(|()| 0)),
+        Command::Compose(args) => match compose::compose(store, *args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => fail(&e, json_requested()),
+        },
         Command::Login(args) => exit(registry::login(args).map(|()| 0)),
         Command::Logout { registry } => exit(registry::logout(&registry).map(|()| 0)),
         Command::Ps { all, json } => exit(detached::ps(all, json)),
@@ -191,6 +207,7 @@ fn main() -> ExitCode {
         Command::Wait { sandbox } => exit(detached::wait(&sandbox)),
         Command::Stop { time, sandboxes } => exit(detached::stop(&sandboxes, time)),
         Command::Kill { signal, sandboxes } => exit(detached::kill(&sandboxes, &signal)),
+        Command::Start { json, sandboxes } => exit(detached::start_again(&sandboxes, json)),
         Command::Rm { force, sandboxes } => exit(detached::rm(&sandboxes, force)),
         Command::Run(args) => {
             if let Some(dir) = std::env::var_os(detached::SUPERVISE_ENV) {
