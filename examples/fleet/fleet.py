@@ -14,6 +14,14 @@ one, never a second record. Settings (environment):
                          problem's tests take less
     FLEET_VISIBILITY     how long a task a dead worker took waits before it is delivered
                          again (default: twice the hard limit, the longest a task can take)
+    FLEET_RESUBMIT       how long a submission may go without a verdict before a node's
+                         sweeper enqueues its task again (default: visibility + hard limit)
+
+Celery's Redis transport moves a task to its `unacked` set only after `BRPOP` has taken it
+off the queue: a worker killed, or a Redis stopped, between the two loses the task. So each
+submission is also in `fleet:pending` (by when it was last enqueued) until its verdict is
+written, and every node's sweeper enqueues again what has waited there longer than
+FLEET_RESUBMIT; a copy that finds the verdict written does nothing.
 """
 
 from __future__ import annotations
@@ -50,10 +58,13 @@ REDIS_URL = os.environ.get("FLEET_REDIS", "redis://127.0.0.1:6379/0")
 TIME_LIMIT = float(os.environ.get("FLEET_TIME_LIMIT", "300"))
 SOFT_TIME_LIMIT = TIME_LIMIT - min(30.0, TIME_LIMIT * 0.1)
 VISIBILITY = float(os.environ.get("FLEET_VISIBILITY", str(2 * TIME_LIMIT)))
+RESUBMIT = float(os.environ.get("FLEET_RESUBMIT", str(VISIBILITY + TIME_LIMIT)))
 # Contest over practice over rejudge (Redis: 0 is the first served).
 PRIORITIES = {"contest": 0, "practice": 3, "rejudge": 6}
 MAX_CODE = 64 << 10
 RESULT_TTL = 7 * 24 * 3600
+# Submissions without a verdict yet, scored by when their task was last enqueued.
+PENDING = "fleet:pending"
 
 app = Celery("isolette-fleet", broker=REDIS_URL)
 app.conf.update(
@@ -129,7 +140,7 @@ def submit(r: redis.Redis, language: str, problem: str, code: str, kind: str = "
     if not isinstance(language, str):
         raise Refused("language must be a language's name")
     try:
-        queue = queue_of(language)
+        queue_of(language)  # an unknown language is refused here
     except single.JudgeError as e:
         raise Refused(str(e)) from None
     if not isinstance(problem, str) or not re.fullmatch(r"[a-z0-9-]+", problem):
@@ -139,10 +150,37 @@ def submit(r: redis.Redis, language: str, problem: str, code: str, kind: str = "
     if kind not in PRIORITIES:
         raise Refused(f"kind must be one of {', '.join(PRIORITIES)}")
     sid = uuid.uuid4().hex
-    record = {"language": language, "problem": problem, "code": code, "kind": kind, "enqueued": repr(time.time())}
-    retrying(lambda: r.hset(f"fleet:submission:{sid}", mapping=record))
-    retrying(lambda: judge_submission.apply_async(args=[sid], queue=queue, priority=PRIORITIES[kind]))
+    now = time.time()
+    record = {"language": language, "problem": problem, "code": code, "kind": kind, "enqueued": repr(now)}
+    retrying(lambda: r.pipeline().hset(f"fleet:submission:{sid}", mapping=record).zadd(PENDING, {sid: now}).execute())
+    enqueue(sid, language, kind)
     return sid
+
+
+def enqueue(sid: str, language: str, kind: str) -> None:
+    """Puts the task of submission `sid` on its image's queue, at its kind's priority."""
+    queue = queue_of(language)
+    retrying(lambda: judge_submission.apply_async(args=[sid], queue=queue, priority=PRIORITIES[kind]))
+
+
+def sweep(r: redis.Redis) -> int:
+    """Enqueues again the tasks of submissions that have waited longer than RESUBMIT for a
+    verdict (their task may have been lost between a `BRPOP` and Celery's `unacked`);
+    returns how many. One node sweeps at a time."""
+    if not r.set("fleet:sweeping", "1", nx=True, ex=max(1, int(RESUBMIT / 2))):
+        return 0
+    now = time.time()
+    again = 0
+    for raw in r.zrangebyscore(PENDING, "-inf", now - RESUBMIT, start=0, num=1000):
+        sid = raw.decode()
+        judged, fields = r.pipeline(transaction=False).exists(f"fleet:result:{sid}").hgetall(f"fleet:submission:{sid}").execute()
+        if judged or not fields:
+            r.zrem(PENDING, sid)
+            continue
+        r.zadd(PENDING, {sid: now})
+        enqueue(sid, fields[b"language"].decode(), fields[b"kind"].decode())
+        again += 1
+    return again
 
 
 def result(r: redis.Redis, sid: str) -> Optional[Dict[str, Any]]:
@@ -194,7 +232,8 @@ def _node_start(**_: Any) -> None:
         while True:
             try:
                 r.set(f"fleet:node:{node}", repr(time.time()), ex=15)
-            except redis.RedisError:
+                sweep(r)
+            except (redis.RedisError, kombu.exceptions.OperationalError):
                 pass
             time.sleep(5)
 
@@ -226,6 +265,7 @@ def judge_submission(sid: str) -> None:
     # worker died), and the submission.
     judged, fields = retrying(lambda: r.pipeline(transaction=False).exists(key).hgetall(f"fleet:submission:{sid}").execute())
     if judged or not fields:
+        retrying(lambda: r.zrem(PENDING, sid))
         return  # judged already, or expired: nothing to do
     sub = {k.decode(): v.decode() for k, v in fields.items()}
     started = time.time()
@@ -254,5 +294,6 @@ def judge_submission(sid: str) -> None:
         .rpush(judgements, report["verdict"])
         .expire(judgements, RESULT_TTL)
         .set(key, json.dumps(report), nx=True, ex=RESULT_TTL)
+        .zrem(PENDING, sid)
         .execute()
     )

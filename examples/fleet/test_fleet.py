@@ -270,6 +270,34 @@ def test_contest_submissions_are_served_before_practice_and_rejudges(redis_serve
     assert [ids[sid] for sid in served] == ["contest"] * 3 + ["practice"] * 3 + ["rejudge"] * 3
 
 
+def test_a_task_lost_on_its_way_to_a_worker_is_enqueued_again(redis_server: Redis) -> None:
+    """A submission stored, but its task gone (as when a worker dies, or Redis stops, between
+    the transport's `BRPOP` and its `unacked`): a node's sweeper enqueues it again."""
+    fleet = Fleet(redis_server, {"FLEET_RESUBMIT": "1"})
+    r = fleet.fleet.connect()
+    r.flushdb()
+    sid = "0" * 31 + "1"
+    code = (CATALOG / "python3" / "samples" / "ok.py").read_text()
+    record = {"language": "python3", "problem": "a-plus-b", "code": code, "kind": "practice", "enqueued": repr(time.time())}
+    r.hset(f"fleet:submission:{sid}", mapping=record)
+    r.zadd("fleet:pending", {sid: time.time() - 60})
+    fleet.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not r.exists(f"fleet:result:{sid}"):
+            assert time.monotonic() < deadline, "the lost task was not enqueued again in 60 s"
+            time.sleep(0.05)
+        assert json.loads(r.get(f"fleet:result:{sid}"))["verdict"] == "ok"
+        # Judged, it leaves the pending set; a copy enqueued again meanwhile does nothing.
+        deadline = time.monotonic() + 10
+        while r.zscore("fleet:pending", sid) is not None:
+            assert time.monotonic() < deadline, "the judged submission is still pending"
+            time.sleep(0.05)
+        assert r.llen(f"fleet:judgements:{sid}") == 1
+    finally:
+        fleet.close()
+
+
 def test_workers_killed_and_redis_stopped_lose_and_duplicate_nothing(redis_server: Redis) -> None:
     """1,000 submissions; three workers killed with SIGKILL (and replaced) and Redis stopped
     for 5 s meanwhile: every submission gets exactly its single-process verdict, once."""
