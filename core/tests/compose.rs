@@ -295,21 +295,24 @@ fn restart_policies_are_carried_out_by_the_supervisor() {
     if !ready() {
         return;
     }
+    // A published port of its own: each restart binds it again.
     let p = Project::new(
         cli!(),
-        r#"
+        &r#"
 services:
   flaky:
     image: IMAGE
     command: ["sh", "-c", "echo run; exit 3"]
     environment: [ISOLETTE_TEST_MARK=MARK]
+    ports: ["127.0.0.1:PORT:8000"]
     restart: on-failure:3
   steady:
     image: IMAGE
     command: ["sleep", "600"]
     environment: [ISOLETTE_TEST_MARK=MARK]
     restart: unless-stopped
-"#,
+"#
+        .replace("PORT", &free_port().to_string()),
     );
     p.ok(&["up", "-d"]);
     // Three restarts, then it stays down: four runs in all.

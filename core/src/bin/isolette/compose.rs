@@ -324,14 +324,14 @@ fn up(
             Ok(code)
         }
         Err(e) => {
-            roll_back(project, &made);
+            roll_back(&made);
             Err(e)
         }
     }
 }
 
 /// Stops what this `up` started and removes the networks it made.
-fn roll_back(project: &Project, made: &Made) {
+fn roll_back(made: &Made) {
     for name in made.sandboxes.iter().rev() {
         if let Some(sb) = detached::list(&detached::state_root()).into_iter().find(|s| s.name.as_deref() == Some(name))
         {
@@ -346,7 +346,6 @@ fn roll_back(project: &Project, made: &Made) {
             }
         }
     }
-    let _ = project;
 }
 
 fn bring_up(

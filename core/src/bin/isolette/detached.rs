@@ -314,10 +314,11 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
             break outcome;
         }
         restarts += 1;
-        match spawn() {
-            Ok(again) => running = again,
+        // The ended sandbox goes first: its published ports are free for the next.
+        running = match replace(running, &spawn) {
+            Ok(again) => again,
             Err(e) => break Err(e),
-        }
+        };
     };
     let value = match &outcome {
         Ok(out) => {
@@ -336,9 +337,18 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
     if args.rm {
         let _ = std::fs::remove_dir_all(dir);
     }
-    drop(running);
     isolette::cleanup();
     0
+}
+
+/// Drops `old` (an ended sandbox, and what it held: its ports, its network lease), then
+/// starts the next with `spawn`.
+fn replace(
+    old: isolette::Running,
+    spawn: &dyn Fn() -> isolette::Result<isolette::Running>,
+) -> isolette::Result<isolette::Running> {
+    drop(old);
+    spawn()
 }
 
 /// Copies a program's output into its log, appended (a restarted program's goes on after
