@@ -512,97 +512,88 @@ fn check_service_name(name: &str) -> Result<()> {
 
 /// The top-level `networks`.
 fn networks(project: &str, value: &Value) -> Result<BTreeMap<String, NetworkDef>> {
-    let mut out = BTreeMap::new();
-    let map = match value {
-        Value::Null => return Ok(out),
-        other => service::mapping("networks", other)?,
-    };
-    for (k, v) in map {
-        let key = service::key_str("networks", k)?;
-        let at = format!("networks.{key}");
-        let mut def = NetworkDef { name: format!("{project}_{key}"), external: false, internal: false };
-        let mut own_name = None;
-        if let Value::Mapping(opts) = v {
-            for (o, val) in opts {
-                let o = service::key_str(&at, o)?;
-                let at = format!("{at}.{o}");
-                match o {
-                    "external" => def.external = service::boolean(&at, val)?,
-                    "internal" => def.internal = service::boolean(&at, val)?,
-                    "name" => own_name = Some(service::string(&at, val)?),
-                    "driver" if service::string(&at, val)? == "bridge" => {}
-                    "labels" => {}
-                    k if k.starts_with("x-") => {}
-                    o => {
-                        return Err(Error::config(format!(
-                            "{at}: isolette compose does not carry out `{o}` of a network (a bridge of its own, with \
-                             `internal`, `external` and `name`)"
-                        )));
-                    }
-                }
-            }
-        } else if !v.is_null() {
-            return Err(Error::config(format!("{at}: expected a mapping")));
-        }
-        if let Some(n) = own_name {
-            def.name = n;
-        } else if def.external {
-            def.name = key.to_string();
-        }
-        crate::names::check("network", &def.name).map_err(|e| match e {
-            Error::Config(m) => Error::config(format!("{at}: {m}")),
-            other => other,
+    definitions("networks", value, |key, v| {
+        let mut internal = false;
+        let (name, external) = definition(project, "network", key, v, "bridge", |at, o, val| match o {
+            "internal" => service::boolean(at, val).map(|b| internal = b).map(|()| true),
+            _ => Ok(false),
         })?;
-        out.insert(key.to_string(), def);
-    }
-    Ok(out)
+        Ok(NetworkDef { name, external, internal })
+    })
 }
 
 /// The top-level `volumes`.
 fn volumes(project: &str, value: &Value) -> Result<BTreeMap<String, VolumeDef>> {
+    definitions("volumes", value, |key, v| {
+        let (name, external) = definition(project, "volume", key, v, "local", |_, _, _| Ok(false))?;
+        Ok(VolumeDef { name, external })
+    })
+}
+
+/// Each entry of the top-level mapping `section` (`networks`, `volumes`), read by `read`.
+fn definitions<T>(
+    section: &str,
+    value: &Value,
+    mut read: impl FnMut(&str, &Value) -> Result<T>,
+) -> Result<BTreeMap<String, T>> {
     let mut out = BTreeMap::new();
-    let map = match value {
-        Value::Null => return Ok(out),
-        other => service::mapping("volumes", other)?,
-    };
-    for (k, v) in map {
-        let key = service::key_str("volumes", k)?;
-        let at = format!("volumes.{key}");
-        let mut def = VolumeDef { name: format!("{project}_{key}"), external: false };
-        let mut own_name = None;
-        if let Value::Mapping(opts) = v {
+    if value.is_null() {
+        return Ok(out);
+    }
+    for (k, v) in service::mapping(section, value)? {
+        let key = service::key_str(section, k)?;
+        out.insert(key.to_string(), read(key, v)?);
+    }
+    Ok(out)
+}
+
+/// A network's or volume's name on the host and whether it is external: `<project>_<key>`,
+/// or its `name:`, or an external one's key. `external`, `name`, `labels`, `x-*` and
+/// `driver: DRIVER` are read here; `own` reads the keys of its kind (true when it took
+/// one); any other key is an error.
+fn definition(
+    project: &str,
+    kind: &str,
+    key: &str,
+    v: &Value,
+    driver: &str,
+    mut own: impl FnMut(&str, &str, &Value) -> Result<bool>,
+) -> Result<(String, bool)> {
+    let at = format!("{kind}s.{key}");
+    let (mut external, mut own_name) = (false, None);
+    match v {
+        Value::Null => {}
+        Value::Mapping(opts) => {
             for (o, val) in opts {
                 let o = service::key_str(&at, o)?;
                 let at = format!("{at}.{o}");
                 match o {
-                    "external" => def.external = service::boolean(&at, val)?,
+                    "external" => external = service::boolean(&at, val)?,
                     "name" => own_name = Some(service::string(&at, val)?),
-                    "driver" if service::string(&at, val)? == "local" => {}
+                    "driver" if service::string(&at, val)? == driver => {}
                     "labels" => {}
-                    k if k.starts_with("x-") => {}
+                    o if o.starts_with("x-") => {}
+                    o if own(&at, o, val)? => {}
                     o => {
                         return Err(Error::config(format!(
-                            "{at}: isolette compose does not carry out `{o}` of a volume (a store volume, with \
-                             `external` and `name`)"
+                            "{at}: isolette compose does not carry out `{o}` of a {kind}"
                         )));
                     }
                 }
             }
-        } else if !v.is_null() {
-            return Err(Error::config(format!("{at}: expected a mapping")));
         }
-        if let Some(n) = own_name {
-            def.name = n;
-        } else if def.external {
-            def.name = key.to_string();
-        }
-        crate::names::check("volume", &def.name).map_err(|e| match e {
-            Error::Config(m) => Error::config(format!("{at}: {m}")),
-            other => other,
-        })?;
-        out.insert(key.to_string(), def);
+        _ => return Err(Error::config(format!("{at}: expected a mapping"))),
     }
-    Ok(out)
+    let name = match own_name {
+        Some(n) => n,
+        None if external => key.to_string(),
+        None => format!("{project}_{key}"),
+    };
+    crate::names::check(kind, &name).map_err(|e| match e {
+        Error::Config(m) => Error::config(format!("{at}: {m}")),
+        other => other,
+    })?;
+    Ok((name, external))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use isolette::compose::{Condition, HealthTest, LoadOptions, MountSource, Project, Service};
 use isolette::{Error, Networks};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::detached::{self, Sandbox, State};
 use crate::flags::open_store;
@@ -69,9 +69,10 @@ enum Verb {
         /// Remove sandboxes of services no longer in the file too.
         #[arg(long)]
         remove_orphans: bool,
-        /// Seconds to wait after SIGTERM before the kill.
-        #[arg(long, short = 't', default_value_t = 10)]
-        timeout: u64,
+        /// Seconds to wait after SIGTERM before the kill (default: the service's
+        /// `stop_grace_period`, else 10).
+        #[arg(long, short = 't')]
+        timeout: Option<u64>,
     },
     /// List the project's sandboxes (running ones; all with -a).
     Ps {
@@ -94,9 +95,10 @@ enum Verb {
     },
     /// Stop the services (they stay, for `start`).
     Stop {
-        /// Seconds to wait after SIGTERM before the kill.
-        #[arg(long, short = 't', default_value_t = 10)]
-        timeout: u64,
+        /// Seconds to wait after SIGTERM before the kill (default: the service's
+        /// `stop_grace_period`, else 10).
+        #[arg(long, short = 't')]
+        timeout: Option<u64>,
         /// Only these services.
         services: Vec<String>,
     },
@@ -107,9 +109,10 @@ enum Verb {
     },
     /// Stop and start the services again.
     Restart {
-        /// Seconds to wait after SIGTERM before the kill.
-        #[arg(long, short = 't', default_value_t = 10)]
-        timeout: u64,
+        /// Seconds to wait after SIGTERM before the kill (default: the service's
+        /// `stop_grace_period`, else 10).
+        #[arg(long, short = 't')]
+        timeout: Option<u64>,
         /// Only these services.
         services: Vec<String>,
     },
@@ -161,10 +164,10 @@ pub(crate) fn compose(store: Option<PathBuf>, args: ComposeArgs) -> isolette::Re
             logs(&project, &members(&project, &services)?, follow, tail)
         }
         Verb::Stop { timeout, services } => {
-            for s in members(&project, &services)? {
-                if let Some(sb) = sandbox_of(&project, &s) {
-                    detached::stop_one(&sb, timeout)?;
-                    eprintln!(" Sandbox {}  Stopped", project.sandbox_name(&s));
+            for s in members(&project, &services)?.iter().rev() {
+                if let Some(sb) = sandbox_of(&project, s) {
+                    detached::stop_one(&sb, timeout.unwrap_or_else(|| stop_secs(&project.services[s])))?;
+                    eprintln!(" Sandbox {}  Stopped", project.sandbox_name(s));
                 }
             }
             Ok(0)
@@ -178,7 +181,7 @@ pub(crate) fn compose(store: Option<PathBuf>, args: ComposeArgs) -> isolette::Re
         Verb::Restart { timeout, services } => {
             for s in members(&project, &services)? {
                 if let Some(sb) = sandbox_of(&project, &s) {
-                    detached::stop_one(&sb, timeout)?;
+                    detached::stop_one(&sb, timeout.unwrap_or_else(|| stop_secs(&project.services[&s])))?;
                 }
                 start_stopped(&project, &s)?;
             }
@@ -677,7 +680,7 @@ fn create(ctx: &Ctx, name: &str, service: &Service, image: &str, hash: &str) -> 
     Err(Error::config(format!("service `{name}` did not start: {message}")))
 }
 
-fn down(ctx: &Ctx, volumes: bool, remove_orphans: bool, timeout: u64) -> isolette::Result<u8> {
+fn down(ctx: &Ctx, volumes: bool, remove_orphans: bool, timeout: Option<u64>) -> isolette::Result<u8> {
     let project = &ctx.project;
     let mut all = project_sandboxes(&project.name);
     // Dependents first: the reverse of the start order; orphans first of all.
@@ -693,7 +696,7 @@ fn down(ctx: &Ctx, volumes: bool, remove_orphans: bool, timeout: u64) -> isolett
             kept.push(sb.name.clone().unwrap_or(sb.id.clone()));
             continue;
         }
-        let secs = project.services.get(&service).map_or(timeout, |s| stop_secs(s).min(timeout).max(1));
+        let secs = timeout.unwrap_or_else(|| project.services.get(&service).map_or(10, stop_secs));
         detached::stop_one(&sb, secs)?;
         detached::remove_one(&sb)?;
         eprintln!(" Sandbox {}  Removed", sb.name.as_deref().unwrap_or(&sb.id));
@@ -736,16 +739,10 @@ fn ps(project: &Project, all: bool, as_json: bool, services: &[String]) -> isole
         let out: Vec<Value> = rows
             .iter()
             .map(|s| {
-                json!({
-                    "id": s.id,
-                    "name": s.name,
-                    "service": s.config["labels"][SERVICE],
-                    "project": project.name,
-                    "image": s.config["image"],
-                    "status": s.status(),
-                    "health": s.health(),
-                    "ports": s.ports(),
-                })
+                let mut row = s.to_json();
+                row["service"] = s.config["labels"][SERVICE].clone();
+                row["project"] = project.name.clone().into();
+                row
             })
             .collect();
         println!("{}", Value::Array(out));

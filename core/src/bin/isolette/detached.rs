@@ -525,6 +525,23 @@ impl Sandbox {
         self.started()["ports"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
     }
 
+    /// The row `ps --json` prints (and `compose ps --json`, with the service).
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "image": self.config["image"],
+            "command": self.config["command"],
+            "status": self.status(),
+            "ports": self.ports(),
+            "created": self.config["created"],
+            "labels": self.config["labels"],
+            "health": self.health(),
+            "restarts": self.started()["restarts"],
+            "outcome": match &self.state { State::Exited(out) => out.clone(), _ => Value::Null },
+        })
+    }
+
     /// What the supervisor wrote when it last started the program.
     pub(crate) fn started(&self) -> Value {
         std::fs::read(self.dir.join("started")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
@@ -635,25 +652,7 @@ pub(crate) fn ps(all: bool, as_json: bool) -> isolette::Result<u8> {
     let shown: Vec<Sandbox> =
         list(&state_root()).into_iter().filter(|s| all || matches!(s.state, State::Running | State::Created)).collect();
     if as_json {
-        let rows: Vec<Value> = shown
-            .iter()
-            .map(|s| {
-                json!({
-                    "id": s.id,
-                    "name": s.name,
-                    "image": s.config["image"],
-                    "command": s.config["command"],
-                    "status": s.status(),
-                    "ports": s.ports(),
-                    "created": s.config["created"],
-                    "labels": s.config["labels"],
-                    "health": s.health(),
-                    "restarts": s.started()["restarts"],
-                    "outcome": match &s.state { State::Exited(out) => out.clone(), _ => Value::Null },
-                })
-            })
-            .collect();
-        println!("{}", Value::Array(rows));
+        println!("{}", Value::Array(shown.iter().map(Sandbox::to_json).collect()));
         return Ok(0);
     }
     println!(
