@@ -68,18 +68,29 @@ pub struct ImageConfig {
     pub entrypoint: Vec<String>,
     /// The command when the caller gives none.
     pub cmd: Vec<String>,
+    /// Its healthcheck (`HEALTHCHECK`), as Docker keeps it in the config: `{"Test":
+    /// ["CMD", ...], "Interval": nanoseconds, "Timeout", "StartPeriod", "Retries"}`.
+    #[cfg_attr(feature = "store", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 #[cfg(feature = "store")]
 impl ImageConfig {
-    pub(crate) fn from_oci(config: &oci_spec::image::ImageConfiguration) -> ImageConfig {
+    /// The config of `config`, whose JSON is `raw` (for what the OCI type leaves out:
+    /// Docker's `Healthcheck`).
+    pub(crate) fn from_oci(config: &oci_spec::image::ImageConfiguration, raw: &[u8]) -> ImageConfig {
         let Some(c) = config.config() else { return ImageConfig::default() };
+        let healthcheck = serde_json::from_slice::<serde_json::Value>(raw)
+            .ok()
+            .and_then(|v| v.get("config")?.get("Healthcheck").cloned())
+            .filter(|h| h.is_object());
         ImageConfig {
             env: c.env().clone().unwrap_or_default(),
             working_dir: c.working_dir().clone().filter(|w| !w.is_empty()),
             user: c.user().clone().filter(|u| !u.is_empty()),
             entrypoint: c.entrypoint().clone().unwrap_or_default(),
             cmd: c.cmd().clone().unwrap_or_default(),
+            healthcheck,
         }
     }
 }

@@ -589,6 +589,7 @@ mod tests {
             user: Some("0".into()),
             entrypoint: vec!["/bin/sh".into(), "-c".into()],
             cmd: vec!["echo hi".into()],
+            healthcheck: None,
         };
         let image = Image::open(dir.path()).unwrap().with_config(config);
         let run = Resolved::new(&image, &Config::default(), &[]).unwrap();

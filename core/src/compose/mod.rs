@@ -136,20 +136,37 @@ impl Project {
         } else {
             options.files.iter().map(|f| service::normal(&cwd.join(f))).collect()
         };
-        let dir = files[0].parent().map_or_else(|| cwd.clone(), Path::to_path_buf);
+        let mut texts = Vec::with_capacity(files.len());
+        for file in files {
+            let text = std::fs::read_to_string(&file).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::config(format!("{}: no such Compose file", file.display())),
+                _ => Error::io("read", &file, e),
+            })?;
+            texts.push((file, text));
+        }
+        Project::from_texts(texts, options)
+    }
+
+    /// The project in `text`, read as if from `dir/compose.yaml` (its `.env` and relative
+    /// paths are `dir`'s).
+    pub fn from_yaml(text: &str, dir: &Path, options: &LoadOptions) -> Result<Project> {
+        Project::from_texts(vec![(dir.join("compose.yaml"), text.to_string())], options)
+    }
+
+    /// The project of `texts` (each a file and what it holds), merged in order.
+    fn from_texts(texts: Vec<(PathBuf, String)>, options: &LoadOptions) -> Result<Project> {
+        let first = texts.first().map(|(f, _)| f.clone()).unwrap_or_default();
+        let dir = first.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
         let vars = variables(&dir, options.environment.as_ref())?;
         let mut warnings = Vec::new();
         let mut unset = Vec::new();
         let mut merged = Value::Mapping(Mapping::new());
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::config(format!("{}: no such Compose file", file.display())),
-                _ => Error::io("read", file, e),
-            })?;
-            let mut value = parse(file, &text)?;
+        for (file, text) in &texts {
+            let mut value = parse(file, text)?;
             substitute(&mut value, &vars, "", &mut unset)?;
             merge(&mut merged, value, "");
         }
+        let files = texts.into_iter().map(|(f, _)| f).collect();
         for name in unset {
             warnings.push(format!("the \"{name}\" variable is not set; it is blank"));
         }
@@ -451,6 +468,9 @@ fn variables(dir: &Path, given: Option<&BTreeMap<String, String>>) -> Result<Var
 /// The `KEY=VALUE` lines of an env file (comments, quotes and `export` as Compose reads
 /// them).
 fn read_env_file(path: &Path, at: &str) -> Result<Vec<(String, String)>> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::config(format!("{at}: {} is not a file", path.display())));
+    }
     let iter = dotenvy::from_path_iter(path).map_err(|e| match e {
         dotenvy::Error::Io(io) => Error::io("read", path, io),
         other => Error::config(format!("{at}: {}: {other}", path.display())),

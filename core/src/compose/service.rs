@@ -74,6 +74,18 @@ pub struct Service {
     pub stop_grace_period: Option<Duration>,
 }
 
+impl Service {
+    /// The check that runs: the service's own, else the image's (`image_check`, Docker's
+    /// JSON from the image's config), unless the service says `NONE` or `disable`.
+    pub fn healthcheck_with(&self, image_check: Option<&serde_json::Value>) -> Option<Healthcheck> {
+        match &self.healthcheck {
+            Some(h) if h.test == HealthTest::None => None,
+            Some(h) => Some(h.clone()),
+            None => image_check.and_then(Healthcheck::from_image),
+        }
+    }
+}
+
 /// `build:` of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -150,9 +162,25 @@ pub enum HealthTest {
     Cmd(Vec<String>),
     /// `["CMD-SHELL", line]` or a plain string: run by `/bin/sh -c`.
     Shell(String),
+    /// `["NONE"]` or `disable: true`: no check, not even the image's.
+    None,
 }
 
 impl Healthcheck {
+    /// The image's check (`HEALTHCHECK`, as Docker keeps it in the config: durations in
+    /// nanoseconds, 0 or missing for the default), if it has one that runs.
+    pub fn from_image(docker: &serde_json::Value) -> Option<Healthcheck> {
+        let words: Vec<String> =
+            docker.get("Test")?.as_array()?.iter().map(|w| w.as_str().map(String::from)).collect::<Option<_>>()?;
+        let mut check = Healthcheck::new(HealthTest::from_words(&words).filter(|t| *t != HealthTest::None)?);
+        let nanos = |field: &str| docker.get(field).and_then(serde_json::Value::as_u64).filter(|n| *n > 0);
+        check.interval = nanos("Interval").map_or(check.interval, Duration::from_nanos);
+        check.timeout = nanos("Timeout").map_or(check.timeout, Duration::from_nanos);
+        check.start_period = nanos("StartPeriod").map_or(check.start_period, Duration::from_nanos);
+        check.retries = nanos("Retries").map_or(check.retries, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        Some(check)
+    }
+
     /// A check running `test`, with Docker's defaults: every 30 s, 30 s each, unhealthy
     /// after 3 failures in a row, no start period.
     pub fn new(test: HealthTest) -> Healthcheck {
@@ -167,11 +195,22 @@ impl Healthcheck {
 }
 
 impl HealthTest {
-    /// The command line to run in the sandbox.
+    /// The command line to run in the sandbox (none for [`HealthTest::None`]).
     pub fn argv(&self) -> Vec<String> {
         match self {
             HealthTest::Cmd(words) => words.clone(),
             HealthTest::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
+            HealthTest::None => Vec::new(),
+        }
+    }
+
+    /// A test as Docker writes one: `["CMD", ...]`, `["CMD-SHELL", line]`, `["NONE"]`.
+    fn from_words(words: &[String]) -> Option<HealthTest> {
+        match words.split_first() {
+            Some((first, _)) if first == "NONE" => Some(HealthTest::None),
+            Some((first, rest)) if first == "CMD" && !rest.is_empty() => Some(HealthTest::Cmd(rest.to_vec())),
+            Some((first, [line])) if first == "CMD-SHELL" => Some(HealthTest::Shell(line.clone())),
+            _ => None,
         }
     }
 }
@@ -301,6 +340,7 @@ impl Serialize for HealthTest {
         match self {
             HealthTest::Cmd(words) => s.collect_seq(std::iter::once("CMD").chain(words.iter().map(String::as_str))),
             HealthTest::Shell(line) => s.collect_seq(["CMD-SHELL", line.as_str()]),
+            HealthTest::None => s.collect_seq(["NONE"]),
         }
     }
 }
@@ -889,7 +929,7 @@ fn healthcheck(path: &str, v: &Value) -> Result<Option<Healthcheck>> {
         let k = key_str(path, k)?;
         let at = format!("{path}.{k}");
         match k {
-            "disable" if boolean(&at, val)? => return Ok(None),
+            "disable" if boolean(&at, val)? => return Ok(Some(Healthcheck::new(HealthTest::None))),
             "disable" => {}
             "test" => {
                 has_test = true;
@@ -901,11 +941,10 @@ fn healthcheck(path: &str, v: &Value) -> Result<Option<Healthcheck>> {
                             .enumerate()
                             .map(|(i, w)| string(&format!("{at}[{i}]"), w))
                             .collect::<Result<_>>()?;
-                        match words.split_first() {
-                            Some((first, _)) if first == "NONE" => return Ok(None),
-                            Some((first, rest)) if first == "CMD" && !rest.is_empty() => HealthTest::Cmd(rest.to_vec()),
-                            Some((first, [line])) if first == "CMD-SHELL" => HealthTest::Shell(line.clone()),
-                            _ => {
+                        match HealthTest::from_words(&words) {
+                            Some(HealthTest::None) => return Ok(Some(Healthcheck::new(HealthTest::None))),
+                            Some(test) => test,
+                            None => {
                                 return Err(bad(&at, r#"["CMD", program, args...], ["CMD-SHELL", line] or ["NONE"]"#));
                             }
                         }
@@ -1025,8 +1064,19 @@ mystery: 1
         assert_eq!(s.healthcheck.unwrap().test.argv(), ["/bin/sh", "-c", "curl -f localhost || exit 1"]);
         let (s, _) = svc("image: r\nhealthcheck: {test: [CMD-SHELL, 'exit 0'], retries: 5}").unwrap();
         assert_eq!(s.healthcheck.as_ref().unwrap().retries, 5);
-        assert!(svc("image: r\nhealthcheck: {test: [NONE]}").unwrap().0.healthcheck.is_none());
-        assert!(svc("image: r\nhealthcheck: {disable: true}").unwrap().0.healthcheck.is_none());
+        let image =
+            serde_json::json!({"Test": ["CMD-SHELL", "redis-cli ping"], "Interval": 500_000_000u64, "Retries": 0});
+        for off in ["image: r\nhealthcheck: {test: [NONE]}", "image: r\nhealthcheck: {disable: true}"] {
+            let s = svc(off).unwrap().0;
+            assert_eq!(s.healthcheck.as_ref().unwrap().test, HealthTest::None);
+            assert!(s.healthcheck_with(Some(&image)).is_none(), "{off}: not even the image's");
+        }
+        // The image's, with Docker's defaults where it gives 0 or nothing.
+        let from_image = svc("image: r").unwrap().0.healthcheck_with(Some(&image)).unwrap();
+        assert_eq!(from_image.test.argv(), ["/bin/sh", "-c", "redis-cli ping"]);
+        assert_eq!((from_image.interval, from_image.retries), (Duration::from_millis(500), 3));
+        assert!(Healthcheck::from_image(&serde_json::json!({"Test": ["NONE"]})).is_none());
+        assert!(Healthcheck::from_image(&serde_json::json!({"Test": "x"})).is_none());
     }
 
     #[test]

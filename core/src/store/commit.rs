@@ -186,7 +186,7 @@ impl Store {
             size: diff_ids.iter().map(|d| self.layer_size(d.strip_prefix("sha256:").unwrap_or(d))).sum(),
             layers: diff_ids,
             created: Some(created.to_string()),
-            config: ImageConfig::from_oci(&parsed),
+            config: ImageConfig::from_oci(&parsed, &config_bytes),
             manifest: Some(manifest_digest),
             built: true,
         };

@@ -254,7 +254,7 @@ impl Store {
             layers: src.layers.iter().map(|l| format!("sha256:{}", l.diff_id)).collect(),
             size: src.layers.iter().map(|l| self.layer_size(&l.diff_id)).sum(),
             created: src.config.created().clone(),
-            config: ImageConfig::from_oci(&src.config),
+            config: ImageConfig::from_oci(&src.config, &src.config_bytes),
             manifest: Some(manifest_digest),
             built: false,
         };

@@ -146,7 +146,7 @@ impl Store {
             layers: diff_ids.iter().map(|d| format!("sha256:{d}")).collect(),
             size: diff_ids.iter().map(|d| self.layer_size(d)).sum(),
             created: config.created().clone(),
-            config: ImageConfig::from_oci(&config),
+            config: ImageConfig::from_oci(&config, &config_bytes),
             manifest: Some(manifest_digest),
             built: false,
         };

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use isolette::compose::{Condition, HealthTest, LoadOptions, MountSource, Project, Service};
+use isolette::compose::{Condition, HealthTest, Healthcheck, LoadOptions, MountSource, Project, Service};
 use isolette::{Error, Networks};
 use serde_json::Value;
 
@@ -362,7 +362,10 @@ fn bring_up(
     let project = &ctx.project;
     let store = open_store(ctx.store.clone())?;
     // Images: built where asked for or missing.
+    // Each service's image (its reference and id) and the healthcheck that runs: the
+    // service's own, else its image's.
     let mut images: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut checks: BTreeMap<String, Option<Healthcheck>> = BTreeMap::new();
     for name in order {
         interrupted()?;
         let service = &project.services[name];
@@ -378,6 +381,7 @@ fn bring_up(
             }
             let dir = dir.to_string_lossy().into_owned();
             images.insert(name.clone(), (dir.clone(), format!("dir:{dir}")));
+            checks.insert(name.clone(), service.healthcheck_with(None));
             continue;
         }
         let present = store.record(&reference).ok();
@@ -405,6 +409,7 @@ fn bring_up(
                 )));
             }
         };
+        checks.insert(name.clone(), service.healthcheck_with(record.config.healthcheck.as_ref()));
         images.insert(name.clone(), (reference, record.id));
     }
     // Networks and volumes.
@@ -446,7 +451,7 @@ fn bring_up(
     for name in order {
         let service = &project.services[name];
         for (dep, condition) in &service.depends_on {
-            wait_for(project, dep, *condition)?;
+            wait_for(project, dep, *condition, checks[dep].is_some())?;
         }
         interrupted()?;
         let (reference, image_id) = &images[name];
@@ -477,7 +482,7 @@ fn bring_up(
                     detached::stop_one(&sb, stop_secs(service))?;
                     detached::remove_one(&sb)?;
                 }
-                create(ctx, name, service, reference, &hash)?;
+                create(ctx, name, service, checks[name].as_ref(), reference, &hash)?;
                 made.sandboxes.push(sandbox_name.clone());
                 eprintln!(" Sandbox {sandbox_name}  Started");
             }
@@ -485,11 +490,11 @@ fn bring_up(
     }
     if wait {
         for name in order {
-            let condition = match project.services[name].healthcheck {
+            let condition = match checks[name] {
                 Some(_) => Condition::ServiceHealthy,
                 None => Condition::ServiceStarted,
             };
-            wait_for(project, name, condition)?;
+            wait_for(project, name, condition, checks[name].is_some())?;
             eprintln!(
                 " Sandbox {}  {}",
                 project.sandbox_name(name),
@@ -512,7 +517,7 @@ fn image_name(project: &Project, name: &str, service: &Service) -> String {
 
 /// Waits until service `name` has reached `condition`; a dependency that cannot reach it
 /// any more is an error, in Compose's words.
-fn wait_for(project: &Project, name: &str, condition: Condition) -> isolette::Result<()> {
+fn wait_for(project: &Project, name: &str, condition: Condition, has_check: bool) -> isolette::Result<()> {
     let sandbox_name = project.sandbox_name(name);
     loop {
         interrupted()?;
@@ -520,7 +525,7 @@ fn wait_for(project: &Project, name: &str, condition: Condition) -> isolette::Re
             .ok_or_else(|| Error::config(format!("dependency failed to start: {sandbox_name} is gone")))?;
         match (&sb.state, condition) {
             (State::Running, Condition::ServiceStarted) => return Ok(()),
-            (_, Condition::ServiceHealthy) if project.services[name].healthcheck.is_none() => {
+            (_, Condition::ServiceHealthy) if !has_check => {
                 return Err(Error::config(format!(
                     "dependency failed to start: {sandbox_name} has no healthcheck, and a dependent waits for it to \
                      be healthy"
@@ -553,7 +558,14 @@ fn wait_for(project: &Project, name: &str, condition: Condition) -> isolette::Re
 }
 
 /// Starts service `name`'s sandbox with `isolette run -d` and Compose's labels.
-fn create(ctx: &Ctx, name: &str, service: &Service, image: &str, hash: &str) -> isolette::Result<()> {
+fn create(
+    ctx: &Ctx,
+    name: &str,
+    service: &Service,
+    check: Option<&Healthcheck>,
+    image: &str,
+    hash: &str,
+) -> isolette::Result<()> {
     let project = &ctx.project;
     let mut args: Vec<OsString> = Vec::new();
     let mut arg = |a: &str| args.push(a.into());
@@ -628,7 +640,7 @@ fn create(ctx: &Ctx, name: &str, service: &Service, image: &str, hash: &str) -> 
     }
     arg("--restart");
     arg(&service.restart.to_string());
-    if let Some(h) = &service.healthcheck {
+    if let Some(h) = check {
         match &h.test {
             HealthTest::Shell(line) => arg(&format!("--health-cmd={line}")),
             HealthTest::Cmd(words) => {

@@ -3,13 +3,21 @@
 //!
 //! `run -d` checks the request, then starts this same program again (same arguments, with
 //! `ISOLETTE_SUPERVISE` naming the state directory) as a small supervisor in a session of
-//! its own, and returns once that one says the sandbox runs. The supervisor holds the
+//! its own, and returns once that one says the sandbox runs. The supervisor starts the
+//! program again as `--restart` says (never after `stop`), and runs `--health-cmd` every
+//! interval in a sandbox of its own that shares the sandbox's network. The supervisor holds the
 //! sandbox: a sandbox dies with the thread that made it, so a SIGKILLed supervisor takes
 //! its sandbox with it, and `ps` then shows it `dead`. Everything lives in the state
 //! directory ([`state_root`]`/<id>/`):
-//! - `config.json`: id, name, image, command, creation time, terminal (by `run -d`);
+//! - `config.json`: id, name, image, command, creation time, terminal, labels, restart
+//!   policy (by `run -d`);
+//! - `args`: the arguments of `run -d`, each ended by a NUL, which `isolette start` gives
+//!   a new supervisor to start a stopped sandbox again;
 //! - `lock`: `flock`ed by the supervisor for its whole life, so held means running;
-//! - `started`: written by the supervisor once the sandbox is made;
+//! - `started`: written by the supervisor each time it starts the program (pid, ports,
+//!   restarts so far);
+//! - `health.json`: the healthcheck's last word (`starting`, `healthy`, `unhealthy`), the
+//!   failures in a row and the last check's output, while a healthcheck runs;
 //! - `control`: the supervisor's Unix socket, one line per connection: `signal N`,
 //!   `stop SECONDS` (SIGTERM, then a kill when it has not ended by then) or `kill`;
 //! - `stdout.log`, `stderr.log`: the program's output as it comes, capped by the output
