@@ -65,6 +65,12 @@ impl Cli {
         row["status"].as_str().unwrap().to_string()
     }
 
+    fn status_of_name(&self, name: &str) -> String {
+        let all = self.ps();
+        let row = all.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name} not in {all:?}"));
+        row["status"].as_str().unwrap().to_string()
+    }
+
     fn started(&self, id: &str) -> Value {
         serde_json::from_slice(&std::fs::read(self.state.path().join(id).join("started")).unwrap()).unwrap()
     }
@@ -117,6 +123,36 @@ fn a_detached_run_from_start_to_rm() {
     cli.ok(&["rm", "web"]);
     assert!(cli.ps().is_empty());
     assert!(!cli.state.path().join(&id).exists());
+}
+
+#[test]
+fn a_stopped_sandbox_starts_again_with_its_flags_from_anywhere() {
+    require_root!();
+    let image = busybox!();
+    let cli = Cli::new(cli!(), &image);
+    // Made from the image's parent directory, the image named relatively (and an empty
+    // argument, which must survive the trip through the state directory).
+    let layer = Path::new(&cli.image);
+    let made = cli
+        .command(&["run", "-d", "--name", "again", "--wall-time", "60", "--image"])
+        .arg(layer.file_name().unwrap())
+        .args(["--", "/bin/sh", "-c", "echo \"run [$1]\"; exec sleep 30", "sh", ""])
+        .current_dir(layer.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    cli.ok(&["stop", "-t", "1", "again"]);
+    assert_ne!(cli.status_of_name("again"), "running");
+    // Started again from elsewhere: the same flags mean the same, and its log goes on.
+    let out = cli.command(&["start", "again"]).current_dir("/").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cli.status_of_name("again"), "running");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cli.ok(&["logs", "again"]) != "run []\nrun []\n" {
+        assert!(Instant::now() < deadline, "{:?}", cli.ok(&["logs", "again"]));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cli.ok(&["rm", "-f", "again"]);
 }
 
 #[test]

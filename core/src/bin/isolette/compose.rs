@@ -139,6 +139,12 @@ pub(crate) fn compose(store: Option<PathBuf>, args: ComposeArgs) -> isolette::Re
     for warning in &project.warnings {
         eprintln!("isolette compose: warning: {warning}");
     }
+    // A signal ends `up` (which stops what it started) and `logs -f`; the verbs that stop
+    // and remove finish what they began.
+    let canceller = match args.verb {
+        Verb::Config { .. } | Verb::Ps { .. } => None,
+        _ => Some(on_signals()?),
+    };
     match args.verb {
         Verb::Config { services } => {
             let json = args.json;
@@ -152,17 +158,17 @@ pub(crate) fn compose(store: Option<PathBuf>, args: ComposeArgs) -> isolette::Re
             Ok(0)
         }
         Verb::Up { detach, build, wait, services } => {
-            let canceller = on_signals()?;
+            let canceller = match canceller {
+                Some(c) => c,
+                None => on_signals()?,
+            };
             up(&Ctx { store, project }, &services, build, wait, detach || wait, &canceller)
         }
         Verb::Down { volumes, remove_orphans, timeout } => {
             down(&Ctx { store, project }, volumes, remove_orphans, timeout)
         }
         Verb::Ps { all, services } => ps(&project, all, args.json, &services),
-        Verb::Logs { follow, tail, services } => {
-            on_signals()?;
-            logs(&project, &members(&project, &services)?, follow, tail)
-        }
+        Verb::Logs { follow, tail, services } => logs(&project, &members(&project, &services)?, follow, tail),
         Verb::Stop { timeout, services } => {
             for s in members(&project, &services)?.iter().rev() {
                 if let Some(sb) = sandbox_of(&project, s) {

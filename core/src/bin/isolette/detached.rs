@@ -5,14 +5,15 @@
 //! `ISOLETTE_SUPERVISE` naming the state directory) as a small supervisor in a session of
 //! its own, and returns once that one says the sandbox runs. The supervisor starts the
 //! program again as `--restart` says (never after `stop`), and runs `--health-cmd` every
-//! interval in a sandbox of its own that shares the sandbox's network. The supervisor holds the
-//! sandbox: a sandbox dies with the thread that made it, so a SIGKILLed supervisor takes
-//! its sandbox with it, and `ps` then shows it `dead`. Everything lives in the state
-//! directory ([`state_root`]`/<id>/`):
+//! interval in a sandbox of its own that shares the sandbox's network. The supervisor
+//! holds the sandbox: a sandbox dies with the thread that made it, so a SIGKILLed
+//! supervisor takes its sandbox with it, and `ps` then shows it `dead`. Everything lives in
+//! the state directory ([`state_root`]`/<id>/`):
 //! - `config.json`: id, name, image, command, creation time, terminal, labels, restart
 //!   policy (by `run -d`);
-//! - `args`: the arguments of `run -d`, each ended by a NUL, which `isolette start` gives
-//!   a new supervisor to start a stopped sandbox again;
+//! - `args`, `cwd`: the arguments of `run -d`, each ended by a NUL, and the directory it
+//!   ran in, which `isolette start` gives a new supervisor to start a stopped sandbox
+//!   again (relative paths mean what they meant);
 //! - `lock`: `flock`ed by the supervisor for its whole life, so held means running;
 //! - `started`: written by the supervisor each time it starts the program (pid, ports,
 //!   restarts so far);
@@ -26,6 +27,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -120,6 +122,8 @@ pub(crate) fn start(store: Option<PathBuf>, args: &RunArgs) -> isolette::Result<
             .flat_map(|a| std::os::unix::ffi::OsStringExt::into_vec(a).into_iter().chain([0]))
             .collect();
         write_atomic(&dir, "args", &argv)?;
+        let cwd = std::env::current_dir().map_err(io("find", "the current directory"))?;
+        write_atomic(&dir, "cwd", cwd.as_os_str().as_bytes())?;
     }
     match launch(&dir)? {
         None => {
@@ -147,8 +151,13 @@ fn launch(dir: &Path) -> isolette::Result<Option<Value>> {
     let mut argv: Vec<std::ffi::OsString> =
         argv.split(|b| *b == 0).map(|a| std::ffi::OsString::from_vec(a.to_vec())).collect();
     argv.pop();
+    let cwd = std::fs::read(dir.join("cwd")).map(|b| PathBuf::from(std::ffi::OsString::from_vec(b)));
     let exe = std::env::current_exe().map_err(io("find", "this program"))?;
-    let mut supervisor = Command::new(exe)
+    let mut supervisor = Command::new(exe);
+    if let Ok(cwd) = cwd {
+        supervisor.current_dir(cwd);
+    }
+    let mut supervisor = supervisor
         .args(argv)
         .env(SUPERVISE_ENV, dir)
         .stdin(std::process::Stdio::null())
