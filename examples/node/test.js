@@ -14,10 +14,26 @@ test.before(async () => {
 })
 test.after(() => server.close())
 
-/** The Python programs of sandboxes running now. */
+/** The Python programs of this process's sandboxes running now: its descendants only, so
+ * that another test on the machine, with sandboxes of its own, counts for nothing here. */
 function sandboxed () {
-  const { execFileSync } = require('node:child_process')
-  return execFileSync('ps', ['-eo', 'args']).toString().split('\n').filter((l) => l.startsWith('python3 /submission'))
+  const fs = require('node:fs')
+  const read = (path) => { try { return fs.readFileSync(path, 'utf8') } catch { return '' } }
+  const parent = new Map()
+  for (const name of fs.readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n))) {
+    const stat = read(`/proc/${name}/stat`)
+    if (stat) parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]))
+  }
+  const mine = (pid) => {
+    for (let p = parent.get(pid); p !== undefined && p > 0; p = parent.get(p)) {
+      if (p === process.pid) return true
+    }
+    return false
+  }
+  return [...parent.keys()]
+    .filter(mine)
+    .map((pid) => read(`/proc/${pid}/cmdline`).split('\0').join(' '))
+    .filter((args) => args.startsWith('python3 /submission'))
 }
 
 /** Waits until no sandboxed Python program runs, failing with `message` past `ms`. */

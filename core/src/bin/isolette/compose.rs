@@ -367,9 +367,8 @@ fn bring_up(
 ) -> isolette::Result<()> {
     let project = &ctx.project;
     let store = open_store(ctx.store.clone())?;
-    // Images: built where asked for or missing.
-    // Each service's image (its reference and id) and the healthcheck that runs: the
-    // service's own, else its image's.
+    // Each service's image (built where asked for or missing), as its reference and id,
+    // and the healthcheck that runs: the service's own, else its image's.
     let mut images: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut checks: BTreeMap<String, Option<Healthcheck>> = BTreeMap::new();
     for name in order {
