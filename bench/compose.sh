@@ -24,7 +24,7 @@ dockerd_pid="" registry_pid=""
 forward="$(cat /proc/sys/net/ipv4/ip_forward)"
 project="$work/project"
 cleanup() {
-	(cd "$project" 2>/dev/null && "$cli" compose down -v >/dev/null 2>&1) || true
+	(cd "$project" 2>/dev/null && "$cli" compose -p visits down -v >/dev/null 2>&1) || true
 	if [[ -n "$dockerd_pid" ]]; then
 		(cd "$project" && DOCKER_HOST="$sock" docker-compose -p visits -f docker-compose.init.yaml down -v >/dev/null 2>&1) || true
 		kill "$dockerd_pid" 2>/dev/null || true

@@ -259,9 +259,17 @@ fn a_project_comes_up_in_order_recreates_only_what_changed_and_goes_down_leaving
     assert_eq!(web["ports"][0], format!("127.0.0.1:{port}->8000/tcp"));
     assert_eq!(web["service"], "web");
     assert_eq!(get(port), "web saw: db says hello");
-    // The logs, each line after its service's prefix.
-    let logs = p.ok(&["logs"]);
-    assert!(logs.contains("db-1   | db ready\n") && logs.contains("web-1  | web ready\n"), "{logs}");
+    // The logs, each line after its service's prefix (once the supervisors have copied
+    // them: a log may lag what its program has done).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = p.ok(&["logs"]);
+        if logs.contains("db-1   | db ready\n") && logs.contains("web-1  | web ready\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{logs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Nothing changed: nothing recreated.
     let again = p.ok(&["up", "-d"]);
     assert!(again.contains("proj-db-1  Running") && again.contains("proj-web-1  Running"), "{again}");

@@ -153,6 +153,13 @@ fn a_stopped_sandbox_starts_again_with_its_flags_from_anywhere() {
         std::thread::sleep(Duration::from_millis(20));
     }
     cli.ok(&["rm", "-f", "again"]);
+    // The new flags' bad words: exit 125, naming the flag and the word.
+    for (flag, word) in [("--restart", "sometimes"), ("--user", "bob"), ("--health-interval", "soon")] {
+        let out = cli.run(&["run", "-d", flag, word, "--health-cmd", "true", "--image", &cli.image, "--", "true"]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() == Some(125) && said.contains(flag) && said.contains(word), "{flag}: {said}");
+    }
+    assert!(cli.ps().is_empty());
 }
 
 #[test]

@@ -37,7 +37,13 @@ assert rows["visits-web-1"]["ports"][0].startswith("127.0.0.1:"), rows
 expect / "visits 1"
 expect / "visits 2"
 expect /static/hello.txt "hello from ./static"
-compose logs web | grep -q '^web-1  | serving on :8000$' || fail "web's log lacks its first line"
+# Its first line, once the supervisor has copied it into the log (it may lag the request).
+for _ in $(seq 100); do
+	logs="$(compose logs web)"
+	grep -qx 'web-1  | serving on :8000' <<<"$logs" && break
+	sleep 0.1
+done
+grep -qx 'web-1  | serving on :8000' <<<"$logs" || fail "web's log lacks its first line: $logs"
 compose down
 compose up -d --wait
 expect / "visits 3"
@@ -47,10 +53,13 @@ expect / "visits 1"
 compose down -v
 
 # Nothing of the project is left.
-[[ -z "$(ls -A "$ISOLETTE_STATE" | grep -v '^lock$' || true)" ]] || fail "sandboxes left: $(ls "$ISOLETTE_STATE")"
-[[ -z "$(ls -A "$ISOLETTE_NETWORKS" | grep -v '^lock$' || true)" ]] || fail "networks left: $(ls "$ISOLETTE_NETWORKS")"
+# Each listing fails the script if it cannot be made (set -e), rather than look empty.
+state="$(ls -A "$ISOLETTE_STATE")" networks="$(ls -A "$ISOLETTE_NETWORKS")" volumes="$("$cli" volume ls)"
+[[ -z "$(grep -vx lock <<<"$state" || true)" ]] || fail "sandboxes left: $state"
+[[ -z "$(grep -vx lock <<<"$networks" || true)" ]] || fail "networks left: $networks"
 ! grep -q "$work" /proc/self/mountinfo || fail "mounts left under $work"
-! "$cli" volume ls | grep -q visits_data || fail "the named volume outlived down -v"
+grep -q '^NAME' <<<"$volumes" || fail "volume ls printed no table: $volumes"
+! grep -q visits_data <<<"$volumes" || fail "the named volume outlived down -v"
 for env in $(grep -lzx "ISOLETTE_TEST_MARK=$mark" /proc/[0-9]*/environ 2>/dev/null || true); do
 	pid="${env#/proc/}" pid="${pid%/environ}"
 	state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)"

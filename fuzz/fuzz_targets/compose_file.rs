@@ -29,7 +29,7 @@ fuzz_target!(|text: &str| {
         for dep in project.services[name].depends_on.keys() {
             assert!(order[..i].contains(dep), "{name} before its dependency {dep}");
         }
-        assert_eq!(project.config_hash(name).len(), 64);
+        assert_eq!(project.config_hash(name, "image").len(), 64);
         assert!(project.sandbox_name(name).starts_with("fuzz-") || project.services[name].container_name.is_some());
     }
     let _ = project.to_yaml();

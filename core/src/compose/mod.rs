@@ -28,6 +28,20 @@ pub use service::{Build, Condition, HealthTest, Healthcheck, Mount, MountSource,
 
 use interpolate::Variables;
 
+/// The labels Compose keeps on each container, kept on each sandbox: its project, its
+/// service, and the hash of what it was made from ([`Project::config_hash`]).
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+/// See [`LABEL_PROJECT`].
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+/// See [`LABEL_PROJECT`].
+pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+
+/// The most processes a service's sandbox may have unless `pids_limit` says (a server's
+/// threads, not a judge's one program).
+pub const SERVICE_PIDS: u64 = 4096;
+/// The most open files a service's sandbox may have, within what its caller may give.
+pub const SERVICE_NOFILE: u64 = 65536;
+
 /// The file names looked for, in order, as Compose looks for them.
 pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
@@ -310,12 +324,20 @@ impl Project {
         }
     }
 
-    /// A hash of service `service`'s configuration: a sandbox made with another hash is
-    /// out of date.
-    pub fn config_hash(&self, service: &str) -> String {
+    /// A hash of service `service`'s configuration and of its image (`image_id`): a
+    /// sandbox made with another hash is out of date.
+    pub fn config_hash(&self, service: &str, image_id: &str) -> String {
         use sha2::Digest;
-        let json = serde_json::to_vec(&self.services.get(service)).unwrap_or_default();
+        let mut json = serde_json::to_vec(&self.services.get(service)).unwrap_or_default();
+        json.push(b'\n');
+        json.extend_from_slice(image_id.as_bytes());
         hex::encode(sha2::Sha256::digest(&json))
+    }
+
+    /// The store name of service `service`'s image: its `image`, else `<project>-<service>`
+    /// (Compose v2's name for one it builds).
+    pub fn image_name(&self, service: &str) -> String {
+        self.services.get(service).and_then(|s| s.image.clone()).unwrap_or_else(|| format!("{}-{service}", self.name))
     }
 
     /// The project as Compose's `config` prints it: YAML, variables substituted, defaults
@@ -665,7 +687,9 @@ volumes:
         assert_eq!(web.ports[0].to_string(), "127.0.0.1:18080->8000/tcp");
         assert_eq!(web.volumes[0].source, MountSource::Bind(root.join("static")));
         assert_eq!(web.networks, ["default"]);
-        assert_ne!(p.config_hash("web"), p.config_hash("db"));
+        assert_ne!(p.config_hash("web", "i"), p.config_hash("db", "i"));
+        assert_ne!(p.config_hash("web", "i"), p.config_hash("web", "j"), "another image");
+        assert_eq!((p.image_name("db"), p.image_name("web")), ("redis".to_string(), "from-env".to_string()));
         assert!(p.to_yaml().contains("name: myapp"), "{}", p.to_yaml());
         // Found from a directory below, too.
         std::fs::create_dir(root.join("sub")).unwrap();

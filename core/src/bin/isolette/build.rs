@@ -97,7 +97,7 @@ pub(crate) fn build(store: Option<PathBuf>, args: BuildArgs) -> isolette::Result
     options.memory = args.memory;
     options.cpu_time = args.cpu_time;
     options.wall_time = args.wall_time;
-    options.canceller = Some(cancel_on_signals()?);
+    options.canceller = Some(crate::report::cancel_on_signals(|| eprintln!("isolette build: stopping"))?);
     let _ = args.progress;
     let json = args.json;
     let mut progress = |event: &BuildEvent| match event {
@@ -126,27 +126,6 @@ pub(crate) fn build(store: Option<PathBuf>, args: BuildArgs) -> isolette::Result
         );
     }
     Ok(())
-}
-
-/// A canceller that Ctrl-C, SIGTERM and SIGHUP trigger: the build then stops its step and
-/// removes its work before the CLI exits 125. The signals are blocked in every thread
-/// (sandboxes reset their mask) and taken by one thread of their own.
-fn cancel_on_signals() -> isolette::Result<isolette::Canceller> {
-    use nix::sys::signal::{SigSet, Signal};
-    let canceller = isolette::Canceller::new()?;
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(s);
-    }
-    signals.thread_block().map_err(|e| isolette::Error::io("block signals", "build", e.into()))?;
-    let on_signal = canceller.clone();
-    std::thread::spawn(move || {
-        if signals.wait().is_ok() {
-            eprintln!("isolette build: stopping");
-            on_signal.cancel();
-        }
-    });
-    Ok(canceller)
 }
 
 /// `isolette gc`'s part for builds: what killed builds left in the store, and the cache's

@@ -22,9 +22,7 @@ use serde_json::Value;
 use crate::detached::{self, Sandbox, State};
 use crate::flags::open_store;
 
-const PROJECT: &str = "com.docker.compose.project";
-const SERVICE: &str = "com.docker.compose.service";
-const HASH: &str = "com.docker.compose.config-hash";
+use isolette::compose::{LABEL_CONFIG_HASH as HASH, LABEL_PROJECT as PROJECT, LABEL_SERVICE as SERVICE};
 
 /// `isolette compose [-f FILE]... [-p NAME] VERB`.
 #[derive(Args)]
@@ -202,24 +200,9 @@ struct Ctx {
     project: Project,
 }
 
-/// Blocks SIGINT, SIGTERM and SIGHUP and takes them on a thread: each sets [`INTERRUPTED`]
-/// and cancels a build under way. (Children this process starts get the default mask.)
+/// Signals set [`INTERRUPTED`] and cancel a build under way (`report::cancel_on_signals`).
 fn on_signals() -> isolette::Result<isolette::Canceller> {
-    use nix::sys::signal::{SigSet, Signal};
-    let canceller = isolette::Canceller::new()?;
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(s);
-    }
-    signals.thread_block().map_err(|e| Error::io("block signals", "compose", e.into()))?;
-    let on_signal = canceller.clone();
-    std::thread::spawn(move || {
-        while signals.wait().is_ok() {
-            INTERRUPTED.store(true, Ordering::SeqCst);
-            on_signal.cancel();
-        }
-    });
-    Ok(canceller)
+    crate::report::cancel_on_signals(|| INTERRUPTED.store(true, Ordering::SeqCst))
 }
 
 fn interrupted() -> isolette::Result<()> {
@@ -374,7 +357,7 @@ fn bring_up(
     for name in order {
         interrupted()?;
         let service = &project.services[name];
-        let reference = image_name(project, name, service);
+        let reference = project.image_name(name);
         // An unpacked image directory, as `run --image` takes one: `./dir` or `/dir`.
         if service.build.is_none() && reference.starts_with(['.', '/']) {
             let dir = project.dir.join(&reference);
@@ -460,10 +443,7 @@ fn bring_up(
         }
         interrupted()?;
         let (reference, image_id) = &images[name];
-        let hash = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(format!("{}\n{image_id}", project.config_hash(name))))
-        };
+        let hash = project.config_hash(name, image_id);
         let sandbox_name = project.sandbox_name(name);
         match sandbox_of(project, name) {
             Some(sb) if sb.config["labels"][PROJECT].as_str() != Some(project.name.as_str()) => {
@@ -512,12 +492,6 @@ fn bring_up(
 
 fn stop_secs(service: &Service) -> u64 {
     service.stop_grace_period.map_or(10, |d| d.as_secs().max(1))
-}
-
-/// The store name of a service's image: `image`, else `<project>-<service>` (Compose v2's
-/// name for a built one).
-fn image_name(project: &Project, name: &str, service: &Service) -> String {
-    service.image.clone().unwrap_or_else(|| format!("{}-{name}", project.name))
 }
 
 /// Waits until service `name` has reached `condition`; a dependency that cannot reach it
@@ -594,11 +568,11 @@ fn create(
     arg("--output-limit");
     arg("1T");
     arg("--pids");
-    arg(&service.pids_limit.unwrap_or(4096).to_string());
+    arg(&service.pids_limit.unwrap_or(isolette::compose::SERVICE_PIDS).to_string());
     // As many open files as a server wants, within what this process may give.
     let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(_, h)| h);
     arg("--nofile");
-    arg(&hard.min(65536).to_string());
+    arg(&hard.min(isolette::compose::SERVICE_NOFILE).to_string());
     if let Some(m) = service.mem_limit {
         arg("--memory");
         arg(&m.to_string());

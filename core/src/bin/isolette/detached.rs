@@ -416,6 +416,9 @@ fn health_loop(
     };
     write(status, 0, "");
     let argv = check.test.argv();
+    // Made once: each check is a run of the same sandbox.
+    let base = builder(store, args)
+        .map(|b| b.network(isolette::Network::Shared(network)).wall_time(check.timeout).output_limit(4096));
     loop {
         let next = Instant::now() + check.interval;
         while Instant::now() < next {
@@ -424,15 +427,14 @@ fn health_loop(
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let run = builder(store.clone(), args)
-            .map(|b| b.network(isolette::Network::Shared(network.clone())).wall_time(check.timeout).output_limit(4096));
-        let (ok, output) = match run.and_then(|b| b.run(&argv)) {
+        let ran = base.as_ref().map_err(ToString::to_string).and_then(|b| b.run(&argv).map_err(|e| e.to_string()));
+        let (ok, output) = match ran {
             Ok(out) => {
                 let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
                 let ok = out.status == isolette::Status::Ok && out.exit_code == Some(0);
                 (ok, if ok { text } else { format!("{}: {text}", out.status) })
             }
-            Err(e) => (false, e.to_string()),
+            Err(e) => (false, e),
         };
         if done.load(Ordering::Relaxed) {
             return;

@@ -82,3 +82,25 @@ pub(crate) fn human(bytes: u64) -> String {
         b => format!("{:.1}kB", b as f64 / 1024.0),
     }
 }
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and the threads it starts later) and
+/// takes them on a thread of their own: each calls `on_signal`, then cancels the returned
+/// canceller (a build under way ends, leaving nothing). Children the CLI starts get the
+/// default mask back (`std::process::Command` resets it).
+pub(crate) fn cancel_on_signals(on_signal: impl Fn() + Send + 'static) -> isolette::Result<isolette::Canceller> {
+    use nix::sys::signal::{SigSet, Signal};
+    let canceller = isolette::Canceller::new()?;
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(|e| isolette::Error::io("block signals", "the CLI", e.into()))?;
+    let cancel = canceller.clone();
+    std::thread::spawn(move || {
+        while signals.wait().is_ok() {
+            on_signal();
+            cancel.cancel();
+        }
+    });
+    Ok(canceller)
+}
