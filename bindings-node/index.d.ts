@@ -187,3 +187,56 @@ export declare function spawn (image: Image, argv: Arg[], options?: Options): Ru
 export declare function cleanup (): void
 /** Removes what callers that no longer run left behind, as `isolette gc` does. */
 export declare function gc (): { removed: string[]; busy: string[] }
+
+/** One service of a `RunningProject`, as core reports it. */
+export interface ServiceStatus {
+  service: string
+  /** The sandbox's name, `<project>-<service>-1`. */
+  name: string
+  state: 'running' | 'restarting' | 'exited'
+  health: 'starting' | 'healthy' | 'unhealthy' | null
+  health_output: string
+  restarts: number
+  pid: number | null
+  /** `'127.0.0.1:8080->8000/tcp'`. */
+  ports: string[]
+  exit_code: number | null
+  status: Status | null
+  error: string | null
+}
+
+export interface UpOptions {
+  store?: Store | string
+  networks?: string
+  services?: string[]
+  build?: boolean
+  wait?: boolean
+  onProgress?: (line: string) => void
+  signal?: AbortSignal
+}
+
+/** A Compose project (`compose.yaml`), found, merged and interpolated as `docker compose` does it. */
+export declare class Project {
+  static load (options?: {
+    dir?: string
+    files?: string[]
+    projectName?: string
+    environment?: Record<string, string>
+  }): Project
+  readonly name: string
+  readonly services: string[]
+  readonly warnings: string[]
+  config (): Record<string, unknown>
+  toYaml (): string
+  /** Rejects with `ERR_ISOLETTE_CONFIG` in Compose's words (`dependency failed to start: ...`). */
+  up (options?: UpOptions): Promise<RunningProject>
+}
+
+/** A project brought up in this process; `down()` or the process's exit takes it down. */
+export declare class RunningProject {
+  readonly name: string
+  ps (): ServiceStatus[]
+  logs (service: string): { stdout: Buffer; stderr: Buffer }
+  wait (service: string, condition?: 'service_healthy' | 'service_started' | 'service_completed_successfully'): Promise<void>
+  down (options?: { volumes?: boolean }): Promise<void>
+}

@@ -428,6 +428,132 @@ class Sandbox {
   spawn (argv, overrides = {}) { return spawn(this.image, argv, { ...this.options, ...overrides }) }
 }
 
+/** Projects still up: at the process's exit they go down, so that no service or network
+ * outlives the program that owned it. */
+const LIVE = new Set()
+process.on('exit', () => {
+  for (const running of LIVE) {
+    try { running._native.downNow() } catch {}
+  }
+})
+
+/** A Compose project (`compose.yaml`): found, merged and interpolated as `docker compose`
+ * does it, its services checked. */
+class Project {
+  constructor (handle) {
+    this._native = handle
+  }
+
+  /** Reads a project: `files` (merged in order), else `compose.yaml` and its other names
+   * in `dir` (default: the working directory) or above; the name from `projectName`,
+   * `COMPOSE_PROJECT_NAME`, the file, the directory; variables from `environment`
+   * (default: this process's) over `.env`. */
+  static load ({ dir, files, projectName, environment, ...rest } = {}) {
+    const unknown = Object.keys(rest)
+    if (unknown.length) throw new TypeError(`unknown project option \`${unknown[0]}\``)
+    return new Project(call(() => native.Project.load({
+      dir: dir == null ? undefined : String(dir),
+      files: files == null ? undefined : Array.from(files, String),
+      projectName: projectName == null ? undefined : String(projectName),
+      environment: environment == null ? undefined : Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, String(v)])),
+    })))
+  }
+
+  /** The project's name. */
+  get name () { return this._native.name }
+  /** The services, in start order. */
+  get services () { return call(() => this._native.services) }
+  /** What was read but not carried out (unknown keys, unset variables). */
+  get warnings () { return this._native.warnings }
+  /** The project as `docker compose config --format json` shows it. */
+  config () { return JSON.parse(call(() => this._native.configJson())) }
+  /** The project as `docker compose config` prints it: YAML. */
+  toYaml () { return this._native.toYaml() }
+
+  /** Brings the project up in this process: images from `store` (a `Store` or its
+   * directory), built where asked for (`build`) or missing; networks in `networks` (a
+   * directory; default `$ISOLETTE_NETWORKS` or `/run/isolette/networks`); only `services`
+   * and their dependencies when given; with `wait`, until every service runs and is
+   * healthy. `onProgress(line)` hears Compose's lines; `signal` (an `AbortSignal`) stops
+   * what was started and rejects with an `AbortError`. Resolves to a `RunningProject`. */
+  async up (options = {}) {
+    const { store, networks, services, build, wait, onProgress, signal, ...rest } = options
+    const unknown = Object.keys(rest)
+    if (unknown.length) throw new TypeError(`unknown up option \`${unknown[0]}\``)
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('option `signal` must be an AbortSignal')
+    if (signal && signal.aborted) throw abortError(signal)
+    const dir = store instanceof Store ? store.path : store
+    const job = call(() => this._native.upStart({
+      store: dir == null ? undefined : String(dir),
+      networks: networks == null ? undefined : String(networks),
+      services: services == null ? undefined : Array.from(services, String),
+      build: build == null ? undefined : Boolean(build),
+      wait: wait == null ? undefined : Boolean(wait),
+    }))
+    const drain = () => {
+      for (const line of job.lines()) if (onProgress) onProgress(line)
+    }
+    const abort = () => job.cancel()
+    if (signal) signal.addEventListener('abort', abort, { once: true })
+    const timer = setInterval(drain, 50)
+    try {
+      const running = new RunningProject(await job.result())
+      drain()
+      return running
+    } catch (e) {
+      drain()
+      if (signal && signal.aborted) throw abortError(signal)
+      throw rebuild(e)
+    } finally {
+      clearInterval(timer)
+      if (signal) signal.removeEventListener('abort', abort)
+    }
+  }
+}
+
+/** A project brought up in this process; `down()` (or the process's exit) stops its
+ * services and removes the project's networks. */
+class RunningProject {
+  constructor (handle) {
+    this._native = handle
+    LIVE.add(this)
+  }
+
+  /** The project's name. */
+  get name () { return this._native.name }
+
+  /** Each service started, in start order: `{ service, name, state, health,
+   * health_output, restarts, pid, ports, exit_code, status, error }` (core's fields). */
+  ps () { return JSON.parse(this._native.psJson()) }
+
+  /** Service `service`'s output so far, across restarts: `{ stdout, stderr }` Buffers. */
+  logs (service) { return call(() => this._native.logs(String(service))) }
+
+  /** Resolves once `service` has reached `condition`, in Compose's words:
+   * `'service_healthy'` (the default), `'service_started'` or
+   * `'service_completed_successfully'`; rejects (`ERR_ISOLETTE_CONFIG`, Compose's words)
+   * when it cannot get there any more. */
+  async wait (service, condition = 'service_healthy') {
+    try {
+      await this._native.wait(String(service), String(condition))
+    } catch (e) {
+      throw rebuild(e)
+    }
+  }
+
+  /** Stops the services (dependents first), removes the project's networks, and with
+   * `volumes` its named volumes. `ps()` and `logs()` still answer afterwards. */
+  async down ({ volumes = false } = {}) {
+    try {
+      await this._native.down(Boolean(volumes))
+    } catch (e) {
+      throw rebuild(e)
+    } finally {
+      LIVE.delete(this)
+    }
+  }
+}
+
 /** Finishes removing this process's cgroups now (exit does it too). */
 function cleanup () { native.cleanup() }
 
@@ -438,4 +564,4 @@ function cleanup () { native.cleanup() }
  */
 function gc () { return call(() => native.gc()) }
 
-module.exports = { Image, Store, Outcome, Running, Sandbox, IsoletteError, run, spawn, cleanup, gc, STATUSES, OPTIONS }
+module.exports = { Image, Store, Outcome, Running, Sandbox, Project, RunningProject, IsoletteError, run, spawn, cleanup, gc, STATUSES, OPTIONS }

@@ -3,5 +3,5 @@ import { createRequire } from 'node:module'
 
 const isolette = createRequire(import.meta.url)('./index.js')
 
-export const { Image, Store, Outcome, Running, Sandbox, IsoletteError, run, spawn, cleanup, STATUSES, OPTIONS } = isolette
+export const { Image, Store, Outcome, Running, Sandbox, Project, RunningProject, IsoletteError, run, spawn, cleanup, STATUSES, OPTIONS } = isolette
 export default isolette

@@ -50,6 +50,27 @@ export declare class NativeOutcome {
   toJson(): string
 }
 
+/** A Compose project: its files found, merged and interpolated, its services checked. */
+export declare class Project {
+  /** Finds and reads a project as `docker compose` does. */
+  static load(options: ProjectLoadOptions): Project
+  /** The project's name. */
+  get name(): string
+  /** The services, in start order. */
+  get services(): Array<string>
+  /** What was read but not carried out. */
+  get warnings(): Array<string>
+  /** The project as `docker compose config --format json` shows it (JSON text). */
+  configJson(): string
+  /** The project as `docker compose config` prints it: YAML. */
+  toYaml(): string
+  /**
+   * Starts bringing the project up on a thread of Tokio's blocking pool; its progress
+   * lines queue up for `Up.lines`.
+   */
+  upStart(options: UpOptionsJs): Up
+}
+
 /** A sandbox under way. */
 export declare class Running {
   /** The host pid of the sandbox's init. */
@@ -71,6 +92,28 @@ export declare class Running {
   signal(signal: number): void
   /** Resizes the program's terminal. */
   resize(rows: number, cols: number): void
+}
+
+/** A project brought up in this process. */
+export declare class RunningProject {
+  /** The project's name. */
+  get name(): string
+  /** Each service started, in start order, as core's JSON (text). */
+  psJson(): string
+  /** Service `service`'s output so far, across restarts. */
+  logs(service: string): ServiceLogs
+  /**
+   * Waits (off the event loop) until `service` has reached `condition`, in Compose's
+   * words (`service_healthy`, `service_started`, `service_completed_successfully`).
+   */
+  wait(service: string, condition: string): Promise<void>
+  /**
+   * Stops the services and removes the project's networks (and with `volumes` its
+   * named volumes), off the event loop.
+   */
+  down(volumes: boolean): Promise<void>
+  /** `down` on this thread, for the process's `exit` event, when nothing can be awaited. */
+  downNow(): void
 }
 
 /** The image store. */
@@ -99,6 +142,16 @@ export declare class Store {
   pull(reference: string, insecure?: Array<string> | undefined | null): Promise<ImageRecord>
   /** Pushes image `name` to `reference` (`name` when absent); the manifest's digest. */
   push(name: string, reference?: string | undefined | null, insecure?: Array<string> | undefined | null): Promise<string>
+}
+
+/** An `up` under way: its lines so far, its result to await, and its cancel. */
+export declare class Up {
+  /** The progress lines since the last call. */
+  lines(): Array<string>
+  /** Stops the `up`: what it started is stopped again, and the result is an error. */
+  cancel(): void
+  /** The running project, once. */
+  result(): Promise<RunningProject>
 }
 
 /** One build event: `event` is `step` (with core's JSON of it), `output` or `note`. */
@@ -220,6 +273,20 @@ export interface NativeOptions {
   egress?: Array<string>
 }
 
+/** How to find a project, as `index.js` normalizes it. */
+export interface ProjectLoadOptions {
+  dir?: string
+  files?: Array<string>
+  projectName?: string
+  environment?: Record<string, string>
+}
+
+/** One service's output so far. */
+export interface ServiceLogs {
+  stdout: Buffer
+  stderr: Buffer
+}
+
 /** Starts `args` in a new sandbox. */
 export declare function spawn(image: Image, args: Array<string | Buffer>, options: NativeOptions): Running
 
@@ -232,3 +299,12 @@ export declare function start(image: Image, args: Array<string | Buffer>, option
 
 /** Every status, in core's order (`Status::ALL`): `index.js`'s list is tested against it. */
 export declare function statuses(): Array<string>
+
+/** `project.up`'s options as `index.js` normalizes them. */
+export interface UpOptionsJs {
+  store?: string
+  networks?: string
+  services?: Array<string>
+  build?: boolean
+  wait?: boolean
+}

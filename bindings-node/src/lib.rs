@@ -6,6 +6,8 @@
 //! supervised by core's own thread, and `Running.wait` awaits, on napi's Tokio runtime,
 //! the fd core makes readable once the outcome is in.
 
+mod compose;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::IntoRawFd;

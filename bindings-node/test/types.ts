@@ -43,5 +43,15 @@ async function buildImage (context: string): Promise<string> {
   }
 }
 
+async function app (dir: string): Promise<string> {
+  const project = isolette.Project.load({ dir, projectName: 'app', environment: { GREETING: 'hi' } })
+  const running: isolette.RunningProject = await project.up({ wait: true, onProgress: (line) => console.log(line) })
+  const web: isolette.ServiceStatus | undefined = running.ps().find((s) => s.service === 'web')
+  const logs = running.logs('web').stdout.toString()
+  await running.down({ volumes: true })
+  return `${project.services.join(',')} ${web?.health ?? 'no check'} ${logs}`
+}
+
 void judge
 void buildImage
+void app

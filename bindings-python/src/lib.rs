@@ -3,6 +3,7 @@
 //! (`python/isolette/__init__.py`) shapes it for Python: keyword options, file objects,
 //! asyncio.
 //!
+//! - `compose.rs`: `Project` and `RunningProject` (a Compose project in this process);
 //! - `convert.rs`: bytes of arguments and paths from `str`, `bytes` or `os.PathLike`;
 //! - `errors.rs`: core's errors as the exception classes of `isolette._types`;
 //! - `options.rs`: the keyword options, into a `SandboxBuilder`;
@@ -11,6 +12,7 @@
 //!   Ctrl-C honoured: `interrupt.rs`);
 //! - `store.rs`: `Image`, `Store`, `Volume`.
 
+mod compose;
 mod convert;
 mod errors;
 mod interrupt;
@@ -23,6 +25,8 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<compose::PyProject>()?;
+    m.add_class::<compose::PyRunningProject>()?;
     m.add_class::<store::PyImage>()?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<store::PyVolume>()?;

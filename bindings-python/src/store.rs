@@ -101,7 +101,7 @@ fn registry_options(platform: Option<String>, insecure: Vec<String>) -> isolette
 }
 
 /// A JSON value of core's (the one shape every surface prints) as Python objects.
-fn json_value(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn json_value(py: Python<'_>, value: &serde_json::Value) -> PyResult<Py<PyAny>> {
     Ok(py.import("json")?.call_method1("loads", (value.to_string(),))?.unbind())
 }
 

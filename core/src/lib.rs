@@ -114,5 +114,6 @@ pub use store::fuzzing;
 #[cfg(feature = "store")]
 pub use store::{ImageRecord, NewLayer, Progress, Store, StoredLayer, Volume, VolumeRecord};
 pub use units::{
-    NO_WALL_TIME, format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size, parse_wall_time,
+    NO_WALL_TIME, format_duration, format_size, parse_duration, parse_env, parse_signal, parse_size, parse_user,
+    parse_wall_time,
 };

@@ -104,6 +104,24 @@ pub fn parse_wall_time(text: &str) -> Result<Duration> {
     if text == "none" { Ok(NO_WALL_TIME) } else { parse_duration(text) }
 }
 
+/// Parses a user as `UID[:GID]` in numbers (the gid is the uid when not given), as
+/// `--user` and Compose's `user:` take it.
+///
+/// ```
+/// assert_eq!(isolette::parse_user("1000").unwrap(), (1000, 1000));
+/// assert_eq!(isolette::parse_user("1000:100").unwrap(), (1000, 100));
+/// assert!(isolette::parse_user("bob").is_err());
+/// ```
+pub fn parse_user(text: &str) -> Result<(u32, u32)> {
+    let (u, g) = text.split_once(':').unwrap_or((text, text));
+    match (u.parse(), g.parse()) {
+        (Ok(u), Ok(g)) => Ok((u, g)),
+        _ => {
+            Err(Error::config(format!("user `{}`: expected UID[:GID] in numbers, like 1000:1000", text.escape_debug())))
+        }
+    }
+}
+
 /// Parses an environment entry `KEY=VALUE` (the value may be empty or hold more `=`).
 /// Both parts are bytes and need not be UTF-8; neither may hold NUL.
 ///

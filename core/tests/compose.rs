@@ -433,3 +433,142 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_running() {
     assert_eq!(p.networks(), Vec::<String>::new());
     p.down_and_check(&[]);
 }
+
+/// The library's way ([`isolette::compose::Project::up`]): the project in this process,
+/// with a networks directory and a store of its own.
+struct InProcess {
+    dir: tempfile::TempDir,
+    networks_dir: tempfile::TempDir,
+    store_dir: tempfile::TempDir,
+    mark: (String, String),
+}
+
+impl InProcess {
+    fn new(yaml: &str) -> InProcess {
+        let p = InProcess {
+            dir: tempfile::tempdir().unwrap(),
+            networks_dir: tempfile::tempdir().unwrap(),
+            store_dir: tempfile::tempdir().unwrap(),
+            mark: common::marker(),
+        };
+        let image = common::images_dir().join("debian-python");
+        let text = yaml.replace("IMAGE", image.to_str().unwrap()).replace("MARK", &p.mark.1);
+        std::fs::write(p.dir.path().join("compose.yaml"), text).unwrap();
+        p
+    }
+
+    fn up(&self, wait: bool) -> isolette::Result<isolette::compose::RunningProject> {
+        use isolette::compose::{LoadOptions, UpOptions};
+        let options =
+            LoadOptions::new().working_dir(self.dir.path()).project_name("lib").environment(Default::default());
+        let project = isolette::compose::Project::load(&options)?;
+        let mut up = UpOptions::default();
+        up.wait = wait;
+        let store = isolette::Store::open(self.store_dir.path())?;
+        let networks = isolette::Networks::open(self.networks_dir.path())?;
+        let mut said = Vec::new();
+        let running = project.up(&store, &networks, &up, &mut |line| said.push(line.to_string()));
+        assert!(running.is_err() || said.iter().any(|l| l == " Network lib_default  Created"), "{said:?}");
+        running
+    }
+
+    /// No process of the project, no network, no namespace mount, no volume.
+    fn check_nothing_left(&self) {
+        let left: Vec<u32> = common::marked_processes(&self.mark).into_iter().filter(|p| !gone(*p)).collect();
+        assert_eq!(left, Vec::<u32>::new(), "processes of the project are left");
+        let networks: Vec<_> =
+            std::fs::read_dir(self.networks_dir.path()).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+        assert!(networks.is_empty(), "networks are left: {networks:?}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(self.networks_dir.path().to_str().unwrap()), "a network's namespace is mounted");
+    }
+}
+
+#[test]
+fn a_project_comes_up_in_this_process_and_goes_down_with_its_owner() {
+    let _serial = common::serial();
+    require_root!();
+    if !ready() {
+        return;
+    }
+    let port = free_port();
+    let yaml = app_yaml(port).replace(
+        "    environment: [ISOLETTE_TEST_MARK=MARK]\n",
+        "    environment: [ISOLETTE_TEST_MARK=MARK]\n    volumes: [data:/data]\n",
+    ) + "volumes:\n  data:\n";
+    let p = InProcess::new(&yaml);
+    let running = p.up(true).unwrap();
+    let ps = running.ps();
+    assert_eq!(ps.iter().map(|s| s.service.as_str()).collect::<Vec<_>>(), ["db", "web"]);
+    assert_eq!(ps[0].health, Some(isolette::compose::Health::Healthy), "{ps:?}");
+    assert_eq!(ps[1].to_json()["state"], "running");
+    assert_eq!(ps[1].to_json()["name"], "lib-web-1");
+    assert_eq!(ps[1].ports[0].host_port, port);
+    assert_eq!(get(port), "web saw: db says hello");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&running.logs("web").unwrap().0).contains("web ready\n") {
+        assert!(Instant::now() < deadline, "web's log never said it was ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(running.logs("nope").is_err());
+    let store = isolette::Store::open(p.store_dir.path()).unwrap();
+    assert!(store.volume_record("lib_data").is_ok());
+    // `down` keeps the named volume; dropping a second `up` takes it down too.
+    running.down(false).unwrap();
+    p.check_nothing_left();
+    TcpListener::bind(("127.0.0.1", port)).expect("the published port is free again");
+    assert!(store.volume_record("lib_data").is_ok(), "down without volumes keeps them");
+    drop(p.up(false).unwrap());
+    p.check_nothing_left();
+    p.up(false).unwrap().down(true).unwrap();
+    assert!(store.volume_record("lib_data").is_err(), "down with volumes removes them");
+    p.check_nothing_left();
+}
+
+#[test]
+fn in_this_process_an_unhealthy_dependency_is_an_error_and_restarts_are_carried_out() {
+    let _serial = common::serial();
+    require_root!();
+    if !ready() {
+        return;
+    }
+    let p = InProcess::new(
+        r#"
+services:
+  db:
+    image: IMAGE
+    command: ["sleep", "600"]
+    environment: [ISOLETTE_TEST_MARK=MARK]
+    healthcheck: {test: ["CMD", "false"], interval: 100ms, retries: 2}
+  web:
+    image: IMAGE
+    command: ["sleep", "600"]
+    environment: [ISOLETTE_TEST_MARK=MARK]
+    depends_on: {db: {condition: service_healthy}}
+"#,
+    );
+    let err = p.up(false).unwrap_err();
+    assert_eq!(err.to_string(), "invalid config: dependency failed to start: lib-db-1 is unhealthy");
+    p.check_nothing_left();
+    let p = InProcess::new(
+        r#"
+services:
+  flaky:
+    image: IMAGE
+    command: ["sh", "-c", "echo run; exit 3"]
+    environment: [ISOLETTE_TEST_MARK=MARK]
+    restart: on-failure:2
+"#,
+    );
+    let running = p.up(false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.ps()[0].phase != isolette::compose::Phase::Exited {
+        assert!(Instant::now() < deadline, "{:?}", running.ps());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = &running.ps()[0];
+    assert_eq!((status.restarts, status.outcome.as_ref().unwrap().exit_code), (2, Some(3)));
+    assert_eq!(running.logs("flaky").unwrap().0, b"run\nrun\nrun\n");
+    running.down(true).unwrap();
+    p.check_nothing_left();
+}

@@ -37,7 +37,7 @@ import os
 from typing import Any, Optional, Sequence, Union
 
 from . import _native
-from ._native import Image, Outcome, Store, Volume, cleanup, gc
+from ._native import Image, Outcome, Project, RunningProject, Store, Volume, cleanup, gc
 from ._types import (
     CAPTURE,
     INHERIT,
@@ -68,9 +68,11 @@ __all__ = [
     "ImageError",
     "IsoletteError",
     "Outcome",
+    "Project",
     "Redirect",
     "RegistryError",
     "Running",
+    "RunningProject",
     "Sandbox",
     "SetupError",
     "Status",

@@ -1,11 +1,14 @@
 """Plain-Python types the native module hands out: the status enum, the exception
-hierarchy and the stream redirections. Kept apart from ``__init__`` so that the native
+hierarchy and the stream redirections; and the projects brought up in this process, taken
+down at the interpreter's exit. Kept apart from ``__init__`` so that the native
 module can import them at any time without a cycle."""
 
 from __future__ import annotations
 
+import atexit
 import enum
-from typing import Optional
+import weakref
+from typing import Any, Optional
 
 
 class Status(str, enum.Enum):
@@ -134,3 +137,17 @@ BY_KIND = {
     "registry": RegistryError,
     "build": BuildError,
 }
+
+
+# Every `RunningProject` still up (the native `Project.up` adds each): at the interpreter's
+# exit they go down, so that no service or network outlives the program that owned it.
+LIVE_PROJECTS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+@atexit.register
+def _down_live_projects() -> None:
+    for running in list(LIVE_PROJECTS):
+        try:
+            running.down()
+        except Exception:  # noqa: BLE001 - at exit, the others still go down
+            pass

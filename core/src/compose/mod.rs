@@ -21,10 +21,16 @@ use yaml_serde::{Mapping, Value};
 
 use crate::error::{Error, Result};
 
+mod health;
 mod interpolate;
+mod live;
 mod service;
+mod up;
 
+pub use health::{Health, HealthState, check_once, run_checks};
+pub use live::{Phase, RunningProject, ServiceStatus, UpOptions};
 pub use service::{Build, Condition, HealthTest, Healthcheck, Mount, MountSource, Restart, Service};
+pub use up::{ServiceImage, ServiceSpec, SpecMount};
 
 use interpolate::Variables;
 

@@ -283,6 +283,12 @@ impl Restart {
             Restart::OnFailure(max) => exit_code != Some(0) && max.is_none_or(|m| restarts < m),
         }
     }
+
+    /// How long to wait before restart number `restarts + 1`: Docker's back-off, 100 ms
+    /// doubled each time, at most 10 s.
+    pub fn backoff(restarts: u32) -> Duration {
+        Duration::from_millis(100u64 << restarts.min(7)).min(Duration::from_secs(10))
+    }
 }
 
 // Compose's own shapes when `config` prints the project.
@@ -319,17 +325,37 @@ impl Serialize for Mount {
     }
 }
 
+impl Condition {
+    /// Compose's word: `service_started`, `service_healthy`,
+    /// `service_completed_successfully`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::ServiceStarted => "service_started",
+            Condition::ServiceHealthy => "service_healthy",
+            Condition::ServiceCompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+
+    /// Reads Compose's word ([`Condition::as_str`]).
+    pub fn parse(word: &str) -> Result<Condition> {
+        [Condition::ServiceStarted, Condition::ServiceHealthy, Condition::ServiceCompletedSuccessfully]
+            .into_iter()
+            .find(|c| c.as_str() == word)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "condition `{}`: expected service_started, service_healthy or service_completed_successfully",
+                    word.escape_debug()
+                ))
+            })
+    }
+}
+
 impl Serialize for Condition {
     /// `{condition: service_healthy}`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let word = match self {
-            Condition::ServiceStarted => "service_started",
-            Condition::ServiceHealthy => "service_healthy",
-            Condition::ServiceCompletedSuccessfully => "service_completed_successfully",
-        };
         let mut m = s.serialize_map(Some(1))?;
-        m.serialize_entry("condition", word)?;
+        m.serialize_entry("condition", self.as_str())?;
         m.end()
     }
 }
@@ -867,17 +893,10 @@ fn depends_on(path: &str, v: &Value) -> Result<BTreeMap<String, Condition>> {
                 };
                 let condition = match opts.and_then(|o| o.get("condition")) {
                     None => Condition::ServiceStarted,
-                    Some(c) => match string(&format!("{at}.condition"), c)?.as_str() {
-                        "service_started" => Condition::ServiceStarted,
-                        "service_healthy" => Condition::ServiceHealthy,
-                        "service_completed_successfully" => Condition::ServiceCompletedSuccessfully,
-                        other => {
-                            return Err(Error::config(format!(
-                                "{at}.condition: `{other}`: expected service_started, service_healthy or \
-                                 service_completed_successfully"
-                            )));
-                        }
-                    },
+                    Some(c) => Condition::parse(&string(&format!("{at}.condition"), c)?).map_err(|e| match e {
+                        Error::Config(m) => Error::config(format!("{at}.{m}")),
+                        other => other,
+                    })?,
                 };
                 if let Some(o) = opts {
                     for key in o.keys() {

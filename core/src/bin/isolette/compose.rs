@@ -6,7 +6,6 @@
 //! (`com.docker.compose.project`, `.service`, `.config-hash`) so that a second `up`
 //! recreates only what changed.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
@@ -15,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use isolette::compose::{Condition, HealthTest, Healthcheck, LoadOptions, MountSource, Project, Service};
+use isolette::compose::{Condition, HealthTest, LoadOptions, Project, Service, ServiceSpec, SpecMount};
 use isolette::{Error, Networks};
 use serde_json::Value;
 
@@ -213,21 +212,10 @@ fn interrupted() -> isolette::Result<()> {
     }
 }
 
-/// The services named (every one when none is), checked against the project.
+/// The services named (every one when none is), checked against the project, in start
+/// order.
 fn members(project: &Project, names: &[String]) -> isolette::Result<Vec<String>> {
-    if names.is_empty() {
-        return project.order();
-    }
-    for n in names {
-        if !project.services.contains_key(n) {
-            return Err(Error::config(format!(
-                "no service `{n}` in project {} (services: {})",
-                project.name,
-                project.services.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
-    }
-    Ok(project.order()?.into_iter().filter(|s| names.contains(s)).collect())
+    Ok(project.wanted(names)?.into_iter().filter(|s| names.is_empty() || names.contains(s)).collect())
 }
 
 /// The project's sandboxes, by their labels.
@@ -274,17 +262,7 @@ fn up(
 ) -> isolette::Result<u8> {
     let project = &ctx.project;
     // The services asked for, and everything they depend on.
-    let mut wanted: Vec<String> = members(project, services)?;
-    let mut i = 0;
-    while i < wanted.len() {
-        for dep in project.services[&wanted[i]].depends_on.keys() {
-            if !wanted.contains(dep) {
-                wanted.push(dep.clone());
-            }
-        }
-        i += 1;
-    }
-    let order: Vec<String> = project.order()?.into_iter().filter(|s| wanted.contains(s)).collect();
+    let order = project.wanted(services)?;
     let orphans: Vec<String> = project_sandboxes(&project.name)
         .iter()
         .filter_map(|s| s.config["labels"][SERVICE].as_str().map(String::from))
@@ -350,100 +328,20 @@ fn bring_up(
 ) -> isolette::Result<()> {
     let project = &ctx.project;
     let store = open_store(ctx.store.clone())?;
-    // Each service's image (built where asked for or missing), as its reference and id,
-    // and the healthcheck that runs: the service's own, else its image's.
-    let mut images: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let mut checks: BTreeMap<String, Option<Healthcheck>> = BTreeMap::new();
-    for name in order {
-        interrupted()?;
-        let service = &project.services[name];
-        let reference = project.image_name(name);
-        // An unpacked image directory, as `run --image` takes one: `./dir` or `/dir`.
-        if service.build.is_none() && reference.starts_with(['.', '/']) {
-            let dir = project.dir.join(&reference);
-            if !dir.is_dir() {
-                return Err(Error::config(format!(
-                    "service `{name}`: image directory {} does not exist",
-                    dir.display()
-                )));
-            }
-            let dir = dir.to_string_lossy().into_owned();
-            images.insert(name.clone(), (dir.clone(), format!("dir:{dir}")));
-            checks.insert(name.clone(), service.healthcheck_with(None));
-            continue;
-        }
-        let present = store.record(&reference).ok();
-        let record = match (&service.build, present) {
-            (Some(b), present) if build || present.is_none() => {
-                eprintln!(" Service {name}  Building");
-                let mut options = isolette::build::BuildOptions::default();
-                options.dockerfile = Some(b.context.join(&b.dockerfile));
-                options.tags = vec![reference.clone()];
-                options.build_args = b.args.clone().into_iter().collect();
-                options.target = b.target.clone();
-                options.canceller = Some(canceller.clone());
-                let mut progress = |event: &isolette::build::BuildEvent| {
-                    if let isolette::build::BuildEvent::Step(step) = event {
-                        eprintln!("{}", step.to_line());
-                    }
-                };
-                store.build(&b.context, &options, &mut progress)?.image
-            }
-            (_, Some(record)) => record,
-            (_, None) => {
-                return Err(Error::config(format!(
-                    "service `{name}`: image `{reference}` is not in the store; pull it (`isolette image pull \
-                     {reference}`), or give the service a `build`"
-                )));
-            }
-        };
-        checks.insert(name.clone(), service.healthcheck_with(record.config.healthcheck.as_ref()));
-        images.insert(name.clone(), (reference, record.id));
-    }
-    // Networks and volumes.
-    let networks = Networks::open_default()?;
-    let existing: Vec<String> = networks.list()?.into_iter().map(|r| r.name).collect();
-    let needed: Vec<&String> = order.iter().flat_map(|s| &project.services[s].networks).collect();
-    for (key, def) in &project.networks {
-        if !needed.contains(&key) {
-            continue;
-        }
-        if existing.contains(&def.name) {
-            continue;
-        }
-        if def.external {
-            return Err(Error::config(format!(
-                "network {} is declared as external, but could not be found; make it with `isolette network create \
-                 {}`",
-                def.name, def.name
-            )));
-        }
-        networks.create(&def.name, None, def.internal)?;
-        made.networks.push(def.name.clone());
-        eprintln!(" Network {}  Created", def.name);
-    }
-    for def in project.volumes.values() {
-        if store.volume_record(&def.name).is_ok() {
-            continue;
-        }
-        if def.external {
-            return Err(Error::config(format!(
-                "volume {} is declared as external, but could not be found; make it with `isolette volume create {}`",
-                def.name, def.name
-            )));
-        }
-        store.create_volume(&def.name, None)?;
-        eprintln!(" Volume {}  Created", def.name);
-    }
+    let mut say = |line: &str| eprintln!("{line}");
+    let images = project.images(&store, order, build, Some(canceller), &mut say)?;
+    interrupted()?;
+    project.make_networks(&Networks::open_default()?, order, &mut made.networks, &mut say)?;
+    project.make_volumes(&store, &mut say)?;
     // The services, each once what it depends on is where it must be.
     for name in order {
         let service = &project.services[name];
         for (dep, condition) in &service.depends_on {
-            wait_for(project, dep, *condition, checks[dep].is_some())?;
+            wait_for(project, dep, *condition, images[dep].healthcheck.is_some())?;
         }
         interrupted()?;
-        let (reference, image_id) = &images[name];
-        let hash = project.config_hash(name, image_id);
+        let spec = project.spec(name, &images[name])?;
+        let hash = project.config_hash(name, &images[name].id);
         let sandbox_name = project.sandbox_name(name);
         match sandbox_of(project, name) {
             Some(sb) if sb.config["labels"][PROJECT].as_str() != Some(project.name.as_str()) => {
@@ -467,7 +365,7 @@ fn bring_up(
                     detached::stop_one(&sb, stop_secs(service))?;
                     detached::remove_one(&sb)?;
                 }
-                create(ctx, name, service, checks[name].as_ref(), reference, &hash)?;
+                create(ctx, name, &spec)?;
                 made.sandboxes.push(sandbox_name.clone());
                 eprintln!(" Sandbox {sandbox_name}  Started");
             }
@@ -475,11 +373,9 @@ fn bring_up(
     }
     if wait {
         for name in order {
-            let condition = match checks[name] {
-                Some(_) => Condition::ServiceHealthy,
-                None => Condition::ServiceStarted,
-            };
-            wait_for(project, name, condition, checks[name].is_some())?;
+            let has_check = images[name].healthcheck.is_some();
+            let condition = if has_check { Condition::ServiceHealthy } else { Condition::ServiceStarted };
+            wait_for(project, name, condition, has_check)?;
             eprintln!(
                 " Sandbox {}  {}",
                 project.sandbox_name(name),
@@ -536,55 +432,39 @@ fn wait_for(project: &Project, name: &str, condition: Condition, has_check: bool
     }
 }
 
-/// Starts service `name`'s sandbox with `isolette run -d` and Compose's labels.
-fn create(
-    ctx: &Ctx,
-    name: &str,
-    service: &Service,
-    check: Option<&Healthcheck>,
-    image: &str,
-    hash: &str,
-) -> isolette::Result<()> {
-    let project = &ctx.project;
+/// Starts service `name`'s sandbox with `isolette run -d`: core's [`ServiceSpec`] as flags.
+fn create(ctx: &Ctx, name: &str, spec: &ServiceSpec) -> isolette::Result<()> {
     let mut args: Vec<OsString> = Vec::new();
-    let mut arg = |a: &str| args.push(a.into());
     if let Some(store) = &ctx.store {
-        arg("--store");
+        args.push("--store".into());
         args.push(store.into());
     }
     let mut arg = |a: &str| args.push(a.into());
-    arg("run");
-    arg("-d");
-    arg("--name");
-    arg(&project.sandbox_name(name));
-    arg("--hostname");
-    arg(service.hostname.as_deref().unwrap_or(name));
-    for (k, v) in [(PROJECT, project.name.as_str()), (SERVICE, name), (HASH, hash)] {
+    for a in ["run", "-d", "--name", &spec.name, "--hostname", &spec.hostname] {
+        arg(a);
+    }
+    for (k, v) in &spec.labels {
         arg(&format!("--label={k}={v}"));
     }
     // A service runs until stopped: no wall-clock or output limit a judge would set.
-    arg("--wall-time");
-    arg("none");
-    arg("--output-limit");
-    arg("1T");
+    for a in ["--wall-time", "none", "--output-limit", "1T"] {
+        arg(a);
+    }
     arg("--pids");
-    arg(&service.pids_limit.unwrap_or(isolette::compose::SERVICE_PIDS).to_string());
-    // As many open files as a server wants, within what this process may give.
-    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(_, h)| h);
+    arg(&spec.pids.to_string());
     arg("--nofile");
-    arg(&hard.min(isolette::compose::SERVICE_NOFILE).to_string());
-    if let Some(m) = service.mem_limit {
+    arg(&spec.nofile.to_string());
+    if let Some(m) = spec.memory {
         arg("--memory");
         arg(&m.to_string());
     }
-    if let Some(c) = service.cpus {
+    if let Some(c) = spec.cpus {
         arg("--cpus");
         arg(&c.to_string());
     }
-    let network = &project.networks[&service.networks[0]];
     arg("--network");
-    arg(&network.name);
-    for p in &service.ports {
+    arg(&spec.network);
+    for p in &spec.ports {
         arg("-p");
         let addr = match p.host_addr {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -592,34 +472,27 @@ fn create(
         };
         arg(&format!("{addr}:{}:{}/{}", p.host_port, p.sandbox_port, p.protocol));
     }
-    for m in &service.volumes {
-        let source = match &m.source {
-            MountSource::Volume(v) => project.volumes[v].name.clone(),
-            MountSource::Bind(path) => {
-                if !path.exists() {
-                    // Docker makes a missing bind source a directory; so does this.
-                    std::fs::create_dir_all(path).map_err(|e| Error::io("create directory", path, e))?;
-                }
-                path.to_string_lossy().into_owned()
-            }
+    for m in &spec.mounts {
+        let (source, target, writable) = match m {
+            SpecMount::Volume { name, target, writable } => (name.clone(), target, *writable),
+            SpecMount::Bind { source, target, writable } => (source.to_string_lossy().into_owned(), target, *writable),
             other => return Err(Error::config(format!("service `{name}`: a mount of {other:?} is not carried out"))),
         };
         arg("--mount");
-        arg(&format!("{source}:{}{}", m.target, if m.read_only { "" } else { ":rw" }));
+        arg(&format!("{source}:{target}{}", if writable { ":rw" } else { "" }));
     }
-    for (k, v) in &service.environment {
+    for (k, v) in &spec.env {
         arg(&format!("--env={k}={v}"));
     }
-    if let Some(w) = &service.working_dir {
+    if let Some(w) = &spec.workdir {
         arg(&format!("--workdir={w}"));
     }
-    if let Some(u) = &service.user {
-        arg("--user");
-        arg(u);
+    if let Some((uid, gid)) = spec.user {
+        arg(&format!("--user={uid}:{gid}"));
     }
     arg("--restart");
-    arg(&service.restart.to_string());
-    if let Some(h) = check {
+    arg(&spec.restart.to_string());
+    if let Some(h) = &spec.healthcheck {
         match &h.test {
             HealthTest::Shell(line) => arg(&format!("--health-cmd={line}")),
             HealthTest::Cmd(words) => {
@@ -640,22 +513,16 @@ fn create(
         arg("--health-retries");
         arg(&h.retries.to_string());
     }
-    // An entrypoint given replaces the image's, and its command too (as in Compose).
-    let argv: Vec<String> = match (&service.entrypoint, &service.command) {
-        (Some(e), c) => {
-            arg("--entrypoint=");
-            e.iter().chain(c.iter().flatten()).cloned().collect()
-        }
-        (None, Some(c)) => c.clone(),
-        (None, None) => Vec::new(),
-    };
+    if spec.replaces_entrypoint {
+        arg("--entrypoint=");
+    }
     arg("--image");
-    arg(image);
+    arg(&spec.image.reference);
     arg("--json");
-    if !argv.is_empty() {
+    if !spec.argv.is_empty() {
         arg("--");
-        for a in argv {
-            arg(&a);
+        for a in &spec.argv {
+            arg(a);
         }
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "this program", e))?;
@@ -698,20 +565,10 @@ fn down(ctx: &Ctx, volumes: bool, remove_orphans: bool, timeout: Option<u64>) ->
             kept.join(", ")
         );
     }
-    let networks = Networks::open_default()?;
-    let existing: Vec<String> = networks.list()?.into_iter().map(|r| r.name).collect();
-    for def in project.networks.values().filter(|d| !d.external && existing.contains(&d.name)) {
-        networks.remove(&def.name)?;
-        eprintln!(" Network {}  Removed", def.name);
-    }
+    let mut say = |line: &str| eprintln!("{line}");
+    project.remove_networks(&Networks::open_default()?, &mut say)?;
     if volumes {
-        let store = open_store(ctx.store.clone())?;
-        for def in project.volumes.values().filter(|d| !d.external) {
-            if store.volume_record(&def.name).is_ok() {
-                store.remove_volume(&def.name)?;
-                eprintln!(" Volume {}  Removed", def.name);
-            }
-        }
+        project.remove_volumes(&open_store(ctx.store.clone())?, &mut say)?;
     }
     Ok(0)
 }

@@ -318,8 +318,8 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
         if stopped || outcome.is_err() || !policy.restarts(exit_code, restarts) {
             break outcome;
         }
-        // Docker's back-off: 100 ms, doubled each time, at most 10 s; `stop` ends it.
-        let until = Instant::now() + Duration::from_millis(100u64 << restarts.min(7)).min(Duration::from_secs(10));
+        // Docker's back-off; `stop` ends it.
+        let until = Instant::now() + isolette::compose::Restart::backoff(restarts);
         while Instant::now() < until && !stopped {
             std::thread::sleep(Duration::from_millis(20));
             let mut no_kill = None;
@@ -406,49 +406,21 @@ fn health_loop(
     network: isolette::SharedNetwork,
     done: &std::sync::atomic::AtomicBool,
 ) {
-    use std::sync::atomic::Ordering;
-    let started = Instant::now();
-    let mut status = "starting";
-    let mut streak = 0u32;
-    let write = |status: &str, streak: u32, output: &str| {
-        let health = json!({ "status": status, "failing_streak": streak, "output": output, "at": now() });
+    let state = isolette::compose::HealthState::new(check);
+    let write = |state: &isolette::compose::HealthState, output: &str| {
+        let health = json!({
+            "status": state.status().as_str(),
+            "failing_streak": state.failing_streak(),
+            "output": output,
+            "at": now(),
+        });
         let _ = write_atomic(dir, "health.json", health.to_string().as_bytes());
     };
-    write(status, 0, "");
-    let argv = check.test.argv();
+    write(&state, "");
     // Made once: each check is a run of the same sandbox.
     let base = builder(store, args)
         .map(|b| b.network(isolette::Network::Shared(network)).wall_time(check.timeout).output_limit(4096));
-    loop {
-        let next = Instant::now() + check.interval;
-        while Instant::now() < next {
-            if done.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let ran = base.as_ref().map_err(ToString::to_string).and_then(|b| b.run(&argv).map_err(|e| e.to_string()));
-        let (ok, output) = match ran {
-            Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-                let ok = out.status == isolette::Status::Ok && out.exit_code == Some(0);
-                (ok, if ok { text } else { format!("{}: {text}", out.status) })
-            }
-            Err(e) => (false, e),
-        };
-        if done.load(Ordering::Relaxed) {
-            return;
-        }
-        if ok {
-            (status, streak) = ("healthy", 0);
-        } else if status != "starting" || started.elapsed() >= check.start_period {
-            streak += 1;
-            if streak >= check.retries {
-                status = "unhealthy";
-            }
-        }
-        write(status, streak, output.trim_end());
-    }
+    isolette::compose::run_checks(check, &base, done, &mut |state, output| write(state, &output));
 }
 
 /// One request on the control socket; `running` is `None` between a program's end and its

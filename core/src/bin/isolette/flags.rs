@@ -181,11 +181,7 @@ fn wall_time(s: &str) -> Result<Duration, String> {
 
 /// `UID[:GID]` (the gid is the uid when not given).
 fn user_ids(s: &str) -> Result<(u32, u32), String> {
-    let (u, g) = s.split_once(':').unwrap_or((s, s));
-    match (u.parse(), g.parse()) {
-        (Ok(u), Ok(g)) => Ok((u, g)),
-        _ => Err(format!("user `{s}`: expected UID[:GID] in numbers, like 1000:1000")),
-    }
+    isolette::parse_user(s).map_err(|e| e.to_string())
 }
 
 impl RunArgs {
