@@ -73,6 +73,27 @@ function configError (message) {
   return new IsoletteError(message, { code: 'ERR_ISOLETTE_CONFIG' })
 }
 
+/** Awaits a native job's result (a build, an `up`), calling `drain` every 50 ms and once
+ * more at the end for the events it queued; `signal` cancels the job, which then rejects
+ * with an `AbortError`. */
+async function follow (job, drain, signal) {
+  const abort = () => job.cancel()
+  if (signal) signal.addEventListener('abort', abort, { once: true })
+  const timer = setInterval(drain, 50)
+  try {
+    const result = await job.result()
+    drain()
+    return result
+  } catch (e) {
+    drain()
+    if (signal && signal.aborted) throw abortError(signal)
+    throw rebuild(e)
+  } finally {
+    clearInterval(timer)
+    if (signal) signal.removeEventListener('abort', abort)
+  }
+}
+
 /** An image: unpacked layer directories, lowest first. */
 class Image {
   constructor (handle) {
@@ -165,21 +186,7 @@ class Store {
         else onProgress({ event: e.event, message: e.message })
       }
     }
-    const abort = () => job.cancel()
-    if (signal) signal.addEventListener('abort', abort, { once: true })
-    const timer = setInterval(drain, 50)
-    try {
-      const summary = JSON.parse(await job.result())
-      drain()
-      return summary
-    } catch (e) {
-      drain()
-      if (signal && signal.aborted) throw abortError(signal)
-      throw rebuild(e)
-    } finally {
-      clearInterval(timer)
-      if (signal) signal.removeEventListener('abort', abort)
-    }
+    return JSON.parse(await follow(job, drain, signal))
   }
 
   /** Pulls `reference` ('python:3.12', 'localhost:5000/app:1') into the store; its record.
@@ -493,21 +500,7 @@ class Project {
     const drain = () => {
       for (const line of job.lines()) if (onProgress) onProgress(line)
     }
-    const abort = () => job.cancel()
-    if (signal) signal.addEventListener('abort', abort, { once: true })
-    const timer = setInterval(drain, 50)
-    try {
-      const running = new RunningProject(await job.result())
-      drain()
-      return running
-    } catch (e) {
-      drain()
-      if (signal && signal.aborted) throw abortError(signal)
-      throw rebuild(e)
-    } finally {
-      clearInterval(timer)
-      if (signal) signal.removeEventListener('abort', abort)
-    }
+    return new RunningProject(await follow(job, drain, signal))
   }
 }
 

@@ -33,6 +33,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` asks for a list; this is not a test.
     }
+    if std::env::var_os(GAUGE).is_some() {
+        println!("{}", floor_fork(200).as_nanos());
+        return;
+    }
     let rootfs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/images/busybox");
     if !nix::unistd::geteuid().is_root() || !rootfs.join("bin/true").exists() {
         eprintln!("side-by-side bench: needs root and the busybox image (scripts/build-test-images.sh)");
@@ -48,7 +52,7 @@ fn main() {
     println!("isolette side by side: /bin/true from the busybox image, {runs} runs per row, interleaved");
     println!("machine: {machine}");
     json.insert("machine".to_string(), serde_json::json!(machine));
-    let quiet_before = floor_fork(200);
+    let quiet_before = quietness();
 
     let mut rows = latency_rows(&rootfs, &image);
     measure_interleaved(&mut rows, runs);
@@ -80,18 +84,28 @@ fn main() {
     let w = warm_pool(&image, runs.min(200));
     println!("  cold path: to execve {:.3} ms, to main {:.3} ms", w.cold_exec, w.cold_main);
     println!(
-        "  warm pool (4 ready): to execve {:.3} ms ({:.2}x), to main {:.3} ms ({:.2}x); whole run {:.3} ms",
+        "  warm pool (4 ready): to execve {:.3} ms ({:.2}x), to main {:.3} ms ({:.2}x); whole run {:.3} ms ({:.2}x \
+         cold's {:.3} ms)",
         w.warm_exec,
         w.warm_exec / w.cold_exec,
         w.warm_main,
         w.warm_main / w.cold_main,
-        w.warm_total
+        w.warm_total,
+        w.warm_total / w.cold_total,
+        w.cold_total
+    );
+    let (busy_cold, busy_warm) = busy_pool(&image, runs.min(200));
+    println!(
+        "  both cores busy (two cpu-bound processes beside), back to back: whole run cold {busy_cold:.3} ms, warm \
+         pool {busy_warm:.3} ms ({:.2}x)",
+        busy_warm / busy_cold
     );
     json.insert(
         "warm_pool".into(),
         serde_json::json!({
-            "cold_exec_ms": w.cold_exec, "cold_main_ms": w.cold_main,
-            "warm_exec_ms": w.warm_exec, "warm_main_ms": w.warm_main, "warm_total_ms": w.warm_total
+            "cold_exec_ms": w.cold_exec, "cold_main_ms": w.cold_main, "cold_total_ms": w.cold_total,
+            "warm_exec_ms": w.warm_exec, "warm_main_ms": w.warm_main, "warm_total_ms": w.warm_total,
+            "busy_cold_total_ms": busy_cold, "busy_warm_total_ms": busy_warm,
         }),
     );
 
@@ -109,7 +123,7 @@ fn main() {
     let floors = floors(&rootfs);
     json.insert("floors".into(), serde_json::json!(floors));
 
-    let quiet_after = floor_fork(200);
+    let quiet_after = quietness();
     // The gauge's change over the run, whichever way: other work on the machine moves it.
     let drift = (ms(quiet_after) / ms(quiet_before)).max(ms(quiet_before) / ms(quiet_after));
     let publishable = drift <= QUIET_ENOUGH;
@@ -439,6 +453,7 @@ fn seccomp_overhead(image: &Image) -> (f64, f64) {
 struct WarmFigures {
     cold_exec: f64,
     cold_main: f64,
+    cold_total: f64,
     warm_exec: f64,
     warm_main: f64,
     warm_total: f64,
@@ -458,12 +473,13 @@ fn warm_pool(image: &Image, runs: usize) -> WarmFigures {
     let cold_b = Sandbox::builder(image).memory(256 << 20).pids(64);
     let pool = Sandbox::builder(image).memory(256 << 20).pids(64).pool(4).expect("pool");
     let warm_b = pool.builder();
-    let mut cold = (Vec::new(), Vec::new());
+    let mut cold = (Vec::new(), Vec::new(), Vec::new());
     let mut warm = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (exec, main, _) = start(&cold_b);
+        let (exec, main, total) = start(&cold_b);
         cold.0.push(exec);
         cold.1.push(main);
+        cold.2.push(total);
         pool.wait_ready(Duration::from_secs(10));
         let (exec, main, total) = start(&warm_b);
         warm.0.push(exec);
@@ -478,10 +494,50 @@ fn warm_pool(image: &Image, runs: usize) -> WarmFigures {
     WarmFigures {
         cold_exec: p50(&mut cold.0),
         cold_main: p50(&mut cold.1),
+        cold_total: p50(&mut cold.2),
         warm_exec: p50(&mut warm.0),
         warm_main: p50(&mut warm.1),
         warm_total: p50(&mut warm.2),
     }
+}
+
+/// The median whole run, cold and from a warm pool of 4, with two cpu-bound processes
+/// running beside (the machine's two cores busy) and requests back to back: the pool
+/// refills only as fast as the load lets it.
+fn busy_pool(image: &Image, runs: usize) -> (f64, f64) {
+    let cold_b = Sandbox::builder(image).memory(256 << 20).pids(64);
+    let pool = Sandbox::builder(image).memory(256 << 20).pids(64).pool(4).expect("pool");
+    let warm_b = pool.builder();
+    pool.wait_ready(Duration::from_secs(10));
+    let mut hogs: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("start a cpu-bound process")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let whole = |b: &SandboxBuilder| {
+        let t0 = now_ns();
+        b.run(["/bin/true"]).expect("run");
+        now_ns() - t0
+    };
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for _ in 0..runs {
+        cold.push(whole(&cold_b));
+    }
+    for _ in 0..runs {
+        warm.push(whole(&warm_b));
+    }
+    for hog in &mut hogs {
+        let _ = hog.kill();
+        let _ = hog.wait();
+    }
+    cold.sort();
+    warm.sort();
+    (cold[runs / 2] as f64 / 1e6, warm[runs / 2] as f64 / 1e6)
 }
 
 fn now_ns() -> u64 {
@@ -536,6 +592,19 @@ const QUIET_ENOUGH: f64 = 1.3;
 /// fork + _exit + wait: the cheapest process the kernel makes; also the quietness gauge.
 fn floor_fork(n: usize) -> Duration {
     median(n, || fork_and(|| {}))
+}
+
+/// Set in the environment of this program started again to measure only the gauge.
+const GAUGE: &str = "ISOLETTE_BENCH_GAUGE";
+
+/// The quietness gauge, [`floor_fork`], measured by this program started afresh: a
+/// process that has run the rows forks slower (more mappings, thread arenas), which would
+/// read as a machine that got busier.
+fn quietness() -> Duration {
+    let exe = std::env::current_exe().expect("this program's path");
+    let out = std::process::Command::new(exe).env(GAUGE, "1").output().expect("start the gauge");
+    let ns: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the gauge's figure");
+    Duration::from_nanos(ns)
 }
 
 /// Forks a child that runs `f` (async-signal-safe only) and exits 0; waits for it.

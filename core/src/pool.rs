@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,9 @@ struct Shared {
     /// Runs served by a warm sandbox, and runs that went cold.
     warm_runs: AtomicU64,
     cold_runs: AtomicU64,
+    /// The refill thread's tid (0 until it runs), and whether it is at idle priority.
+    refill_tid: AtomicI32,
+    idle: AtomicBool,
 }
 
 #[derive(Default)]
@@ -101,6 +104,8 @@ impl Pool {
             changed: Condvar::new(),
             warm_runs: AtomicU64::new(0),
             cold_runs: AtomicU64::new(0),
+            refill_tid: AtomicI32::new(0),
+            idle: AtomicBool::new(false),
         });
         let worker = Arc::clone(&shared);
         // The thread that makes the sandboxes is their parent: it lives as long as the pool,
@@ -213,6 +218,12 @@ impl Pool {
                 None
             }
         };
+        if warm.is_none() {
+            // This request runs cold: the refill is behind. Under the lock the refill
+            // thread decides to idle under, so it cannot go idle again before it has
+            // filled the pool.
+            shared.boost();
+        }
         drop(state);
         shared.changed.notify_all();
         warm.filter(|w| w.plan.ops[..w.plan.split] == plan.ops[..plan.split])
@@ -249,18 +260,34 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A request found no sandbox ready: the refill thread gets the ordinary priority until
+    /// the pool is full again. At idle priority it starves while every cpu is busy, exactly
+    /// when requests need it; worse, a cold request then waits for whatever kernel lock
+    /// (cgroup, mount namespace) the starved thread holds, and runs slower than a cold run
+    /// without a pool. While the pool keeps up, the refill stays idle, so that making the
+    /// next sandbox never takes a cpu from a request's own setup.
+    fn boost(&self) {
+        let tid = self.refill_tid.load(Ordering::Acquire);
+        if tid != 0 && self.idle.swap(false, Ordering::AcqRel) {
+            crate::sys::set_scheduler(tid, libc::SCHED_OTHER);
+        }
+    }
 }
 
 /// The refill thread: keeps `size` sandboxes ready until the pool stops. For root it runs
-/// at idle priority, so making the next sandbox never takes a cpu from a run; a request
-/// gives its sandbox the ordinary priority back (which only root may).
+/// at idle priority, so that making sandboxes ahead never takes a cpu from a run, except
+/// from a request that found the pool empty until it is full again ([`Shared::boost`]); a
+/// request gives its own sandbox the ordinary priority back (which only root may).
 fn refill(shared: &Shared) {
-    if nix::unistd::geteuid().is_root() {
-        crate::sys::idle_priority();
-    }
+    let root = nix::unistd::geteuid().is_root();
+    shared.refill_tid.store(nix::unistd::gettid().as_raw(), Ordering::Release);
     loop {
         {
             let mut state = shared.lock();
+            if root && state.ready.len() >= shared.size && !shared.idle.swap(true, Ordering::AcqRel) {
+                crate::sys::idle_priority();
+            }
             while !state.stop && state.ready.len() >= shared.size {
                 state = shared.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }

@@ -162,6 +162,8 @@ impl Running {
 
     /// The sandbox's network namespace, for another sandbox to share
     /// ([`Network::Shared`](crate::Network::Shared)): a healthcheck that asks `localhost`.
+    /// Ask while it runs: once a wait has returned its outcome, its init is reaped, and
+    /// the pid may already be another process's.
     pub fn network(&self) -> Result<crate::SharedNetwork> {
         crate::network::SharedNetwork::of(self.pid)
     }

@@ -498,12 +498,7 @@ fn supervise(
         for copier in copiers {
             let _ = copier.join();
         }
-        let exit_code = outcome
-            .as_ref()
-            .ok()
-            .filter(|o| o.status == Status::Ok || o.status == Status::RuntimeError)
-            .and_then(|o| o.exit_code);
-        let again = outcome.is_ok() && spec.restart.restarts(exit_code, restarts);
+        let again = spec.restart.restarts_after(&outcome, restarts);
         let stopped = || shared.stop_at().is_some();
         shared.update(|s| {
             s.pid = None;

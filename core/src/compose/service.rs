@@ -284,6 +284,15 @@ impl Restart {
         }
     }
 
+    /// Whether a program that ended with `outcome` after `restarts` restarts is started
+    /// again, unless it was stopped: its exit status counts when it exited (ended `ok` or
+    /// `runtime_error`); a limit or a signal counts as a failure, and a setup error ends it.
+    pub fn restarts_after(&self, outcome: &Result<crate::Outcome>, restarts: u32) -> bool {
+        let Ok(out) = outcome else { return false };
+        let exited = out.status == crate::Status::Ok || out.status == crate::Status::RuntimeError;
+        self.restarts(out.exit_code.filter(|_| exited), restarts)
+    }
+
     /// How long to wait before restart number `restarts + 1`: Docker's back-off, 100 ms
     /// doubled each time, at most 10 s.
     pub fn backoff(restarts: u32) -> Duration {

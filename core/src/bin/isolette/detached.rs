@@ -310,12 +310,7 @@ pub(crate) fn supervise(dir: &Path, store: Option<PathBuf>, args: &RunArgs) -> u
         for copier in copiers {
             let _ = copier.join();
         }
-        let exit_code = outcome
-            .as_ref()
-            .ok()
-            .filter(|o| o.status == isolette::Status::Ok || o.status == isolette::Status::RuntimeError)
-            .and_then(|o| o.exit_code);
-        if stopped || outcome.is_err() || !policy.restarts(exit_code, restarts) {
+        if stopped || !policy.restarts_after(&outcome, restarts) {
             break outcome;
         }
         // Docker's back-off; `stop` ends it.
