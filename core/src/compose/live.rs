@@ -201,9 +201,9 @@ impl std::fmt::Debug for RunningProject {
 impl Project {
     /// Brings the project up in this process (`docker compose up`, attached to the
     /// caller): images from `store` (built where asked for or missing), networks (in
-    /// `networks`) and volumes (in `store`) made, each service started once what it depends on has reached its
-    /// condition. `progress` hears Compose's lines (` Network proj_default  Created`,
-    /// build steps). A dependency that fails its condition is an error in Compose's words
+    /// `networks`) and volumes (in `store`) made, each service started once what it
+    /// depends on has reached its condition. `progress` hears Compose's lines
+    /// (` Network proj_default  Created`, build steps). A dependency that fails its condition is an error in Compose's words
     /// (`dependency failed to start: proj-db-1 is unhealthy`), and everything this `up`
     /// started is stopped again.
     pub fn up(

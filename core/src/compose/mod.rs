@@ -244,9 +244,14 @@ impl Project {
         Ok(project)
     }
 
-    /// Checks what refers to what: networks, volumes, dependencies, and no cycle.
-    fn check(&self) -> Result<()> {
+    /// Checks what refers to what: networks, volumes, dependencies, and no cycle. Done at
+    /// load, and again before a project is brought up (its fields are public: a caller may
+    /// have changed them since).
+    pub(crate) fn check(&self) -> Result<()> {
         for (name, s) in &self.services {
+            if s.networks.is_empty() {
+                return Err(Error::config(format!("services.{name}.networks: a service needs a network")));
+            }
             if s.networks.len() > 1 {
                 return Err(Error::config(format!(
                     "services.{name}.networks: a sandbox is on one network; put the service on one of {}",
@@ -700,6 +705,25 @@ volumes:
         // Found from a directory below, too.
         std::fs::create_dir(root.join("sub")).unwrap();
         assert_eq!(load(&root.join("sub"), LoadOptions::new(), &[]).unwrap().name, "myapp");
+    }
+
+    #[test]
+    fn a_project_changed_after_loading_is_checked_again_before_it_runs() {
+        let (_t, root) = project("app", &[("compose.yaml", APP), (".env", "PORT=18080\n")]);
+        let mut p = load(&root, LoadOptions::new(), &[]).unwrap();
+        assert_eq!(p.wanted(&["web".into()]).unwrap(), ["db", "web"], "with what it depends on");
+        assert_eq!(p.wanted(&["db".into()]).unwrap(), ["db"]);
+        assert!(p.wanted(&["nope".into()]).unwrap_err().to_string().contains("no service `nope` in project app"));
+        let web = p.services.get_mut("web").unwrap();
+        web.depends_on.insert("ghost".into(), Condition::ServiceStarted);
+        let err = p.wanted(&["web".into()]).unwrap_err().to_string();
+        assert!(err.contains("services.web.depends_on: there is no service `ghost`"), "{err}");
+        let web = p.services.get_mut("web").unwrap();
+        web.depends_on.remove("ghost");
+        web.networks.clear();
+        let image = up::ServiceImage { reference: "x".into(), id: "i".into(), healthcheck: None, is_dir: false };
+        let err = p.spec("web", &image).unwrap_err().to_string();
+        assert!(err.contains("services.web.networks: a service needs a network"), "{err}");
     }
 
     #[test]

@@ -110,6 +110,7 @@ impl Project {
     /// depend on, in start order. A name that is not a service is an error naming the
     /// project's services.
     pub fn wanted(&self, services: &[String]) -> Result<Vec<String>> {
+        self.check()?;
         for n in services {
             if !self.services.contains_key(n) {
                 return Err(Error::config(format!(
@@ -291,6 +292,7 @@ impl Project {
     /// [`Project::images`]). A bind mount's missing source is made a directory, as Docker
     /// makes it.
     pub fn spec(&self, name: &str, image: &ServiceImage) -> Result<ServiceSpec> {
+        self.check()?;
         let service = self
             .services
             .get(name)
